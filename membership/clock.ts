@@ -1,0 +1,251 @@
+/**
+ * Injected time and randomness.
+ *
+ * Every timer and every random choice in murmur goes through a {@linkcode Clock}
+ * and a {@linkcode Random} passed in options. The defaults are the real ones
+ * ({@linkcode systemClock}, {@linkcode mathRandom}); tests and simulations pass a
+ * {@linkcode SimulatedClock} and a {@linkcode seededRandom} so that hundreds of nodes
+ * run in virtual time, in one process, and a failure can be replayed from its seed.
+ *
+ * @module
+ */
+
+import { setImmediate } from "node:timers";
+
+/** An opaque handle returned by {@linkcode Clock.setTimeout}. */
+export type TimerId = number | object;
+
+/**
+ * A source of time and timers.
+ *
+ * @example A clock that reports real time
+ * ```ts
+ * import { systemClock } from "@murmur/murmur/membership";
+ * const id = systemClock.setTimeout(() => {}, 10);
+ * systemClock.clearTimeout(id);
+ * console.log(systemClock.now() > 0);
+ * ```
+ */
+export interface Clock {
+  /** Milliseconds since an arbitrary, fixed epoch. Never decreases. */
+  now(): number;
+  /** Calls `fn` once after `ms` milliseconds. */
+  setTimeout(fn: () => void, ms: number): TimerId;
+  /** Cancels a timer; unknown or fired ids are ignored. */
+  clearTimeout(id: TimerId): void;
+}
+
+/**
+ * A source of uniformly distributed numbers in `[0, 1)`.
+ *
+ * @example
+ * ```ts
+ * import { seededRandom } from "@murmur/murmur/membership";
+ * const r = seededRandom(42);
+ * const x = r.next();
+ * console.log(x >= 0 && x < 1);
+ * ```
+ */
+export interface Random {
+  /** The next number in `[0, 1)`. */
+  next(): number;
+}
+
+/**
+ * The real clock: `Date.now()` and the platform's timers.
+ *
+ * @example
+ * ```ts
+ * import { systemClock } from "@murmur/murmur/membership";
+ * console.log(typeof systemClock.now());
+ * ```
+ */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as number),
+};
+
+/**
+ * The real randomness: `Math.random()`.
+ *
+ * @example
+ * ```ts
+ * import { mathRandom } from "@murmur/murmur/membership";
+ * console.log(mathRandom.next() < 1);
+ * ```
+ */
+export const mathRandom: Random = { next: () => Math.random() };
+
+/**
+ * A fast, deterministic generator (mulberry32) for tests and simulations.
+ *
+ * @param seed Any 32-bit integer; the same seed gives the same sequence.
+ * @example
+ * ```ts
+ * import { seededRandom } from "@murmur/murmur/membership";
+ * const a = seededRandom(7), b = seededRandom(7);
+ * console.log(a.next() === b.next()); // true
+ * ```
+ */
+export function seededRandom(seed: number): Random {
+  if (!Number.isFinite(seed)) throw new TypeError(`seed must be a finite number, got ${seed}`);
+  let s = seed >>> 0;
+  return {
+    next(): number {
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    },
+  };
+}
+
+/**
+ * Random bytes from a {@linkcode Random}: `crypto.getRandomValues` when the
+ * random source is {@linkcode mathRandom}, the seeded stream otherwise.
+ *
+ * @example
+ * ```ts
+ * import { randomBytes, seededRandom } from "@murmur/murmur/membership";
+ * console.log(randomBytes(seededRandom(1), 16).length); // 16
+ * ```
+ */
+export function randomBytes(random: Random, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  if (random === mathRandom) return crypto.getRandomValues(out);
+  for (let i = 0; i < length; i++) out[i] = Math.floor(random.next() * 256);
+  return out;
+}
+
+interface SimTimer {
+  id: number;
+  at: number;
+  seq: number;
+  fn: () => void;
+}
+
+/**
+ * A clock whose time only moves when told to. Timers fire in time order (ties in
+ * the order they were set), and between two timers every pending promise
+ * continuation runs, so promise-based code behaves as it would in real time.
+ *
+ * @example Run two seconds of virtual time instantly
+ * ```ts
+ * import { SimulatedClock } from "@murmur/murmur/membership";
+ * const clock = new SimulatedClock();
+ * let fired = 0;
+ * clock.setTimeout(() => fired++, 1500);
+ * await clock.advance(2000);
+ * console.log(fired, clock.now()); // 1 2000
+ * ```
+ */
+export class SimulatedClock implements Clock {
+  #now: number;
+  #seq = 0;
+  #nextId = 1;
+  #timers = new Map<number, SimTimer>();
+  #heap: SimTimer[] = [];
+
+  /** @param start The initial time in milliseconds (default 0). */
+  constructor(start = 0) {
+    this.#now = start;
+  }
+
+  /** The current virtual time. */
+  now(): number {
+    return this.#now;
+  }
+
+  /** Schedules `fn` at `now() + ms` of virtual time. */
+  setTimeout(fn: () => void, ms: number): TimerId {
+    const t: SimTimer = {
+      id: this.#nextId++,
+      at: this.#now + Math.max(0, ms || 0),
+      seq: this.#seq++,
+      fn,
+    };
+    this.#timers.set(t.id, t);
+    this.#push(t);
+    return t.id;
+  }
+
+  /** Cancels a timer. */
+  clearTimeout(id: TimerId): void {
+    if (typeof id === "number") this.#timers.delete(id);
+  }
+
+  /** Number of timers still pending. */
+  get pending(): number {
+    return this.#timers.size;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing every timer due on the way. Pending
+   * promise continuations and real I/O callbacks run between timers.
+   */
+  async advance(ms: number): Promise<void> {
+    if (!(ms >= 0)) throw new RangeError(`advance needs ms >= 0, got ${ms}`);
+    const until = this.#now + ms;
+    await settle();
+    for (;;) {
+      const t = this.#peek();
+      if (t === undefined || t.at > until) break;
+      this.#pop();
+      if (!this.#timers.delete(t.id)) continue;
+      this.#now = t.at;
+      t.fn();
+      await settle();
+    }
+    this.#now = until;
+    await settle();
+  }
+
+  #less(a: SimTimer, b: SimTimer): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  #peek(): SimTimer | undefined {
+    // Drop cancelled timers lazily.
+    while (this.#heap.length > 0 && !this.#timers.has(this.#heap[0]!.id)) this.#pop();
+    return this.#heap[0];
+  }
+
+  #push(t: SimTimer): void {
+    const h = this.#heap;
+    h.push(t);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.#less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  #pop(): void {
+    const h = this.#heap;
+    const last = h.pop();
+    if (h.length === 0 || last === undefined) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < h.length && this.#less(h[l]!, h[m]!)) m = l;
+      if (r < h.length && this.#less(h[r]!, h[m]!)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+}
+
+/**
+ * Lets every queued microtask and ready I/O callback run. `setImmediate` is used
+ * because a nested zero-delay `setTimeout` is clamped to milliseconds.
+ */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -1,0 +1,224 @@
+/**
+ * The named errors of the membership layer. Bad arguments throw `TypeError` or
+ * `RangeError`; domain failures that callers catch are the classes below, each
+ * with a `cause` where there is one.
+ *
+ * @module
+ */
+
+/**
+ * Base class of every murmur domain error.
+ *
+ * @example
+ * ```ts
+ * import { MurmurError, NodeDownError } from "@murmur/murmur/membership";
+ * console.log(new NodeDownError("b") instanceof MurmurError); // true
+ * ```
+ */
+export class MurmurError extends Error {
+  /** Creates the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A frame was larger than the connection's limit (`frameBytesMax`, or the small
+ * limit in force before the handshake).
+ *
+ * @example
+ * ```ts
+ * import { FrameTooLargeError } from "@murmur/murmur/membership";
+ * const e = new FrameTooLargeError(2_000_000, 1_048_576);
+ * console.log(e.message);
+ * ```
+ */
+export class FrameTooLargeError extends MurmurError {
+  /** Size of the offending frame in bytes. */
+  readonly bytes: number;
+  /** The limit that was in force. */
+  readonly limitBytes: number;
+  /** Creates the error. */
+  constructor(bytes: number, limitBytes: number) {
+    super(`frame of ${bytes} bytes exceeds the limit of ${limitBytes} bytes`);
+    this.bytes = bytes;
+    this.limitBytes = limitBytes;
+  }
+}
+
+/**
+ * A peer sent bytes that are not a valid frame or message: malformed CBOR, or a
+ * well-formed value of the wrong shape. The connection is closed.
+ *
+ * @example
+ * ```ts
+ * import { ProtocolError } from "@murmur/murmur/membership";
+ * console.log(new ProtocolError("bad tag").name); // ProtocolError
+ * ```
+ */
+export class ProtocolError extends MurmurError {}
+
+/**
+ * The handshake failed: wrong cookie, other cluster, other protocol version,
+ * duplicate or stale node, or timeout.
+ *
+ * @example
+ * ```ts
+ * import { HandshakeError } from "@murmur/murmur/membership";
+ * console.log(new HandshakeError("cookie mismatch").message);
+ * ```
+ */
+export class HandshakeError extends MurmurError {}
+
+/**
+ * The named node is not reachable now: it is down, partitioned away, left, or
+ * its connection was lost while a call or acknowledged send was waiting.
+ *
+ * @example
+ * ```ts
+ * import { NodeDownError } from "@murmur/murmur/membership";
+ * const e = new NodeDownError("b");
+ * console.log(e.node, e.message);
+ * ```
+ */
+export class NodeDownError extends MurmurError {
+  /** The node that could not be reached. */
+  readonly node: string;
+  /** Creates the error. */
+  constructor(node: string, detail = "is down", options?: ErrorOptions) {
+    super(`node "${node}" ${detail}`, options);
+    this.node = node;
+  }
+}
+
+/**
+ * The name is not a member of the cluster as this node sees it.
+ *
+ * @example
+ * ```ts
+ * import { UnknownNodeError } from "@murmur/murmur/membership";
+ * console.log(new UnknownNodeError("zz").message);
+ * ```
+ */
+export class UnknownNodeError extends MurmurError {
+  /** The unknown node name. */
+  readonly node: string;
+  /** Creates the error. */
+  constructor(node: string) {
+    super(`node "${node}" is not a member of this cluster`);
+    this.node = node;
+  }
+}
+
+/**
+ * The target node has no endpoint registered under that name.
+ *
+ * @example
+ * ```ts
+ * import { UnknownEndpointError } from "@murmur/murmur/membership";
+ * console.log(new UnknownEndpointError("b", "echo").message);
+ * ```
+ */
+export class UnknownEndpointError extends MurmurError {
+  /** The node that was asked. */
+  readonly node: string;
+  /** The endpoint name that was not found. */
+  readonly endpoint: string;
+  /** Creates the error. */
+  constructor(node: string, endpoint: string) {
+    super(`node "${node}" has no endpoint "${endpoint}"`);
+    this.node = node;
+    this.endpoint = endpoint;
+  }
+}
+
+/**
+ * The remote handler threw. `remoteName` and `remoteMessage` carry what the
+ * remote error said; the remote stack is not sent.
+ *
+ * @example
+ * ```ts
+ * import { RemoteHandlerError } from "@murmur/murmur/membership";
+ * const e = new RemoteHandlerError("b", "echo", "TypeError", "boom");
+ * console.log(e.message);
+ * ```
+ */
+export class RemoteHandlerError extends MurmurError {
+  /** The node whose handler threw. */
+  readonly node: string;
+  /** The endpoint whose handler threw. */
+  readonly endpoint: string;
+  /** `name` of the remote error. */
+  readonly remoteName: string;
+  /** `message` of the remote error. */
+  readonly remoteMessage: string;
+  /** Creates the error. */
+  constructor(node: string, endpoint: string, remoteName: string, remoteMessage: string) {
+    super(`handler "${endpoint}" on node "${node}" threw ${remoteName}: ${remoteMessage}`);
+    this.node = node;
+    this.endpoint = endpoint;
+    this.remoteName = remoteName;
+    this.remoteMessage = remoteMessage;
+  }
+}
+
+/**
+ * No reply arrived within `timeoutMs`. The request may still have been handled.
+ *
+ * @example
+ * ```ts
+ * import { CallTimeoutError } from "@murmur/murmur/membership";
+ * console.log(new CallTimeoutError("b", "echo", 5000).message);
+ * ```
+ */
+export class CallTimeoutError extends MurmurError {
+  /** The node that did not answer. */
+  readonly node: string;
+  /** The endpoint that was called. */
+  readonly endpoint: string;
+  /** The timeout that expired. */
+  readonly timeoutMs: number;
+  /** Creates the error. */
+  constructor(node: string, endpoint: string, timeoutMs: number) {
+    super(`call to "${endpoint}" on node "${node}" got no reply within ${timeoutMs} ms`);
+    this.node = node;
+    this.endpoint = endpoint;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A send queue is past its hard bound: the peer is not reading fast enough and
+ * too many senders are already waiting.
+ *
+ * @example
+ * ```ts
+ * import { QueueFullError } from "@murmur/murmur/membership";
+ * console.log(new QueueFullError("b", "default").message);
+ * ```
+ */
+export class QueueFullError extends MurmurError {
+  /** The destination node. */
+  readonly node: string;
+  /** The channel whose queue is full. */
+  readonly channel: string;
+  /** Creates the error. */
+  constructor(node: string, channel: string) {
+    super(`send queue to node "${node}" on channel "${channel}" is full`);
+    this.node = node;
+    this.channel = channel;
+  }
+}
+
+/**
+ * The node (or transport) was closed while the operation was pending or before
+ * it began.
+ *
+ * @example
+ * ```ts
+ * import { ClosedError } from "@murmur/murmur/membership";
+ * console.log(new ClosedError("node a is closed").message);
+ * ```
+ */
+export class ClosedError extends MurmurError {}

@@ -1,0 +1,26 @@
+/**
+ * Membership: nodes that find each other, authenticate, stay connected and
+ * carry messages and calls between named endpoints, over pluggable transports.
+ *
+ * @example
+ * ```ts
+ * import { Node } from "@murmur/murmur/membership";
+ * await using a = await Node.start({ name: "a", cookie: "secret" });
+ * await using b = await Node.start({ name: "b", cookie: "secret" });
+ * await b.join(a.spec);
+ * console.log(a.members()); // [ "a", "b" ]
+ * ```
+ *
+ * @module
+ */
+
+export * from "./clock.ts";
+export * from "./errors.ts";
+export * from "./transport.ts";
+export * from "./tcp_transport.ts";
+export * from "./memory_transport.ts";
+export * from "./codec.ts";
+export * from "./membership_state.ts";
+export * from "./handshake.ts";
+export * from "./node.ts";
+export * from "./transport_conformance.ts";

@@ -1,0 +1,275 @@
+/**
+ * TCP (and TLS) transport over `Deno.listen` / `Deno.connect`.
+ *
+ * @module
+ */
+
+import { FrameTooLargeError, ProtocolError } from "./errors.ts";
+import {
+  type Address,
+  type ConnectOptions,
+  DEFAULT_FRAME_BYTES_MAX,
+  encodeFrames,
+  FRAME_HEADER_BYTES,
+  type FrameConnection,
+  type FrameListener,
+  type Transport,
+} from "./transport.ts";
+
+/** TLS settings shared by listeners and outgoing connections. */
+export interface TlsOptions {
+  /** PEM certificate chain of this node, read from a file. */
+  certFile?: string;
+  /** PEM private key of this node, read from a file. */
+  keyFile?: string;
+  /** PEM certificate chain given inline (instead of `certFile`). */
+  cert?: string;
+  /** PEM private key given inline (instead of `keyFile`). */
+  key?: string;
+  /** PEM CA certificates trusted when connecting (default: the system roots). */
+  caCerts?: string[];
+}
+
+/** Options of {@linkcode TcpTransport}. */
+export interface TcpTransportOptions {
+  /** Use TLS on every connection (Deno.listenTls / Deno.connectTls). */
+  tls?: TlsOptions;
+  /** Read buffer size per connection in bytes (default 65536). */
+  readBufferBytes?: number;
+}
+
+const READ_BUFFER_BYTES_DEFAULT = 64 * 1024;
+
+/**
+ * The TCP transport, optionally with TLS. Frames are a 4-byte big-endian
+ * length and a body; batches of frames are coalesced into one write.
+ *
+ * @example Two TCP endpoints on loopback
+ * ```ts
+ * import { TcpTransport } from "@murmur/murmur/membership";
+ * const t = new TcpTransport();
+ * const l = await t.listen({ hostname: "127.0.0.1", port: 0 });
+ * const c = await t.connect(l.addr);
+ * const s = (await l.accept())!;
+ * await c.write([new TextEncoder().encode("hi")]);
+ * console.log(new TextDecoder().decode((await s.read())!)); // hi
+ * c.close(); s.close(); l.close();
+ * ```
+ */
+export class TcpTransport implements Transport {
+  readonly #tls: TlsOptions | undefined;
+  readonly #readBufferBytes: number;
+
+  /** Creates the transport; nothing is opened until `listen` or `connect`. */
+  constructor(options: TcpTransportOptions = {}) {
+    this.#tls = options.tls;
+    this.#readBufferBytes = options.readBufferBytes ?? READ_BUFFER_BYTES_DEFAULT;
+    if (!(this.#readBufferBytes >= 1024)) {
+      throw new RangeError(`readBufferBytes must be at least 1024, got ${this.#readBufferBytes}`);
+    }
+  }
+
+  /** Listens on `addr` (port 0: any free port). */
+  async listen(addr: Address): Promise<FrameListener> {
+    let listener: Deno.Listener;
+    if (this.#tls !== undefined) {
+      const cert = this.#tls.cert ?? await readPem(this.#tls.certFile, "certFile");
+      const key = this.#tls.key ?? await readPem(this.#tls.keyFile, "keyFile");
+      listener = Deno.listenTls({ hostname: addr.hostname, port: addr.port, cert, key });
+    } else {
+      listener = Deno.listen({ hostname: addr.hostname, port: addr.port, transport: "tcp" });
+    }
+    return new TcpListener(listener, this.#readBufferBytes);
+  }
+
+  /** Connects to `addr`. */
+  async connect(addr: Address, options: ConnectOptions = {}): Promise<FrameConnection> {
+    options.signal?.throwIfAborted();
+    const pending: Promise<Deno.Conn> = this.#tls !== undefined
+      ? Deno.connectTls({
+        hostname: addr.hostname,
+        port: addr.port,
+        ...(this.#tls.caCerts ? { caCerts: this.#tls.caCerts } : {}),
+      })
+      : Deno.connect({ hostname: addr.hostname, port: addr.port, transport: "tcp" });
+    const conn = await abortable(pending, options.signal, (c) => c.close());
+    if (this.#tls !== undefined) {
+      try {
+        await abortable((conn as Deno.TlsConn).handshake(), options.signal);
+      } catch (e) {
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+        throw e;
+      }
+    }
+    return new TcpFrameConnection(conn, addr, this.#readBufferBytes);
+  }
+}
+
+async function readPem(path: string | undefined, what: string): Promise<string> {
+  if (path === undefined) throw new TypeError(`tls.${what} (or its inline form) is required`);
+  return await Deno.readTextFile(path);
+}
+
+/** Awaits `p` unless `signal` aborts first; a late result is disposed of. */
+function abortable<T>(
+  p: Promise<T>,
+  signal: AbortSignal | undefined,
+  dispose?: (value: T) => void,
+): Promise<T> {
+  if (signal === undefined) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then((v) => {
+      signal.removeEventListener("abort", onAbort);
+      if (signal.aborted) dispose?.(v);
+      else resolve(v);
+    }, (e) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(e);
+    });
+  });
+}
+
+class TcpListener implements FrameListener {
+  readonly addr: Address;
+  readonly #listener: Deno.Listener;
+  readonly #readBufferBytes: number;
+  #closed = false;
+
+  constructor(listener: Deno.Listener, readBufferBytes: number) {
+    this.#listener = listener;
+    this.#readBufferBytes = readBufferBytes;
+    const a = listener.addr as Deno.NetAddr;
+    this.addr = { hostname: a.hostname, port: a.port };
+  }
+
+  async accept(): Promise<FrameConnection | null> {
+    if (this.#closed) return null;
+    try {
+      const conn = await this.#listener.accept();
+      const r = conn.remoteAddr as Deno.NetAddr;
+      return new TcpFrameConnection(
+        conn,
+        { hostname: r.hostname, port: r.port },
+        this.#readBufferBytes,
+      );
+    } catch (e) {
+      if (this.#closed || e instanceof Deno.errors.BadResource) return null;
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch { /* already closed */ }
+  }
+}
+
+class TcpFrameConnection implements FrameConnection {
+  readonly remoteAddr: Address;
+  frameBytesMax: number = DEFAULT_FRAME_BYTES_MAX;
+  readonly #conn: Deno.Conn;
+  #buf: Uint8Array;
+  #view: DataView;
+  #start = 0;
+  #end = 0;
+  #closed = false;
+  readonly #baseBytes: number;
+
+  constructor(conn: Deno.Conn, remoteAddr: Address, bufferBytes: number) {
+    this.#conn = conn;
+    this.remoteAddr = remoteAddr;
+    this.#baseBytes = bufferBytes;
+    this.#buf = new Uint8Array(bufferBytes);
+    this.#view = new DataView(this.#buf.buffer);
+    try {
+      (conn as Deno.TcpConn).setNoDelay?.(true);
+    } catch { /* not a TCP socket */ }
+  }
+
+  async read(): Promise<Uint8Array | null> {
+    for (;;) {
+      const available = this.#end - this.#start;
+      if (available >= FRAME_HEADER_BYTES) {
+        const len = this.#view.getUint32(this.#start);
+        if (len > this.frameBytesMax) throw new FrameTooLargeError(len, this.frameBytesMax);
+        const need = FRAME_HEADER_BYTES + len;
+        if (available >= need) {
+          const body = this.#buf.slice(
+            this.#start + FRAME_HEADER_BYTES,
+            this.#start + need,
+          );
+          this.#start += need;
+          if (this.#start === this.#end) this.#start = this.#end = 0;
+          return body;
+        }
+        this.#makeRoom(need);
+      } else {
+        this.#makeRoom(FRAME_HEADER_BYTES);
+      }
+      if (this.#closed) return null;
+      let n: number | null;
+      try {
+        n = await this.#conn.read(this.#buf.subarray(this.#end));
+      } catch (e) {
+        if (this.#closed || isDisconnect(e)) return null;
+        throw e;
+      }
+      if (n === null) {
+        if (this.#end > this.#start) {
+          throw new ProtocolError(`stream ended inside a frame (${this.#end - this.#start} bytes)`);
+        }
+        return null;
+      }
+      this.#end += n;
+    }
+  }
+
+  /** Ensures the buffer holds `need` bytes from `#start` and has room to read into. */
+  #makeRoom(need: number): void {
+    if (this.#start + need <= this.#buf.length && this.#end < this.#buf.length) return;
+    const pending = this.#end - this.#start; // always < need here
+    const size = Math.max(this.#baseBytes, need);
+    if (size !== this.#buf.length) {
+      // Grow for a large frame, or shrink back to the base size after one.
+      const next = new Uint8Array(size);
+      next.set(this.#buf.subarray(this.#start, this.#end));
+      this.#buf = next;
+      this.#view = new DataView(next.buffer);
+    } else {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+    }
+    this.#start = 0;
+    this.#end = pending;
+  }
+
+  async write(frames: readonly Uint8Array[]): Promise<void> {
+    if (frames.length === 0) return;
+    let data = encodeFrames(frames);
+    while (data.length > 0) {
+      const n = await this.#conn.write(data);
+      data = data.subarray(n);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+function isDisconnect(e: unknown): boolean {
+  return e instanceof Deno.errors.BadResource || e instanceof Deno.errors.ConnectionReset ||
+    e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.Interrupted ||
+    e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.NotConnected ||
+    e instanceof Deno.errors.UnexpectedEof;
+}
