@@ -244,6 +244,8 @@ export interface NodeStats {
   gossipsOut: number;
   /** Open connections. */
   connections: number;
+  /** Bytes waiting in send queues, all connections together. */
+  queuedBytes: number;
 }
 
 interface Peer {
@@ -366,7 +368,7 @@ export class Node implements AsyncDisposable {
   #retransmitTimer: TimerId | undefined;
   #gossipSoon: TimerId | undefined;
   readonly #tasks = new Set<Promise<unknown>>();
-  readonly #stats: Omit<NodeStats, "connections"> = {
+  readonly #stats: Omit<NodeStats, "connections" | "queuedBytes"> = {
     framesIn: 0,
     framesOut: 0,
     badConnections: 0,
@@ -533,11 +535,21 @@ export class Node implements AsyncDisposable {
 
   /** Counters (see {@linkcode NodeStats}). */
   stats(): NodeStats {
-    let connections = this.#incoming.size;
-    for (const p of this.#peers.values()) {
-      for (const ls of p.slots.values()) connections += ls.length;
+    let connections = 0;
+    let queuedBytes = 0;
+    for (const l of this.#incoming) {
+      connections++;
+      queuedBytes += l.queuedBytes;
     }
-    return { ...this.#stats, connections };
+    for (const p of this.#peers.values()) {
+      for (const ls of p.slots.values()) {
+        for (const l of ls) {
+          connections++;
+          queuedBytes += l.queuedBytes;
+        }
+      }
+    }
+    return { ...this.#stats, connections, queuedBytes };
   }
 
   /**
@@ -1361,7 +1373,7 @@ export class Node implements AsyncDisposable {
           }
           this.#deliver(m.endpoint, m.payload, link.peer, link.channel);
         }
-        link.enqueueControl(encodeValue([Tag.Ack, m.seq]));
+        if (!this.#isPartitioned(link.peer)) link.enqueueControl(encodeValue([Tag.Ack, m.seq]));
         return;
       }
       case Tag.Ack: {

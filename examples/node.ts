@@ -1,0 +1,113 @@
+/**
+ * One murmur node you can run on any machine:
+ *
+ *   deno run --allow-net examples/node.ts --name a --port 7000 --cookie s3cret
+ *   deno run --allow-net examples/node.ts --name b --port 7001 --join 127.0.0.1:7000 --cookie s3cret
+ *
+ * It logs membership changes, answers `echo` and `info` calls, and with
+ * `--json` prints one JSON object per line (used by the demo and the tests).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { Node } from "../mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    name: { type: "string" },
+    host: { type: "string", default: "127.0.0.1" },
+    port: { type: "string", default: "0" },
+    join: { type: "string", multiple: true, default: [] },
+    cookie: { type: "string", default: Deno.env.get("MURMUR_COOKIE") ?? "" },
+    "failure-timeout-ms": { type: "string", default: "2000" },
+    "ping-interval-ms": { type: "string", default: "300" },
+    json: { type: "boolean", default: false },
+  },
+});
+
+if (!values.name || !values.cookie) {
+  console.error(
+    "usage: node.ts --name NAME --cookie SECRET [--host 127.0.0.1] [--port 0] [--join HOST:PORT]... [--json]",
+  );
+  Deno.exit(2);
+}
+
+const started = Date.now();
+function emit(event: string, fields: Record<string, unknown> = {}): void {
+  if (values.json) console.log(JSON.stringify({ t: Date.now(), event, ...fields }));
+  else {
+    const extra = Object.entries(fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");
+    console.log(`${((Date.now() - started) / 1000).toFixed(3)}s ${values.name} ${event} ${extra}`);
+  }
+}
+
+const node = await Node.start({
+  name: values.name,
+  cookie: values.cookie,
+  listen: { hostname: values.host, port: Number(values.port) },
+  failureTimeoutMs: Number(values["failure-timeout-ms"]),
+  pingIntervalMs: Number(values["ping-interval-ms"]),
+  reconnectBackoffMaxMs: 1000,
+  logger: (r) => {
+    if (r.level === "warn" || r.level === "error") {
+      emit("log", { level: r.level, msg: r.msg, peer: r.peer, error: String(r.error ?? "") });
+    }
+  },
+});
+node.register("echo", (msg) => msg);
+node.register(
+  "info",
+  () => ({ name: node.name, incarnation: node.spec.incarnation, pid: Deno.pid }),
+);
+
+let lastMembers = "";
+function reportMembers(): void {
+  const m = node.members().join(",");
+  if (m !== lastMembers) {
+    lastMembers = m;
+    emit("members", { members: node.members() });
+  }
+}
+node.onUp("*", (peer) => {
+  emit("up", { peer, incarnation: node.memberSpec(peer)?.incarnation });
+  reportMembers();
+});
+node.onDown("*", (peer) => {
+  emit("down", { peer });
+  reportMembers();
+});
+const poll = setInterval(reportMembers, 200);
+
+emit("ready", {
+  name: node.name,
+  port: node.spec.listenAddrs[0]?.port,
+  incarnation: node.spec.incarnation,
+  pid: Deno.pid,
+});
+
+for (const target of values.join) {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await node.join(target);
+      emit("joined", { target });
+      break;
+    } catch (e) {
+      if (attempt >= 20) {
+        emit("join-failed", { target, error: String(e) });
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function shutdown(): Promise<void> {
+  clearInterval(poll);
+  emit("stopping");
+  await node.close();
+  Deno.exit(0);
+}
+Deno.addSignalListener("SIGTERM", shutdown);
+Deno.addSignalListener("SIGINT", shutdown);

@@ -1,0 +1,168 @@
+// Test helpers: bounded waiting, node subprocesses.
+
+import { Node, type NodeOptions } from "../mod.ts";
+
+/** Polls `check` until it returns a truthy value; bounded in time. */
+export async function eventually<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 5000,
+  intervalMs = 10,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; Date.now() < deadline && i < 100_000; i++) {
+    const v = await check();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** Resolves with the next `onUp`/`onDown` of `peer` at `node`; rejects after `timeoutMs`. */
+export function nextEvent(
+  node: Node,
+  kind: "up" | "down",
+  peer: string,
+  timeoutMs = 5000,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`${node.name}: no ${kind} of ${peer} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const off = (kind === "up" ? node.onUp : node.onDown).call(node, peer, () => {
+      clearTimeout(timer);
+      off();
+      resolve(Date.now());
+    });
+  });
+}
+
+/** Fast timings for tests on loopback. */
+export const FAST: Partial<NodeOptions> = {
+  gossipIntervalMs: 200,
+  pingIntervalMs: 100,
+  failureTimeoutMs: 600,
+  reconnectBackoffMinMs: 20,
+  reconnectBackoffMaxMs: 200,
+  retransmitIntervalMs: 100,
+  connectTimeoutMs: 2000,
+};
+
+/** Starts a node on 127.0.0.1 with fast timings and a quiet logger. */
+export function startNode(name: string, extra: Partial<NodeOptions> = {}): Promise<Node> {
+  return Node.start({
+    name,
+    cookie: "test-cookie",
+    logger: () => {},
+    ...FAST,
+    ...extra,
+  } as NodeOptions);
+}
+
+/** Waits until every node sees exactly `names` as members and connected members. */
+export async function converged(nodes: Node[], names: string[], timeoutMs = 5000): Promise<void> {
+  const want = [...names].sort().join(",");
+  await eventually(
+    () =>
+      nodes.every((n) => n.members().join(",") === want && n.connectedMembers().join(",") === want),
+    `views to converge on ${want}`,
+    timeoutMs,
+  );
+}
+
+/** A node running in its own `deno` process (examples/node.ts --json). */
+export class NodeProcess {
+  readonly child: Deno.ChildProcess;
+  readonly events: Record<string, unknown>[] = [];
+  #waiters: {
+    match: (e: Record<string, unknown>) => boolean;
+    resolve: (e: Record<string, unknown>) => void;
+  }[] = [];
+  readonly #pump: Promise<void>;
+
+  constructor(args: string[]) {
+    const script = new URL("../examples/node.ts", import.meta.url).pathname;
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net=127.0.0.1",
+        "--allow-env",
+        script,
+        "--json",
+        "--cookie",
+        "test-cookie",
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+      stdin: "null",
+    }).spawn();
+    this.#pump = this.#read();
+  }
+
+  async #read(): Promise<void> {
+    let buf = "";
+    const dec = new TextDecoder();
+    for await (const chunk of this.child.stdout) {
+      buf += dec.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let e: Record<string, unknown>;
+        try {
+          e = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        this.events.push(e);
+        for (const w of [...this.#waiters]) {
+          if (w.match(e)) {
+            this.#waiters.splice(this.#waiters.indexOf(w), 1);
+            w.resolve(e);
+          }
+        }
+      }
+    }
+  }
+
+  /** The first event (past or future) matching `match`. */
+  waitFor(
+    match: (e: Record<string, unknown>) => boolean,
+    what: string,
+    timeoutMs = 15000,
+  ): Promise<Record<string, unknown>> {
+    const past = this.events.find(match);
+    if (past) return Promise.resolve(past);
+    return new Promise((resolve, reject) => {
+      const w = {
+        match,
+        resolve: (e: Record<string, unknown>) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        reject(new Error(`timed out waiting for ${what}`));
+      }, timeoutMs);
+      this.#waiters.push(w);
+    });
+  }
+
+  /** Waits for the `ready` line and returns the port. */
+  async ready(): Promise<number> {
+    const e = await this.waitFor((e) => e.event === "ready", "ready");
+    return e.port as number;
+  }
+
+  /** Sends a signal and waits for exit. */
+  async kill(signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    try {
+      this.child.kill(signal);
+    } catch { /* already gone */ }
+    await this.child.status;
+    await this.#pump;
+  }
+}
