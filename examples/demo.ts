@@ -1,0 +1,184 @@
+/**
+ * `deno task demo`: five murmur nodes as separate `deno` processes on
+ * 127.0.0.1. Shows them converge, a call round trip, one node killed with
+ * SIGKILL and seen down by the others, then restarted and seen up again with
+ * its new incarnation. Prints a timeline and exits 0 by itself.
+ *
+ * @module
+ */
+
+import { Node } from "../mod.ts";
+
+const t0 = Date.now();
+const stamp = () => `${((Date.now() - t0) / 1000).toFixed(3).padStart(7)}s`;
+function say(line: string): void {
+  console.log(`${stamp()}  ${line}`);
+}
+
+type Event = Record<string, unknown> & { event: string };
+
+class Proc {
+  readonly name: string;
+  readonly child: Deno.ChildProcess;
+  readonly events: Event[] = [];
+  #listeners: ((e: Event) => void)[] = [];
+  readonly done: Promise<void>;
+
+  constructor(name: string, join?: number) {
+    this.name = name;
+    const script = new URL("./node.ts", import.meta.url).pathname;
+    const args = ["run", "--allow-net=127.0.0.1", "--allow-env", script, "--json", "--name", name];
+    args.push("--cookie", "demo-cookie", "--failure-timeout-ms", "1500");
+    if (join !== undefined) args.push("--join", `127.0.0.1:${join}`);
+    this.child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
+      .spawn();
+    this.done = this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    let buf = "";
+    const dec = new TextDecoder();
+    for await (const chunk of this.child.stdout) {
+      buf += dec.decode(chunk, { stream: true });
+      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          const e = JSON.parse(line) as Event;
+          this.events.push(e);
+          for (const l of this.#listeners) l(e);
+        } catch { /* not an event line */ }
+      }
+    }
+  }
+
+  next(match: (e: Event) => boolean, what: string, timeoutMs = 10_000): Promise<Event> {
+    const past = this.events.find(match);
+    if (past) return Promise.resolve(past);
+    return new Promise((resolve, reject) => {
+      const l = (e: Event) => {
+        if (!match(e)) return;
+        clearTimeout(timer);
+        this.#listeners = this.#listeners.filter((x) => x !== l);
+        resolve(e);
+      };
+      const timer = setTimeout(() => {
+        this.#listeners = this.#listeners.filter((x) => x !== l);
+        reject(new Error(`${this.name}: timed out waiting for ${what}`));
+      }, timeoutMs);
+      this.#listeners.push(l);
+    });
+  }
+
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<void> {
+    try {
+      this.child.kill(signal);
+    } catch { /* already exited */ }
+    await this.child.status;
+    await this.done;
+  }
+}
+
+const names = ["n1", "n2", "n3", "n4", "n5"];
+const procs = new Map<string, Proc>();
+const deadline = setTimeout(() => {
+  console.error("demo: over 30 s, giving up");
+  for (const p of procs.values()) p.child.kill("SIGKILL");
+  Deno.exit(1);
+}, 30_000);
+
+let observer: Node | undefined;
+try {
+  say("starting 5 nodes as separate deno processes");
+  const first = new Proc("n1");
+  procs.set("n1", first);
+  const seedPort = (await first.next((e) => e.event === "ready", "n1 ready")).port as number;
+  say(`n1 listening on 127.0.0.1:${seedPort}`);
+  for (const name of names.slice(1)) procs.set(name, new Proc(name, seedPort));
+  const ready = await Promise.all(
+    names.slice(1).map((n) => procs.get(n)!.next((e) => e.event === "ready", "ready")),
+  );
+  for (const [i, e] of ready.entries()) {
+    say(`${names[i + 1]} listening on 127.0.0.1:${e.port} (pid ${e.pid})`);
+  }
+
+  // Convergence: every process reports the same 5 members.
+  const full = (e: Event) => e.event === "members" && (e.members as string[]).length === 5;
+  await Promise.all(names.map((n) => procs.get(n)!.next(full, "5 members")));
+  say(`converged: every node sees [${names.join(", ")}]`);
+
+  // The demo's own node joins as an observer and makes a call.
+  observer = await Node.start({
+    name: "observer",
+    cookie: "demo-cookie",
+    failureTimeoutMs: 1500,
+    pingIntervalMs: 300,
+    logger: () => {},
+  });
+  const obs = observer;
+  const allUp = new Promise<void>((resolve) => {
+    const check = () => obs.connectedMembers().length === 6 && (off(), resolve());
+    const off = obs.onUp("*", check);
+  });
+  await observer.join(`127.0.0.1:${seedPort}`);
+  await allUp;
+  say(`observer (this process) joined via n1 and is connected to all 5`);
+  const t = performance.now();
+  const reply = await observer.call("n3", "echo", { hello: "from the demo" });
+  say(
+    `call observer -> n3 echo: ${JSON.stringify(reply)} in ${
+      (performance.now() - t).toFixed(2)
+    } ms`,
+  );
+  const info = await observer.call("n4", "info", null) as { incarnation: number; pid: number };
+  say(`n4 is pid ${info.pid}, incarnation ${info.incarnation}`);
+
+  // SIGKILL n4.
+  const victim = procs.get("n4")!;
+  const downs = ["n1", "n2", "n3", "n5"].map((n) =>
+    procs.get(n)!.next((e) => e.event === "down" && e.peer === "n4", `${n} sees n4 down`).then(() =>
+      n
+    )
+  );
+  const killedAt = Date.now();
+  say("SIGKILL n4");
+  await victim.stop("SIGKILL");
+  for (const d of downs) {
+    const who = await d;
+    say(`${who} sees n4 down (${Date.now() - killedAt} ms after the kill)`);
+  }
+  say(
+    `members at n1 still include n4 (a crash is not a leave): [${observer.members().join(", ")}]`,
+  );
+
+  // Restart n4: new process, new port, new incarnation.
+  const ups = ["n1", "n2", "n3", "n5"].map((n) =>
+    procs.get(n)!.next(
+      (e) => e.event === "up" && e.peer === "n4" && (e.incarnation as number) > info.incarnation,
+      `${n} sees the new n4`,
+    ).then((e) => [n, e] as const)
+  );
+  const observerUp = new Promise<void>((resolve) => {
+    const off = observer!.onUp("n4", () => (off(), resolve()));
+  });
+  say("restarting n4");
+  const reborn = new Proc("n4", seedPort);
+  procs.set("n4", reborn);
+  const r = await reborn.next((e) => e.event === "ready", "n4 ready");
+  say(`n4 is back on 127.0.0.1:${r.port} (pid ${r.pid}), incarnation ${r.incarnation}`);
+  for (const u of ups) {
+    const [who, e] = await u;
+    say(`${who} sees n4 up again, incarnation ${e.incarnation} (was ${info.incarnation})`);
+  }
+  await observerUp;
+  const spec = observer.memberSpec("n4");
+  say(`stale spec replaced everywhere: n4 -> 127.0.0.1:${spec?.listenAddrs[0]?.port}`);
+  const again = await observer.call("n4", "info", null) as { pid: number };
+  say(`call observer -> n4 info: pid ${again.pid}`);
+} finally {
+  say("stopping");
+  await observer?.close();
+  await Promise.all([...procs.values()].map((p) => p.stop()));
+  clearTimeout(deadline);
+}
+say("done");
