@@ -6,7 +6,10 @@
  * @module
  */
 
-import { Decoder, Encoder } from "cbor-x";
+// The subpath entries are cbor-x's plain JavaScript build: no native addon and no
+// environment lookup at load, so users need no --allow-env.
+import { Encoder } from "cbor-x/encode";
+import { Decoder } from "cbor-x/decode";
 import { ProtocolError } from "./errors.ts";
 
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
