@@ -16,3 +16,4 @@
  */
 
 export * from "./membership/mod.ts";
+export * from "./durable/mod.ts";

@@ -148,7 +148,11 @@ export class SimulatedClock implements Clock {
   #timers = new Map<number, SimTimer>();
   #heap: SimTimer[] = [];
 
-  /** @param start The initial time in milliseconds (default 0). */
+  /**
+   * Creates a clock stopped at `start`.
+   *
+   * @param start The initial time in milliseconds (default 0).
+   */
   constructor(start = 0) {
     this.#now = start;
   }

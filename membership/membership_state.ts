@@ -335,7 +335,7 @@ export function entriesForWire(state: MembershipState): [NodeSpec, boolean][] {
  * ```
  */
 export function isName(v: unknown): v is string {
-  // deno-lint-ignore no-control-regex
   return typeof v === "string" && v.length > 0 && v.length <= NAME_LENGTH_MAX &&
+    // deno-lint-ignore no-control-regex
     !/[\x00-\x1f]/.test(v);
 }

@@ -69,6 +69,7 @@ export interface MemoryNetworkStats {
  * ```
  */
 export class MemoryNetwork {
+  /** The clock that times latency. */
   readonly clock: Clock;
   readonly #random: Random;
   #latency: readonly [number, number];

@@ -1,4 +1,4 @@
-import { MemoryNetwork, MemoryTransport, TcpTransport, testTransport } from "./mod.ts";
+import { MemoryNetwork, type MemoryTransport, TcpTransport, testTransport } from "./mod.ts";
 
 testTransport("tcp", {
   transport: () => new TcpTransport(),
