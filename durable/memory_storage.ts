@@ -17,6 +17,8 @@ import {
   type ListOptions,
   type ListSelector,
   type Mutation,
+  ORDER_STAMP_BYTES,
+  OrderStamp,
   PORTABLE_LIMITS,
   type Storage,
   StorageError,
@@ -150,10 +152,10 @@ export class MemoryStorage implements Storage {
       for (const m of mutations) {
         let k: Uint8Array;
         if (m.type === "appendOrdered") {
-          const stamp = new Uint8Array(12);
+          const stamp = new OrderStamp(ORDER_STAMP_BYTES);
           const v = new DataView(stamp.buffer);
-          v.setBigUint64(0, this.#commit);
-          v.setUint32(8, seq++);
+          v.setBigUint64(2, this.#commit); // bytes 0-9: the commit, 10-11: order within it
+          v.setUint16(10, seq++);
           k = encodeKey([...m.prefix, stamp]);
         } else k = encodeKey(m.key);
         const id = hex(k);

@@ -176,6 +176,23 @@ export const PORTABLE_LIMITS: StorageLimits = Object.freeze({
 
 // ------------------------------------------------------------------ key codec
 
+/** Length of an {@linkcode OrderStamp}: a 10-byte commit versionstamp and a 2-byte order within the commit. */
+export const ORDER_STAMP_BYTES = 12;
+
+/**
+ * The last key part written by `appendOrdered` in the memory and FoundationDB
+ * backends: fixed-width bytes that sort in commit order. Pass it back as
+ * received (for example to delete the entry).
+ *
+ * @example
+ * ```ts
+ * import { decodeKey, encodeKey, OrderStamp } from "@murmur/murmur/durable";
+ * const k = decodeKey(encodeKey(["q", new OrderStamp(12)]));
+ * console.log(k[1] instanceof OrderStamp); // true
+ * ```
+ */
+export class OrderStamp extends Uint8Array {}
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -201,7 +218,12 @@ export function encodeKey(key: Key): Uint8Array {
   if (!Array.isArray(key)) throw new TypeError("a key must be an array of parts");
   const out: number[] = [];
   for (const part of key) {
-    if (part instanceof Uint8Array) {
+    if (part instanceof OrderStamp) {
+      if (part.length !== ORDER_STAMP_BYTES) {
+        throw new TypeError(`an OrderStamp has ${ORDER_STAMP_BYTES} bytes`);
+      }
+      out.push(0x33, ...part);
+    } else if (part instanceof Uint8Array) {
       out.push(0x01);
       pushEscaped(out, part);
     } else if (typeof part === "string") {
@@ -271,6 +293,10 @@ export function decodeKey(bytes: Uint8Array): KeyPart[] {
       const v = new DataView(bytes.buffer, bytes.byteOffset + i, 8).getBigUint64(0) ^ (1n << 63n);
       i += 8;
       parts.push(BigInt.asIntN(64, v));
+    } else if (tag === 0x33) {
+      if (i + ORDER_STAMP_BYTES > bytes.length) throw new StorageError("truncated order stamp");
+      parts.push(new OrderStamp(bytes.slice(i, i + ORDER_STAMP_BYTES)));
+      i += ORDER_STAMP_BYTES;
     } else if (tag === 0x26) parts.push(false);
     else if (tag === 0x27) parts.push(true);
     else throw new StorageError(`unknown key tag ${tag}`);
