@@ -18,3 +18,5 @@ export * from "./storage.ts";
 export * from "./memory_storage.ts";
 export * from "./denokv_storage.ts";
 export * from "./conformance.ts";
+export * from "./errors.ts";
+export * from "./server.ts";

@@ -1,0 +1,190 @@
+import assert from "node:assert/strict";
+import {
+  DeadLetterError,
+  DenoKvStorage,
+  type DurableBehaviour,
+  DurableServer,
+  DurableTimeoutError,
+  MemoryStorage,
+  type Storage,
+  StorageLimitError,
+} from "./mod.ts";
+
+type CounterCall = "get" | { slow: number };
+const Counter: DurableBehaviour<number, CounterCall, { add: number } | "boom", never, number> = {
+  init: (arg) => ({ state: typeof arg === "number" ? arg : 0 }),
+  handleCall: async (msg, _from, n) => {
+    if (typeof msg === "object") await new Promise((r) => setTimeout(r, msg.slow));
+    return { reply: n, state: n };
+  },
+  handleCast: (msg, n) => {
+    if (msg === "boom") throw new RangeError("boom");
+    return { state: n + msg.add };
+  },
+};
+
+for (
+  const [name, open] of [
+    ["memory", () => Promise.resolve(new MemoryStorage())],
+    ["deno kv", () => DenoKvStorage.open(":memory:")],
+  ] as [string, () => Promise<Storage>][]
+) {
+  Deno.test(`${name}: call, cast, castBatch keep FIFO and state survives a new handle`, async () => {
+    await using storage = await open();
+    const s1 = await DurableServer.start(Counter, 10, { storage, tenant: ["c", 1] });
+    await s1.cast({ add: 1 });
+    await s1.castBatch([{ add: 2 }, { add: 3 }]);
+    assert.equal(await s1.call("get"), 16);
+    await s1.stop();
+    // A new handle (a restart) sees the durable state; init does not run again.
+    await using s2 = await DurableServer.start(Counter, 999, { storage, tenant: ["c", 1] });
+    assert.equal(await s2.call("get"), 16);
+    // reset re-initialises.
+    await using s3 = await DurableServer.start(Counter, 5, {
+      storage,
+      tenant: ["c", 2],
+      reset: true,
+    });
+    assert.equal(await s3.call("get"), 5);
+    assert.equal(await s2.call("get"), 16, "tenants are separate");
+  });
+
+  Deno.test(`${name}: a throwing callback is retried, then dead-lettered, and can be replayed`, async () => {
+    await using storage = await open();
+    await using s = await DurableServer.start(Counter, 0, {
+      storage,
+      tenant: ["d"],
+      maxAttempts: 3,
+    });
+    await s.cast("boom");
+    await s.cast({ add: 1 });
+    assert.equal(await s.call("get"), 1, "the queue moved on past the dead letter");
+    const dl = await s.deadLetters();
+    assert.equal(dl.length, 1);
+    assert.equal(dl[0]!.attempts, 3);
+    assert.deepEqual(dl[0]!.error, { name: "RangeError", message: "boom" });
+    assert.equal(s.stats().failures, 3);
+    assert.equal(await s.replayDeadLetters(), 1);
+    assert.equal(await s.call("get"), 1);
+    assert.equal(
+      (await s.deadLetters()).length,
+      1,
+      "it failed again and is back in the dead-letter queue",
+    );
+  });
+
+  Deno.test(`${name}: a timed-out call cleans its reply key; priority calls bypass the queue`, async () => {
+    await using storage = await open();
+    await using s = await DurableServer.start(Counter, 7, { storage, tenant: ["t"] });
+    const slow = s.call({ slow: 300 });
+    await assert.rejects(() => s.call("get", { timeoutMs: 50 }), DurableTimeoutError);
+    assert.equal(await s.priorityCall("get"), 7, "answered while the queue is busy");
+    assert.equal(await slow, 7);
+    await s.collectGarbage();
+    const replies = await storage.list({ prefix: ["t", "reply"] });
+    assert.equal(replies.length, 0, "no reply key is left behind");
+  });
+}
+
+Deno.test("a 1 MiB state round-trips on Deno KV; an oversized message is refused", async () => {
+  await using storage = await DenoKvStorage.open(":memory:");
+  const Blob: DurableBehaviour<Uint8Array, "size" | "sum", Uint8Array> = {
+    init: () => ({ state: new Uint8Array(0) }),
+    handleCall: (m, _f, s) => ({
+      reply: m === "size" ? s.length : s.reduce((a, b) => a + b, 0),
+      state: s,
+    }),
+    handleCast: (m) => ({ state: m }),
+  };
+  await using s = await DurableServer.start(Blob, null, { storage, tenant: ["blob"] });
+  const big = new Uint8Array(1024 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = i % 251;
+  await s.priorityCast(big);
+  assert.equal(await s.call("size"), big.length);
+  const expected = big.reduce((a, b) => a + b, 0);
+  await using again = await DurableServer.start(Blob, null, {
+    storage,
+    tenant: ["blob"],
+    cache: false,
+  });
+  assert.equal(await again.priorityCall("sum"), expected, "read back from storage, not the cache");
+  await assert.rejects(() => s.cast(new Uint8Array(70_000)), StorageLimitError);
+});
+
+Deno.test("actions run after the commit with the committed state; dead-lettered calls reject", async () => {
+  await using storage = new MemoryStorage();
+  const seen: number[] = [];
+  const B: DurableBehaviour<number, "inc" | "bad", never> = {
+    init: () => ({ state: 0 }),
+    handleCall: (m, _f, n) => {
+      if (m === "bad") throw new TypeError("nope");
+      return { reply: n + 1, state: n + 1, actions: [(s) => void seen.push(s)] };
+    },
+    handleCast: (_m, n) => ({ state: n }),
+  };
+  await using s = await DurableServer.start(B, null, { storage, tenant: ["a"], maxAttempts: 2 });
+  assert.equal(await s.call("inc"), 1);
+  assert.equal(await s.call("inc"), 2);
+  assert.deepEqual(seen, [1, 2]);
+  const e = await s.call("bad").catch((e) => e);
+  assert.ok(
+    e instanceof DeadLetterError && e.attempts === 2 && e.lastName === "TypeError",
+    String(e),
+  );
+});
+
+Deno.test("lock: handleLocked runs outside the transaction; queued messages wait for it", async () => {
+  await using storage = new MemoryStorage();
+  const gate = Promise.withResolvers<void>();
+  const log: string[] = [];
+  const B: DurableBehaviour<string[], "read", string, never, string[]> = {
+    init: () => ({ state: [] }),
+    handleCall: (_m, _f, s) => ({ reply: s, state: s }),
+    handleCast: (m, s) => (m === "long" ? { lock: [...s, "locked"] } : { state: [...s, m] }),
+    handleLocked: async (_ev, _msg, s) => {
+      log.push("locked work started");
+      await gate.promise;
+      return { state: [...s, "unlocked"] };
+    },
+  };
+  await using s = await DurableServer.start(B, null, { storage, tenant: ["l"] });
+  await s.cast("a");
+  await s.cast("long");
+  await s.cast("b");
+  const read = s.call("read");
+  // While locked, the queued cast and call wait; a priority call does not.
+  for (let i = 0; i < 100 && log.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(await s.priorityCall("read"), ["a", "locked"]);
+  gate.resolve();
+  assert.deepEqual(await read, ["a", "locked", "unlocked", "b"]);
+});
+
+Deno.test("kill deletes state, queue and waiting reply keys", async () => {
+  await using storage = new MemoryStorage();
+  const s = await DurableServer.start(Counter, 3, { storage, tenant: ["k"], consume: false });
+  await s.cast({ add: 1 });
+  const waiting = s.call("get", { timeoutMs: 5000 }).catch((e) => e);
+  await s.kill("done");
+  assert.equal((await waiting).name, "DurableKilledError");
+  assert.equal((await storage.list({ prefix: ["k"] })).length, 0);
+  assert.equal(await s.stopped, "done");
+});
+
+Deno.test("consumeBatch: many messages per commit, and two consumers in one process share the work", async () => {
+  await using storage = new MemoryStorage();
+  const a = await DurableServer.start(Counter, 0, { storage, tenant: ["b"], consumeBatch: 32 });
+  const b = await DurableServer.start(Counter, 0, { storage, tenant: ["b"], consumeBatch: 32 });
+  const producer = await DurableServer.start(Counter, 0, {
+    storage,
+    tenant: ["b"],
+    consume: false,
+  });
+  for (let i = 0; i < 20; i++) {
+    await producer.castBatch(Array.from({ length: 50 }, () => ({ add: 1 })));
+  }
+  assert.equal(await producer.call("get", { timeoutMs: 10_000 }), 1000);
+  const commits = a.stats().commits + b.stats().commits;
+  assert.ok(commits < 200, `batched: ${commits} commits for 1000 messages`);
+  assert.equal(a.stats().processed + b.stats().processed, 1001);
+  await Promise.all([a.stop(), b.stop(), producer.stop()]);
+});
