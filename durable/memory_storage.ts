@@ -5,6 +5,7 @@
  * @module
  */
 
+import { SkipList } from "./_skiplist.ts";
 import {
   type Check,
   checkCommitLimits,
@@ -54,8 +55,7 @@ const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "
  */
 export class MemoryStorage implements Storage {
   readonly limits: StorageLimits;
-  readonly #cells = new Map<string, Cell>();
-  #sorted: Cell[] = [];
+  readonly #cells = new SkipList<Cell>();
   #commit = 0n;
   #closed = false;
   readonly #watchers = new Set<{ keys: Set<string>; wake: () => void }>();
@@ -70,7 +70,7 @@ export class MemoryStorage implements Storage {
   }
 
   #entry(key: Key): Entry {
-    const c = this.#cells.get(hex(encodeKey(key)));
+    const c = this.#cells.get(encodeKey(key));
     return c === undefined
       ? { key, value: null, versionstamp: null }
       : { key, value: copy(c.value), versionstamp: c.versionstamp };
@@ -102,30 +102,11 @@ export class MemoryStorage implements Storage {
       this.#open();
       const [lo, hi] = rangeOf(selector);
       const limit = Math.min(options.limit ?? this.limits.listLimitMax, this.limits.listLimitMax);
-      const out: Entry[] = [];
-      const from = this.#lowerBound(lo);
-      const to = this.#lowerBound(hi);
-      if (options.reverse) {
-        for (let i = to - 1; i >= from && out.length < limit; i--) {
-          out.push(toEntry(this.#sorted[i]!));
-        }
-      } else {
-        for (let i = from; i < to && out.length < limit; i++) out.push(toEntry(this.#sorted[i]!));
-      }
-      return Promise.resolve(out);
+      const rows = this.#cells.range(lo, hi, limit, options.reverse ?? false);
+      return Promise.resolve(rows.map(([, c]) => toEntry(c)));
     } catch (e) {
       return Promise.reject(e);
     }
-  }
-
-  #lowerBound(k: Uint8Array): number {
-    let lo = 0, hi = this.#sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (compareBytes(this.#sorted[mid]!.key, k) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   /** Commits atomically. */
@@ -134,14 +115,14 @@ export class MemoryStorage implements Storage {
       this.#open();
       checkCommitLimits(this.limits, checks, mutations);
       for (const c of checks) {
-        if ((this.#cells.get(hex(encodeKey(c.key)))?.versionstamp ?? null) !== c.versionstamp) {
+        if ((this.#cells.get(encodeKey(c.key))?.versionstamp ?? null) !== c.versionstamp) {
           return Promise.resolve({ ok: false });
         }
       }
       // Validate before touching anything: a commit applies whole or not at all.
       for (const m of mutations) {
         if (m.type !== "sum") continue;
-        const old = this.#cells.get(hex(encodeKey(m.key)))?.value;
+        const old = this.#cells.get(encodeKey(m.key))?.value;
         if (old !== undefined && typeof old !== "bigint") {
           throw new StorageError("sum on a key that does not hold a counter");
         }
@@ -158,26 +139,21 @@ export class MemoryStorage implements Storage {
           v.setUint16(10, seq++);
           k = encodeKey([...m.prefix, stamp]);
         } else k = encodeKey(m.key);
-        const id = hex(k);
-        touched.add(id);
+        if (this.#watchers.size > 0) touched.add(hex(k));
         if (m.type === "delete") {
-          if (this.#cells.delete(id)) this.#sorted.splice(this.#lowerBound(k), 1);
+          this.#cells.delete(k);
           continue;
         }
+        const existing = this.#cells.get(k);
         let value: Value;
         if (m.type === "sum") {
-          const old = this.#cells.get(id)?.value as bigint | undefined;
+          const old = existing?.value as bigint | undefined;
           value = BigInt.asUintN(64, (old ?? 0n) + m.value);
         } else value = m.value.slice();
-        const existing = this.#cells.get(id);
         if (existing) {
           existing.value = value;
           existing.versionstamp = versionstamp;
-        } else {
-          const cell = { key: k, value, versionstamp };
-          this.#cells.set(id, cell);
-          this.#sorted.splice(this.#lowerBound(k), 0, cell);
-        }
+        } else this.#cells.set(k, { key: k, value, versionstamp });
       }
       for (const w of this.#watchers) {
         for (const id of touched) {

@@ -171,11 +171,21 @@ type ReplyRecord = [0 | 1 | 2, unknown, number];
 // Lock record: [owner, at, kind 0 call | 1 cast | 2 info, msg, replyId | null]
 type LockRecord = [string, number, 0 | 1 | 2, unknown, string | null];
 // State header: [generation, chunks, bytes]
-type Header = [string, number, number];
+// A state small enough to share one value with its header is stored inline (chunks 0).
+type Header = [string, number, number, Uint8Array?];
+/** Header bytes besides an inline state. */
+const HEADER_OVERHEAD_BYTES = 64;
 
 const K_STATE: Key = ["state"];
 const K_QUEUE: Key = ["queue"];
 const K_QV: Key = ["qv"];
+/** Messages in the queue (mod 2^64: dequeues add 2^64 - n). */
+const K_QLEN: Key = ["qlen"];
+const qlenAdd = (n: number): Mutation => ({
+  type: "sum",
+  key: K_QLEN,
+  value: BigInt.asUintN(64, BigInt(n)),
+});
 const K_LOCK: Key = ["lock"];
 const K_DLQ: Key = ["dlq"];
 const K_REPLY = "reply";
@@ -257,6 +267,8 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
   readonly #conflictRetriesMax: number;
   readonly #tenant: Key;
   #cache: Loaded<S> | undefined;
+  /** Versionstamp of the queue length when this handle last saw the queue empty and unlocked. */
+  #idleQlen: string | null | undefined;
   readonly #waiters = new Map<string, Waiter>();
   readonly #stopCtl = new AbortController();
   #stopReason: unknown;
@@ -356,10 +368,24 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     this.#assertRunning();
     const timeoutMs = positive("timeoutMs", options.timeoutMs, this.#callTimeoutMs);
     const id = randomId();
+    const started = this.#clock.now();
+    if (this.#consume && this.#batch === 1 && !this.#locking) {
+      let timer: TimerId | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = this.#clock.setTimeout(() => reject(new DurableTimeoutError(timeoutMs)), timeoutMs);
+      });
+      try {
+        const inline = await Promise.race([this.#tryInline(msg, id), timeout]);
+        if (inline.done) return inline.reply;
+      } finally {
+        this.#clock.clearTimeout(timer!);
+      }
+    }
+    const remainingMs = Math.max(1, timeoutMs - (this.#clock.now() - started));
     const replyKey: Key = [K_REPLY, id];
     const waiter = Promise.withResolvers<unknown>();
     this.#waiters.set(id, waiter);
-    const expires = this.#clock.now() + timeoutMs;
+    const expires = this.#clock.now() + remainingMs;
     try {
       await this.#commitOrThrow([], [
         {
@@ -373,6 +399,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
           value: enc([0, msg, id, 0] satisfies QueueRecord),
         },
         { type: "sum", key: K_QV, value: 1n },
+        qlenAdd(1),
       ]);
     } catch (e) {
       this.#waiters.delete(id);
@@ -389,7 +416,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     if (!this.#consume) startWatch();
     let timer: TimerId | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = this.#clock.setTimeout(() => reject(new DurableTimeoutError(timeoutMs)), timeoutMs);
+      timer = this.#clock.setTimeout(() => reject(new DurableTimeoutError(timeoutMs)), remainingMs);
     });
     try {
       return await Promise.race([waiter.promise, timeout]) as Reply;
@@ -406,6 +433,63 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       watchCtl.abort();
       await remote;
     }
+  }
+
+  /**
+   * The inline path (as in dgen, only with `consumeBatch` 1): when the queue is
+   * empty and unlocked, the call runs in the caller's own commit, which checks
+   * that nothing was enqueued meanwhile (the `qv` counter), so FIFO order holds.
+   * Anything unusual (a lock, a stop, a throw, a conflict) falls back to the queue.
+   */
+  async #tryInline(msg: Call, id: string): Promise<{ done: true; reply: Reply } | { done: false }> {
+    // First optimistically, with no reads: the cached state and the queue-length
+    // versionstamp seen idle last time. The commit's checks make it safe.
+    const idle = this.#idleQlen;
+    if (idle !== undefined && this.#useCache && this.#cache !== undefined) {
+      const r = await this.#inlineAttempt(msg, id, this.#cache, idle);
+      if (r !== "conflict") return r;
+    }
+    this.#idleQlen = undefined;
+    const [qlen, lock, header] = await this.#db.getMany([K_QLEN, K_LOCK, K_STATE]);
+    if (lock!.value !== null || (qlen!.value !== null && qlen!.value !== 0n)) {
+      return { done: false };
+    }
+    this.#idleQlen = qlen!.versionstamp;
+    const r = await this.#inlineAttempt(msg, id, await this.#load(header), qlen!.versionstamp);
+    return r === "conflict" ? { done: false } : r;
+  }
+
+  async #inlineAttempt(
+    msg: Call,
+    id: string,
+    loaded: Loaded<S>,
+    qlenVersionstamp: string | null,
+  ): Promise<{ done: true; reply: Reply } | { done: false } | "conflict"> {
+    let u: ReturnType<typeof unpack<S, Reply>>;
+    try {
+      u = unpack(await this.#b.handleCall(msg, { id }, loaded.state));
+    } catch {
+      return { done: false }; // retried, counted and maybe dead-lettered through the queue
+    }
+    if (u.lock || u.stop !== undefined) return { done: false };
+    const checks: Check[] = [
+      { key: K_QLEN, versionstamp: qlenVersionstamp },
+      { key: K_LOCK, versionstamp: null },
+      { key: K_STATE, versionstamp: loaded.versionstamp },
+    ];
+    const unchanged = equalBytes(enc(u.state), loaded.bytes);
+    const write = unchanged ? undefined : await this.#stateWrite(u.state, loaded.header, 0, 0);
+    const r = await this.#db.commit([...checks, ...(write?.checks ?? [])], write?.mutations ?? []);
+    if (!r.ok) {
+      this.#cache = undefined;
+      this.#idleQlen = undefined;
+      return "conflict";
+    }
+    this.#stats.processed++;
+    this.#stats.commits++;
+    if (write !== undefined) this.#remember(u.state, r.versionstamp, write);
+    await this.#runActions(u.actions, u.state);
+    return { done: true, reply: u.reply as Reply };
   }
 
   async #watchReply(key: Key, signal: AbortSignal, waiter: Waiter): Promise<void> {
@@ -445,6 +529,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
         value: enc([1, msg, null, 0] satisfies QueueRecord),
       },
       { type: "sum", key: K_QV, value: 1n },
+      qlenAdd(1),
     ]);
   }
 
@@ -460,6 +545,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
         value: enc([1, m, null, 0] satisfies QueueRecord),
       })),
       { type: "sum", key: K_QV, value: 1n },
+      qlenAdd(msgs.length),
     ]);
   }
 
@@ -529,7 +615,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
           value: enc([rec[0], rec[1], null, 0]),
         });
       }
-      mutations.push({ type: "sum", key: K_QV, value: 1n });
+      mutations.push({ type: "sum", key: K_QV, value: 1n }, qlenAdd(group.length));
       if ((await this.#db.commit(checks, mutations)).ok) moved += group.length;
     }
     return moved;
@@ -609,9 +695,9 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
   }
 
   /** Reads the state (from the cache when its versionstamp still matches). */
-  async #load(): Promise<Loaded<S>> {
+  async #load(known?: Entry): Promise<Loaded<S>> {
     for (let attempt = 0; attempt < 100; attempt++) {
-      const h = await this.#db.get(K_STATE);
+      const h = attempt === 0 && known !== undefined ? known : await this.#db.get(K_STATE);
       if (h.value === null) throw new StorageError("the durable state is missing (killed?)");
       if (
         this.#useCache && this.#cache !== undefined && this.#cache.versionstamp === h.versionstamp
@@ -621,7 +707,17 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       }
       this.#stats.cacheMisses++;
       const header = dec<Header>(h);
-      const [gen, chunks, size] = header;
+      const [gen, chunks, size, inline] = header;
+      if (chunks === 0 && inline instanceof Uint8Array) {
+        const loaded: Loaded<S> = {
+          state: decodeValue(inline) as S,
+          versionstamp: h.versionstamp,
+          header,
+          bytes: inline,
+        };
+        if (this.#useCache) this.#cache = loaded;
+        return loaded;
+      }
       const parts = await this.#db.list({ prefix: [...K_STATE, gen] }, { limit: chunks });
       if (parts.length !== chunks) continue; // replaced meanwhile: read again
       const bytes = new Uint8Array(size);
@@ -657,6 +753,22 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
   ): Promise<{ checks: Check[]; mutations: Mutation[]; bytes: Uint8Array; header: Header }> {
     const bytes = enc(state);
     const L = this.#db.limits;
+    const oldChunks: Mutation[] = [];
+    if (old !== null) {
+      for (let i = 0; i < old[1]; i++) {
+        oldChunks.push({ type: "delete", key: [...K_STATE, old[0], i] });
+      }
+    }
+    if (bytes.length + HEADER_OVERHEAD_BYTES <= L.valueBytesMax) {
+      // Small state: inline in the header, one mutation.
+      const header: Header = [old?.[0] ?? "inline", 0, bytes.length, bytes];
+      return {
+        checks: [],
+        mutations: [{ type: "set", key: K_STATE, value: enc(header) }, ...oldChunks],
+        bytes,
+        header,
+      };
+    }
     const chunk = L.valueBytesMax;
     const n = Math.max(1, Math.ceil(bytes.length / chunk));
     const gen = `${this.#clock.now().toString(36).padStart(10, "0")}-${randomId().slice(0, 8)}`;
@@ -700,12 +812,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
         `state of ${bytes.length} bytes needs more chunks than one commit can check`,
       );
     }
-    mutations.push({ type: "set", key: K_STATE, value: enc(header) });
-    if (old !== null) {
-      for (let i = 0; i < old[1]; i++) {
-        mutations.push({ type: "delete", key: [...K_STATE, old[0], i] });
-      }
-    }
+    mutations.push({ type: "set", key: K_STATE, value: enc(header) }, ...oldChunks);
     return { checks, mutations, bytes, header };
   }
 
@@ -951,6 +1058,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       checks.push({ key: item.key, versionstamp: item.versionstamp });
       mutations.push({ type: "delete", key: item.key });
     }
+    mutations.push(qlenAdd(-done.length));
     for (const r of replies) {
       const sentinel = sentinels.get(r.id);
       if (sentinel === undefined) continue; // the caller gave up
@@ -1021,6 +1129,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     const errInfo = { name: error.name, message: error.message.slice(0, 4096) };
     const mutations: Mutation[] = [
       { type: "delete", key: item.key },
+      qlenAdd(-1),
       {
         type: "appendOrdered",
         prefix: K_DLQ,

@@ -75,7 +75,12 @@ for (
 
   Deno.test(`${name}: a timed-out call cleans its reply key; priority calls bypass the queue`, async () => {
     await using storage = await open();
-    await using s = await DurableServer.start(Counter, 7, { storage, tenant: ["t"] });
+    // consumeBatch 2: every call goes through the queue (no inline path).
+    await using s = await DurableServer.start(Counter, 7, {
+      storage,
+      tenant: ["t"],
+      consumeBatch: 2,
+    });
     const slow = s.call({ slow: 300 });
     await assert.rejects(() => s.call("get", { timeoutMs: 50 }), DurableTimeoutError);
     assert.equal(await s.priorityCall("get"), 7, "answered while the queue is busy");
@@ -83,6 +88,11 @@ for (
     await s.collectGarbage();
     const replies = await storage.list({ prefix: ["t", "reply"] });
     assert.equal(replies.length, 0, "no reply key is left behind");
+    // The inline path (consumeBatch 1, idle queue) honours the timeout too.
+    await using inline = await DurableServer.start(Counter, 1, { storage, tenant: ["u"] });
+    await assert.rejects(() => inline.call({ slow: 200 }, { timeoutMs: 30 }), DurableTimeoutError);
+    assert.equal(await inline.call("get"), 1);
+    await new Promise((r) => setTimeout(r, 250)); // let the abandoned callback finish
   });
 }
 
@@ -187,4 +197,25 @@ Deno.test("consumeBatch: many messages per commit, and two consumers in one proc
   assert.ok(commits < 200, `batched: ${commits} commits for 1000 messages`);
   assert.equal(a.stats().processed + b.stats().processed, 1001);
   await Promise.all([a.stop(), b.stop(), producer.stop()]);
+});
+
+Deno.test("inline calls never overtake a message queued by another handle", async () => {
+  for (
+    const open of [() => Promise.resolve(new MemoryStorage()), () => DenoKvStorage.open(":memory:")]
+  ) {
+    await using storage = await open();
+    await using a = await DurableServer.start(Counter, 0, { storage, tenant: ["i"] });
+    await using b = await DurableServer.start(Counter, 0, {
+      storage,
+      tenant: ["i"],
+      consume: false,
+    });
+    assert.equal(await a.call("get"), 0); // inline: a now believes the queue idle
+    for (let i = 1; i <= 20; i++) {
+      await b.cast({ add: 1 });
+      // The cast was queued first: the call must see its effect.
+      assert.equal(await a.call("get"), i);
+    }
+    assert.ok(a.stats().processed >= 40);
+  }
 });

@@ -2,7 +2,9 @@
  * `deno task demo`: five murmur nodes as separate `deno` processes on
  * 127.0.0.1. Shows them converge, a call round trip, one node killed with
  * SIGKILL and seen down by the others, then restarted and seen up again with
- * its new incarnation. Prints a timeline and exits 0 by itself.
+ * its new incarnation. Then a durable counter on a file-backed Deno KV,
+ * incremented by two processes one after the other: its value survives each
+ * process (and each run of the demo). Prints a timeline and exits 0 by itself.
  *
  * @module
  */
@@ -176,9 +178,35 @@ try {
   const again = await observer.call("n4", "info", null) as { pid: number };
   say(`call observer -> n4 info: pid ${again.pid}`);
 } finally {
-  say("stopping");
+  say("stopping the cluster");
   await observer?.close();
   await Promise.all([...procs.values()].map((p) => p.stop()));
-  clearTimeout(deadline);
 }
-say("done");
+
+// A durable counter whose state lives in a Deno KV file, not in any process.
+const counterFile = `${Deno.env.get("TMPDIR") ?? "/tmp"}/murmur-demo-counter.sqlite`;
+say(`durable counter in ${counterFile}`);
+for (const run of [1, 2]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-kv",
+      "--allow-read",
+      "--allow-write",
+      new URL("./durable_counter.ts", import.meta.url).pathname,
+      "--path",
+      counterFile,
+      "--add",
+      "5",
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "{}";
+  const e = JSON.parse(line) as { before: number; after: number; pid: number };
+  say(
+    `process ${run} (pid ${e.pid}) found the counter at ${e.before}, added 5, left it at ${e.after}, exited`,
+  );
+}
+clearTimeout(deadline);
+say("done (run the demo again: the counter goes on from where it is)");

@@ -1,0 +1,228 @@
+// Durable servers across real processes on one file-backed Deno KV.
+
+import assert from "node:assert/strict";
+import { DenoKvStorage, type DurableBehaviour, DurableServer } from "../mod.ts";
+import type { CounterCast, CounterState } from "./durable_worker.ts";
+
+const SEED = Number(Deno.env.get("CRASH_SEED") ?? Date.now() % 2 ** 31);
+
+class Worker {
+  readonly child: Deno.ChildProcess;
+  readonly lines: Record<string, unknown>[] = [];
+  readonly #done: Promise<void>;
+  #waiters: (() => void)[] = [];
+  constructor(args: string[]) {
+    const script = new URL("./durable_worker.ts", import.meta.url).pathname;
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--unstable-kv",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        script,
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const stdout = this.child.stdout;
+    this.#done = (async () => {
+      let buf = "";
+      for await (const c of stdout.pipeThrough(new TextDecoderStream())) {
+        buf += c;
+        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+          try {
+            this.lines.push(JSON.parse(buf.slice(0, nl)));
+          } catch { /* not ours */ }
+          buf = buf.slice(nl + 1);
+          for (const w of this.#waiters.splice(0)) w();
+        }
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    })();
+  }
+  async waitFor(event: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.lines.some((l) => l.event === event)) {
+      if (Date.now() > deadline) throw new Error(`worker: no ${event} within ${timeoutMs} ms`);
+      await Promise.race([
+        new Promise<void>((r) => this.#waiters.push(r)),
+        new Promise((r) => setTimeout(r, 100)),
+      ]);
+    }
+  }
+  async kill(signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    try {
+      this.child.kill(signal);
+    } catch { /* gone */ }
+    await this.child.status;
+    await this.#done;
+  }
+}
+
+const Reader: DurableBehaviour<CounterState, "get", CounterCast> = {
+  init: () => ({ state: { n: 0, seen: {}, order: [] } }),
+  handleCall: (_m, _f, s) => ({ reply: s, state: s }),
+  handleCast: (_m, s) => ({ state: s }),
+};
+
+async function tempKv(): Promise<string> {
+  return await Deno.makeTempFile({ prefix: "murmur-durable-", suffix: ".sqlite" });
+}
+async function removeKv(path: string): Promise<void> {
+  for (const s of ["", "-wal", "-shm"]) await Deno.remove(path + s).catch(() => {});
+}
+
+Deno.test(`crash safety: a consumer SIGKILLed again and again loses nothing, applies nothing twice (CRASH_SEED=${SEED})`, async () => {
+  console.log(`CRASH_SEED=${SEED}`);
+  let rnd = SEED;
+  const next = () => ((rnd = (rnd * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const path = await tempKv();
+  let producer: Worker | undefined;
+  let consumer: Worker | undefined;
+  try {
+    producer = new Worker([
+      "--path",
+      path,
+      "--mode",
+      "produce",
+      "--count",
+      "1000",
+      "--producer",
+      "p1",
+    ]);
+    let kills = 0;
+    for (let round = 0; round < 40; round++) {
+      consumer = new Worker(["--path", path, "--mode", "consume"]);
+      await consumer.waitFor("ready");
+      await new Promise((r) => setTimeout(r, 50 + next() * 200));
+      await consumer.kill("SIGKILL");
+      kills++;
+      if (producer.lines.some((l) => l.event === "produced") && kills >= 8) break;
+    }
+    await producer.waitFor("produced", 60_000);
+    // Recovery: one last consumer drains the queue.
+    consumer = new Worker(["--path", path, "--mode", "consume"]);
+    await consumer.waitFor("ready");
+    await using storage = await DenoKvStorage.open(path, { pollIntervalMs: 20 });
+    const reader = await DurableServer.start(Reader, null, {
+      storage,
+      tenant: ["counter"],
+      consume: false,
+    });
+    let state: CounterState | undefined;
+    for (let i = 0; i < 600; i++) {
+      state = await reader.priorityCall("get") as CounterState;
+      const queued = await storage.list({ prefix: ["counter", "queue"] });
+      if (state.n === 1000 && queued.length === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await reader.stop();
+    console.log(`${kills} SIGKILLs; counter = ${state?.n}`);
+    assert.ok(kills >= 8, `killed ${kills} times`);
+    assert.equal(state?.n, 1000, "exactly 1,000: no increment lost, none applied twice");
+    assert.equal(
+      (await storage.list({ prefix: ["counter", "queue"] })).length,
+      0,
+      "the queue is empty",
+    );
+    assert.equal(state?.seen.p1, 999, "in FIFO order");
+  } finally {
+    await producer?.kill("SIGTERM");
+    await consumer?.kill("SIGTERM");
+    await removeKv(path);
+  }
+});
+
+Deno.test("two consumers in two processes and two in this one: each message once, FIFO per producer", async () => {
+  const path = await tempKv();
+  const workers: Worker[] = [];
+  try {
+    await using storage = await DenoKvStorage.open(path, { pollIntervalMs: 20 });
+    const local = await Promise.all([0, 1].map(() =>
+      DurableServer.start(
+        {
+          ...Reader,
+          handleCast: (m: CounterCast, s: CounterState) => {
+            if (m === "long") return { state: s };
+            const last = s.seen[m.by] ?? -1;
+            if (m.i !== last + 1) {
+              throw new Error(`out of order from ${m.by}: ${m.i} after ${last}`);
+            }
+            return { state: { ...s, n: s.n + 1, seen: { ...s.seen, [m.by]: m.i } } };
+          },
+        } as DurableBehaviour<CounterState, "get", CounterCast>,
+        null,
+        { storage, tenant: ["counter"], consumeBatch: 4, logger: () => {} },
+      )
+    ));
+    for (let i = 0; i < 2; i++) workers.push(new Worker(["--path", path, "--mode", "consume"]));
+    for (const w of workers) await w.waitFor("ready");
+    const producers = ["p1", "p2", "p3"].map((p) =>
+      new Worker(["--path", path, "--mode", "produce", "--count", "150", "--producer", p])
+    );
+    workers.push(...producers);
+    for (const p of producers) await p.waitFor("produced", 60_000);
+    let state: CounterState | undefined;
+    for (let i = 0; i < 600; i++) {
+      state = await local[0]!.priorityCall("get") as CounterState;
+      if (state.n === 450) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(state?.n, 450, "every message processed exactly once");
+    assert.deepEqual(state?.seen, { p1: 149, p2: 149, p3: 149 });
+    assert.equal(
+      local.reduce((n, s) => n + s.stats().deadLettered, 0),
+      0,
+      "no message arrived out of order",
+    );
+    await Promise.all(local.map((s) => s.stop()));
+  } finally {
+    for (const w of workers) await w.kill("SIGTERM");
+    await removeKv(path);
+  }
+});
+
+Deno.test("a lock held by a killed process is taken over after lockTimeoutMs", async () => {
+  const path = await tempKv();
+  let holder: Worker | undefined;
+  try {
+    await using storage = await DenoKvStorage.open(path, { pollIntervalMs: 20 });
+    holder = new Worker(["--path", path, "--mode", "lock", "--lock-timeout-ms", "600"]);
+    await holder.waitFor("ready");
+    const producer = await DurableServer.start(Reader, null, {
+      storage,
+      tenant: ["counter"],
+      consume: false,
+    });
+    await producer.cast("long");
+    await producer.cast({ by: "after", i: 0 });
+    await holder.waitFor("locked");
+    await holder.kill("SIGKILL");
+    const killedAt = Date.now();
+    // A fresh consumer (another process) finds the stale lock and finishes the locked work.
+    const taker = new Worker(["--path", path, "--mode", "consume", "--lock-timeout-ms", "600"]);
+    try {
+      let state: CounterState | undefined;
+      for (let i = 0; i < 300; i++) {
+        state = await producer.priorityCall("get") as CounterState;
+        if (state.n === 1) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const tookMs = Date.now() - killedAt;
+      assert.equal(state?.order.length, 1, "handleLocked ran again, in the process that took over");
+      assert.notEqual(state?.order[0], `unlocked-by-${holder.child.pid}`);
+      assert.equal(state?.n, 1, "the queue moved on after the lock was released");
+      // The lock was set just before the kill: nobody may take it before lockTimeoutMs (600 ms).
+      assert.ok(tookMs >= 500, `taken over only after the timeout (${tookMs} ms after the kill)`);
+      assert.equal((await storage.get(["counter", "lock"])).value, null);
+    } finally {
+      await taker.kill("SIGTERM");
+    }
+    await producer.stop();
+  } finally {
+    await holder?.kill();
+    await removeKv(path);
+  }
+});

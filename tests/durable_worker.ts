@@ -1,0 +1,64 @@
+// A durable-server process for the multi-process tests. Prints one JSON line per event.
+//   --path FILE      the Deno KV file
+//   --mode consume   consume the counter's queue (callbacks sleep a little, to be killed mid-way)
+//   --mode produce   cast --count increments, one commit each, tagged with --producer
+//   --mode lock      consume; a "long" cast locks and handleLocked never returns (to be SIGKILLed)
+import { parseArgs } from "node:util";
+import { DenoKvStorage, type DurableBehaviour, DurableServer } from "../mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    path: { type: "string" },
+    mode: { type: "string", default: "consume" },
+    count: { type: "string", default: "0" },
+    producer: { type: "string", default: "p" },
+    "lock-timeout-ms": { type: "string", default: "1000" },
+  },
+});
+
+export type CounterState = { n: number; seen: Record<string, number>; order: string[] };
+export type CounterCast = { by: string; i: number } | "long";
+const emit = (e: Record<string, unknown>) => console.log(JSON.stringify(e));
+
+const hang = values.mode === "lock";
+const Counter: DurableBehaviour<CounterState, "get", CounterCast> = {
+  init: () => ({ state: { n: 0, seen: {}, order: [] } }),
+  handleCall: (_m, _f, s) => ({ reply: s, state: s }),
+  handleCast: async (m, s) => {
+    if (m === "long") return { lock: s };
+    await new Promise((r) => setTimeout(r, Math.random() * 2));
+    const last = s.seen[m.by] ?? -1;
+    // FIFO per producer: each producer's casts arrive in order.
+    if (m.i !== last + 1) throw new Error(`out of order from ${m.by}: ${m.i} after ${last}`);
+    return { state: { n: s.n + 1, seen: { ...s.seen, [m.by]: m.i }, order: s.order } };
+  },
+  handleLocked: async (_ev, _m, s) => {
+    emit({ event: "locked", pid: Deno.pid });
+    if (hang) await new Promise(() => {}); // holds the lock until SIGKILLed
+    return { state: { ...s, order: [...s.order, `unlocked-by-${Deno.pid}`] } };
+  },
+};
+
+const storage = await DenoKvStorage.open(values.path!, { pollIntervalMs: 20 });
+const server = await DurableServer.start(Counter, null, {
+  storage,
+  tenant: ["counter"],
+  consume: values.mode !== "produce",
+  consumeBatch: 4,
+  lockTimeoutMs: Number(values["lock-timeout-ms"]),
+  logger: () => {},
+});
+emit({ event: "ready", pid: Deno.pid });
+if (values.mode === "produce") {
+  for (let i = 0; i < Number(values.count); i++) await server.cast({ by: values.producer, i });
+  emit({ event: "produced", count: Number(values.count) });
+  await server.stop();
+  await storage.close();
+} else {
+  Deno.addSignalListener("SIGTERM", async () => {
+    await server.stop();
+    await storage.close();
+    Deno.exit(0);
+  });
+}
