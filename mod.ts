@@ -16,4 +16,5 @@
  */
 
 export * from "./membership/mod.ts";
+export * from "./broadcast/mod.ts";
 export * from "./durable/mod.ts";

@@ -22,22 +22,36 @@ export type BankCall =
 export type BankReply = { ok: true; balance?: number } | { ok: false; error: string };
 
 /** Builds the bank behaviour; `audit` receives one line per committed transfer. */
-export function bank(audit: (line: string) => void): DurableBehaviour<Accounts, BankCall, never, never, BankReply> {
+export function bank(
+  audit: (line: string) => void,
+): DurableBehaviour<Accounts, BankCall, never, never, BankReply> {
   return {
     init: () => ({ state: {} }),
     handleCall: (msg, _from, accounts) => {
       if ("open" in msg) {
         if (msg.open in accounts) return { reply: { ok: false, error: "exists" }, state: accounts };
-        return { reply: { ok: true, balance: msg.deposit }, state: { ...accounts, [msg.open]: msg.deposit } };
+        return {
+          reply: { ok: true, balance: msg.deposit },
+          state: { ...accounts, [msg.open]: msg.deposit },
+        };
       }
       if ("balance" in msg) {
         const b = accounts[msg.balance];
-        return { reply: b === undefined ? { ok: false, error: "no such account" } : { ok: true, balance: b }, state: accounts };
+        return {
+          reply: b === undefined
+            ? { ok: false, error: "no such account" }
+            : { ok: true, balance: b },
+          state: accounts,
+        };
       }
       const { from, to, amount } = msg.transfer;
       const a = accounts[from], b = accounts[to];
-      if (a === undefined || b === undefined) return { reply: { ok: false, error: "no such account" }, state: accounts };
-      if (!(amount > 0) || a < amount) return { reply: { ok: false, error: "insufficient funds" }, state: accounts };
+      if (a === undefined || b === undefined) {
+        return { reply: { ok: false, error: "no such account" }, state: accounts };
+      }
+      if (!(amount > 0) || a < amount) {
+        return { reply: { ok: false, error: "insufficient funds" }, state: accounts };
+      }
       const next = { ...accounts, [from]: a - amount, [to]: b + amount };
       return {
         reply: { ok: true, balance: a - amount },

@@ -1,0 +1,439 @@
+/**
+ * The Plumtree broadcast server of a node: epidemic broadcast trees (eager
+ * push along a tree, lazy IHAVE digests to the other neighbours, GRAFT to
+ * repair, PRUNE on duplicates) plus periodic anti-entropy exchanges.
+ *
+ * @module
+ */
+
+import {
+  type Clock,
+  mathRandom,
+  type Random,
+  systemClock,
+  type TimerId,
+} from "../membership/clock.ts";
+import { consoleLogger, type Logger, type Node } from "../membership/node.ts";
+import type { BroadcastHandler } from "./handler.ts";
+import {
+  parsePlumtreeMessage,
+  PlumtreeCore,
+  type PlumtreeCoreOptions,
+  type PlumtreeMessage,
+  type PlumtreeStats,
+  PT,
+  type Send,
+} from "./plumtree_core.ts";
+
+/** The endpoint Plumtree registers on its node. */
+export const PLUMTREE_ENDPOINT = "murmur.plumtree";
+const DEBUG_ENDPOINT = "murmur.plumtree.peers";
+
+/** Options of {@linkcode Plumtree.start}. */
+export interface PlumtreeOptions extends Omit<PlumtreeCoreOptions, "random"> {
+  /** The handlers this node serves (the same names on every node). */
+  // deno-lint-ignore no-explicit-any
+  handlers: BroadcastHandler<any, any, any>[];
+  /** Period of the IHAVE flush (default 1000 ms, as in Partisan). */
+  lazyTickMs?: number;
+  /** Period of anti-entropy exchanges (default 10000 ms, as in Partisan). */
+  exchangeTickMs?: number;
+  /** Exchanges running at once (default 1). */
+  exchangesMax?: number;
+  /** Default channel (default `"broadcast"` if the node has it, else `"default"`). */
+  channel?: string;
+  /** Timers (default: the system clock). */
+  clock?: Clock;
+  /** Randomness (default `Math.random`). */
+  random?: Random;
+  /** Receives log records. */
+  logger?: Logger;
+}
+
+/** A running anti-entropy exchange. */
+export interface ExchangeInfo {
+  /** Its reference, for `cancelExchanges`. */
+  readonly ref: number;
+  /** The handler. */
+  readonly handler: string;
+  /** The peer. */
+  readonly peer: string;
+  /** When it started (clock time). */
+  readonly startedAt: number;
+}
+
+/** Which exchanges to cancel. */
+export type ExchangeSelector = "all" | { peer: string } | { handler: string } | number;
+
+/** Counters of a Plumtree server (protocol counters plus exchanges). */
+export interface PlumtreeServerStats extends PlumtreeStats {
+  /** Exchanges started. */
+  exchanges: number;
+  /** Messages whose send failed (peer down). */
+  sendFailures: number;
+}
+
+/**
+ * Plumtree on a {@linkcode Node}.
+ *
+ * @example Broadcast to a two-node cluster
+ * ```ts
+ * import { Node } from "@murmur/murmur/membership";
+ * import { KvHandler, Plumtree } from "@murmur/murmur/broadcast";
+ * await using a = await Node.start({ name: "a", cookie: "c" });
+ * await using b = await Node.start({ name: "b", cookie: "c" });
+ * await b.join(a.spec);
+ * const kvA = new KvHandler("kv", a), kvB = new KvHandler("kv", b);
+ * await using pa = await Plumtree.start(a, { handlers: [kvA] });
+ * await using pb = await Plumtree.start(b, { handlers: [kvB] });
+ * const arrived = new Promise((r) => kvB.onChange(r));
+ * await kvA.put(pa, "color", "blue");
+ * await arrived;
+ * console.log(kvB.get("color")); // blue
+ * ```
+ */
+export class Plumtree implements AsyncDisposable {
+  readonly #node: Node;
+  readonly #core: PlumtreeCore;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #log: Logger;
+  // deno-lint-ignore no-explicit-any
+  readonly #handlers = new Map<string, BroadcastHandler<any, any, any>>();
+  readonly #channel: string;
+  readonly #lazyTickMs: number;
+  readonly #exchangeTickMs: number;
+  readonly #exchangesMax: number;
+  readonly #exchanges = new Map<
+    number,
+    ExchangeInfo & { ctl: AbortController; done: Promise<void> }
+  >();
+  #nextExchangeRef = 1;
+  #lazyTimer: TimerId | undefined;
+  #exchangeTimer: TimerId | undefined;
+  #graftTimer: { id: TimerId; at: number } | undefined;
+  #inbox: Promise<void> = Promise.resolve();
+  readonly #offs: (() => void)[] = [];
+  #closed = false;
+  readonly #extra = { exchanges: 0, sendFailures: 0 };
+
+  private constructor(node: Node, options: PlumtreeOptions) {
+    this.#node = node;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? mathRandom;
+    this.#log = options.logger ?? consoleLogger;
+    this.#core = new PlumtreeCore(node.name, { ...options, random: this.#random });
+    this.#lazyTickMs = options.lazyTickMs ?? 1000;
+    this.#exchangeTickMs = options.exchangeTickMs ?? 10_000;
+    this.#exchangesMax = options.exchangesMax ?? 1;
+    for (
+      const [k, v] of Object.entries({
+        lazyTickMs: this.#lazyTickMs,
+        exchangeTickMs: this.#exchangeTickMs,
+      })
+    ) {
+      if (!(v > 0)) throw new RangeError(`${k} must be > 0, got ${v}`);
+    }
+    this.#channel = options.channel ?? (node.spec.channels["broadcast"] ? "broadcast" : "default");
+    for (const h of options.handlers) {
+      if (typeof h?.name !== "string" || h.name.length === 0) {
+        throw new TypeError("every handler needs a name");
+      }
+      if (this.#handlers.has(h.name)) throw new TypeError(`two handlers are named "${h.name}"`);
+      this.#handlers.set(h.name, h);
+    }
+  }
+
+  /** Starts Plumtree on `node` with the given handlers. */
+  static start(node: Node, options: PlumtreeOptions): Promise<Plumtree> {
+    if (typeof options !== "object" || !Array.isArray(options?.handlers)) {
+      return Promise.reject(new TypeError("options.handlers must be an array of handlers"));
+    }
+    const p = new Plumtree(node, options);
+    p.#offs.push(node.register(PLUMTREE_ENDPOINT, (msg, ctx) => p.#receive(ctx.from, msg)));
+    p.#offs.push(node.register(DEBUG_ENDPOINT, (root) => p.#core.peers(String(root))));
+    const refresh = () => p.#refreshMembers();
+    p.#offs.push(node.onUp("*", refresh), node.onDown("*", refresh));
+    p.#refreshMembers();
+    p.#scheduleLazy();
+    p.#scheduleExchange();
+    return Promise.resolve(p);
+  }
+
+  /** Broadcasts `msg` through the handler named `handlerName`. */
+  async broadcast(msg: unknown, handlerName: string): Promise<void> {
+    if (this.#closed) throw new TypeError("plumtree is closed");
+    const h = this.#handler(handlerName);
+    const { id, payload } = h.broadcastData(msg);
+    const isNew = await h.merge(id, payload);
+    if (!isNew) return; // nothing new here: nothing to spread
+    this.#sendAll(this.#core.broadcast(h.name, id, payload, this.#clock.now()), h);
+  }
+
+  /** The members this server broadcasts to, sorted (connected members, self included). */
+  broadcastMembers(): string[] {
+    return [...this.#core.members];
+  }
+
+  /** The eager and lazy peers of `node` for the tree rooted at `root` (asks `node` when remote). */
+  async debugGetPeers(node: string, root: string): Promise<{ eager: string[]; lazy: string[] }> {
+    if (node === this.#node.name) return this.#core.peers(root);
+    return await this.#node.call(node, DEBUG_ENDPOINT, root) as { eager: string[]; lazy: string[] };
+  }
+
+  /** The exchanges running now. */
+  exchanges(): ExchangeInfo[] {
+    return [...this.#exchanges.values()].map(({ ref, handler, peer, startedAt }) => ({
+      ref,
+      handler,
+      peer,
+      startedAt,
+    }));
+  }
+
+  /** Cancels exchanges (their signals abort). Returns how many. */
+  cancelExchanges(selector: ExchangeSelector = "all"): number {
+    let n = 0;
+    for (const e of [...this.#exchanges.values()]) {
+      const hit = selector === "all" || (typeof selector === "number" && selector === e.ref) ||
+        (typeof selector === "object" && "peer" in selector && selector.peer === e.peer) ||
+        (typeof selector === "object" && "handler" in selector && selector.handler === e.handler);
+      if (hit) {
+        e.ctl.abort(new Error("exchange cancelled"));
+        this.#exchanges.delete(e.ref);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Starts one exchange now with `peer` (or a random peer) for one handler (or each). Resolves when done. */
+  async exchangeNow(peer?: string, handlerName?: string): Promise<void> {
+    const peers = this.#core.members.filter((m) => m !== this.#node.name);
+    const target = peer ?? peers[Math.floor(this.#random.next() * peers.length)];
+    if (target === undefined) return;
+    const handlers = handlerName ? [this.#handler(handlerName)] : [...this.#handlers.values()];
+    await Promise.all(handlers.map((h) => this.#exchange(h, target)));
+  }
+
+  /** Protocol counters: enough to compute the relative message redundancy. */
+  stats(): PlumtreeServerStats {
+    return { ...this.#core.stats, ...this.#extra };
+  }
+
+  /** Stops: unregisters, clears timers, cancels exchanges. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const off of this.#offs) off();
+    for (const t of [this.#lazyTimer, this.#exchangeTimer, this.#graftTimer?.id]) {
+      if (t !== undefined) this.#clock.clearTimeout(t);
+    }
+    const running = [...this.#exchanges.values()].map((e) => e.done);
+    this.cancelExchanges("all");
+    await Promise.allSettled(running);
+    await this.#inbox;
+  }
+
+  /** Same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  // deno-lint-ignore no-explicit-any
+  #handler(name: string): BroadcastHandler<any, any, any> {
+    const h = this.#handlers.get(name);
+    if (h === undefined) throw new TypeError(`no broadcast handler named "${name}"`);
+    return h;
+  }
+
+  #refreshMembers(): void {
+    if (this.#closed) return;
+    this.#sendAll(this.#core.setMembers(this.#node.connectedMembers()));
+  }
+
+  // deno-lint-ignore no-explicit-any
+  #sendAll(sends: Send[], handler?: BroadcastHandler<any, any, any>): void {
+    for (const s of sends) {
+      const h = handler ??
+        (s.msg[0] === PT.Broadcast || s.msg[0] === PT.Graft
+          ? this.#handlers.get(s.msg[1])
+          : undefined);
+      this.#node.send(s.to, PLUMTREE_ENDPOINT, s.msg, { channel: h?.channel ?? this.#channel })
+        .catch(() => {
+          this.#extra.sendFailures++;
+        });
+    }
+    this.#armGraftTimer();
+  }
+
+  #armGraftTimer(): void {
+    const at = this.#core.nextDeadline();
+    if (at === undefined || this.#closed) return;
+    if (this.#graftTimer !== undefined && this.#graftTimer.at <= at) return;
+    if (this.#graftTimer !== undefined) this.#clock.clearTimeout(this.#graftTimer.id);
+    const id = this.#clock.setTimeout(() => {
+      this.#graftTimer = undefined;
+      this.#sendAll(this.#core.timers(this.#clock.now()));
+    }, Math.max(0, at - this.#clock.now()));
+    this.#graftTimer = { id, at };
+  }
+
+  #scheduleLazy(): void {
+    this.#lazyTimer = this.#clock.setTimeout(() => {
+      this.#scheduleLazy();
+      this.#sendAll(this.#core.lazyTick());
+    }, this.#lazyTickMs);
+  }
+
+  #scheduleExchange(): void {
+    this.#exchangeTimer = this.#clock.setTimeout(() => {
+      this.#scheduleExchange();
+      if (this.#exchanges.size >= this.#exchangesMax) return;
+      const peers = this.#core.members.filter((m) => m !== this.#node.name);
+      const handlers = [...this.#handlers.values()];
+      if (peers.length === 0 || handlers.length === 0) return;
+      const peer = peers[Math.floor(this.#random.next() * peers.length)]!;
+      const h = handlers[Math.floor(this.#random.next() * handlers.length)]!;
+      void this.#exchange(h, peer);
+    }, this.#exchangeTickMs);
+  }
+
+  // deno-lint-ignore no-explicit-any
+  async #exchange(h: BroadcastHandler<any, any, any>, peer: string): Promise<void> {
+    const ctl = new AbortController();
+    const ref = this.#nextExchangeRef++;
+    let result: "ignore" | Promise<void>;
+    try {
+      result = h.exchange(peer, ctl.signal);
+    } catch (e) {
+      this.#log({
+        level: "warn",
+        node: this.#node.name,
+        peer,
+        msg: `exchange of "${h.name}" threw`,
+        error: e,
+      });
+      return;
+    }
+    if (result === "ignore") return;
+    this.#extra.exchanges++;
+    const done = result.catch((e) => {
+      if (!ctl.signal.aborted) {
+        this.#log({
+          level: "warn",
+          node: this.#node.name,
+          peer,
+          msg: `exchange of "${h.name}" failed`,
+          error: e,
+        });
+      }
+    }).finally(() => this.#exchanges.delete(ref));
+    this.#exchanges.set(ref, {
+      ref,
+      handler: h.name,
+      peer,
+      startedAt: this.#clock.now(),
+      ctl,
+      done,
+    });
+    await done;
+  }
+
+  #receive(from: string, raw: unknown): void {
+    // One message at a time, in arrival order, even when handlers are async.
+    this.#inbox = this.#inbox.then(() => this.#handle(from, raw)).catch((e) => {
+      this.#log({
+        level: "error",
+        node: this.#node.name,
+        peer: from,
+        msg: "plumtree message failed",
+        error: e,
+      });
+    });
+  }
+
+  async #handle(from: string, raw: unknown): Promise<void> {
+    if (this.#closed) return;
+    const msg: PlumtreeMessage | undefined = parsePlumtreeMessage(raw);
+    const h = msg !== undefined && (msg[0] === PT.Broadcast || msg[0] === PT.Graft)
+      ? this.#handlers.get(msg[1])
+      : undefined;
+    if (
+      msg === undefined || ((msg[0] === PT.Broadcast || msg[0] === PT.Graft) && h === undefined)
+    ) {
+      this.#core.stats.malformed++;
+      this.#log({
+        level: "warn",
+        node: this.#node.name,
+        peer: from,
+        msg: "malformed plumtree message dropped",
+      });
+      return;
+    }
+    const now = this.#clock.now();
+    switch (msg[0]) {
+      case PT.Broadcast: {
+        const [, name, id, payload, round, root] = msg;
+        const key = name; // handler exists (checked above)
+        let isNew = false;
+        try {
+          isNew = await h!.merge(id, payload);
+        } catch (e) {
+          this.#core.stats.malformed++;
+          this.#log({
+            level: "warn",
+            node: this.#node.name,
+            peer: from,
+            msg: `merge of "${key}" threw`,
+            error: e,
+          });
+          return;
+        }
+        this.#sendAll(this.#core.onBroadcast(from, name, id, payload, round, root, isNew), h);
+        return;
+      }
+      case PT.IHave: {
+        const entries = [];
+        for (const [name, id, round, root] of msg[1]) {
+          const hh = this.#handlers.get(name);
+          if (hh === undefined) {
+            this.#core.stats.malformed++;
+            continue;
+          }
+          let stale = true;
+          try {
+            stale = await hh.isStale(id);
+          } catch {
+            this.#core.stats.malformed++;
+          }
+          entries.push({ handler: name, id, round, root, stale });
+        }
+        this.#sendAll(this.#core.onIHave(from, entries, now));
+        return;
+      }
+      case PT.Graft: {
+        const [, name, id, round, root] = msg;
+        let result: { ok: unknown } | "stale" | { error: unknown };
+        try {
+          result = await h!.graft(id);
+        } catch (e) {
+          result = { error: e };
+        }
+        this.#sendAll(this.#core.onGraft(from, name, id, round, root, result), h);
+        return;
+      }
+      case PT.Prune:
+        this.#core.onPrune(from, msg[1]);
+        return;
+      case PT.Ignored:
+        this.#core.onIgnored(from, msg[1]);
+        return;
+      case PT.Neighbor:
+        this.#core.onNeighbor(from, msg[1] === 1);
+        return;
+    }
+  }
+}

@@ -1,0 +1,540 @@
+/**
+ * The Plumtree protocol as a pure state machine: no I/O and no clock of its
+ * own. Each input returns the messages to send; time comes in as `now`, and
+ * the caller arms a timer for {@linkcode PlumtreeCore.nextDeadline}.
+ *
+ * Beyond the paper and Partisan: IHAVE ids are batched into one frame per peer
+ * per lazy tick; an IHAVE starts a graft timer, so that a message that arrives
+ * eagerly soon after is not grafted; the outstanding lazy set and the ids
+ * remembered for duplicate detection are bounded; membership changes are
+ * folded into the existing trees (new neighbours join them as lazy links)
+ * rather than resetting every tree.
+ *
+ * @module
+ */
+
+import { encodeValue } from "../membership/codec.ts";
+import type { Random } from "../membership/clock.ts";
+
+/** Wire tags of Plumtree messages. */
+export const PT = {
+  /** `[PT.Broadcast, handler, id, payload, round, root]` */
+  Broadcast: 0,
+  /** `[PT.IHave, [[handler, id, round, root], ...]]` */
+  IHave: 1,
+  /** `[PT.Graft, handler, id, round, root]` */
+  Graft: 2,
+  /** `[PT.Prune, root]` */
+  Prune: 3,
+  /** `[PT.Ignored, [[handler, id], ...]]` */
+  Ignored: 4,
+  /** `[PT.Neighbor, 1 | 0]`: the sender takes (1) or drops (0) this node as an overlay neighbour. */
+  Neighbor: 5,
+} as const;
+
+/** A Plumtree message on the wire. */
+export type PlumtreeMessage =
+  | [typeof PT.Broadcast, string, unknown, unknown, number, string]
+  | [typeof PT.IHave, [string, unknown, number, string][]]
+  | [typeof PT.Graft, string, unknown, number, string]
+  | [typeof PT.Prune, string]
+  | [typeof PT.Ignored, [string, unknown][]]
+  | [typeof PT.Neighbor, 0 | 1];
+
+/** One message to send. */
+export interface Send {
+  /** Destination node. */
+  to: string;
+  /** The message. */
+  msg: PlumtreeMessage;
+}
+
+/** Options of {@linkcode PlumtreeCore}. */
+export interface PlumtreeCoreOptions {
+  /** Random overlay neighbours besides the two ring neighbours (default 2). */
+  fanout?: number;
+  /** Wait after an IHAVE before grafting, in case the payload arrives eagerly (default 200 ms). */
+  graftTimeoutMs?: number;
+  /** Wait before grafting again from the next announcer (default 1000 ms). */
+  graftRetryMs?: number;
+  /** Grafts for one id before giving it up to anti-entropy (default 10). */
+  graftRetriesMax?: number;
+  /** Lazy entries queued per peer; the oldest are dropped past it (default 10000). */
+  lazyOutstandingMax?: number;
+  /** Ids remembered for duplicate detection (default 100000). */
+  idsRememberedMax?: number;
+  /** Ids in one IHAVE frame (default 1000). */
+  ihaveBatchMax?: number;
+  /** Randomness for overlay choices. */
+  random: Random;
+}
+
+/** Counters of the protocol. */
+export interface PlumtreeStats {
+  /** Payload messages sent (eager pushes and graft answers). */
+  eager: number;
+  /** Ids announced lazily (IHAVE entries). */
+  lazy: number;
+  /** IHAVE frames sent. */
+  ihaveFrames: number;
+  /** Grafts sent. */
+  graft: number;
+  /** Prunes sent. */
+  prune: number;
+  /** Messages new here (delivered to the application). */
+  deliveries: number;
+  /** Payloads received that were not new. */
+  duplicates: number;
+  /** Malformed messages dropped. */
+  malformed: number;
+  /** Lazy entries dropped by `lazyOutstandingMax`. */
+  lazyDropped: number;
+  /** Missing ids given up after `graftRetriesMax`. */
+  graftGaveUp: number;
+}
+
+interface Tree {
+  eager: Set<string>;
+  lazy: Set<string>;
+}
+
+interface Missing {
+  handler: string;
+  id: unknown;
+  round: number;
+  root: string;
+  announcers: string[];
+  tries: number;
+  at: number;
+}
+
+/** A stable string key for a handler's id. */
+export function idKey(handler: string, id: unknown): string {
+  const b = encodeValue(id);
+  let s = handler + "\u0000";
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
+  return s;
+}
+
+/**
+ * The protocol state of one node.
+ *
+ * @example Two nodes, one broadcast
+ * ```ts
+ * import { PlumtreeCore } from "@murmur/murmur/broadcast";
+ * import { seededRandom } from "@murmur/murmur/membership";
+ * const a = new PlumtreeCore("a", { random: seededRandom(1) });
+ * a.setMembers(["a", "b"]);
+ * const sends = a.broadcast("log", "m1", "hello", 0);
+ * console.log(sends.map((s) => s.to)); // [ "b" ]
+ * ```
+ */
+export class PlumtreeCore {
+  readonly self: string;
+  readonly #fanout: number;
+  readonly #graftTimeoutMs: number;
+  readonly #graftRetryMs: number;
+  readonly #graftRetriesMax: number;
+  readonly #lazyMax: number;
+  readonly #idsMax: number;
+  readonly #ihaveBatchMax: number;
+  readonly #random: Random;
+  #members: string[] = [];
+  readonly #picked = new Set<string>();
+  readonly #inbound = new Set<string>();
+  readonly #neighbours = new Set<string>();
+  readonly #trees = new Map<string, Tree>();
+  readonly #outstanding = new Map<string, Map<string, [string, unknown, number, string]>>();
+  readonly #recent = new Set<string>();
+  readonly #missing = new Map<string, Missing>();
+  readonly stats: PlumtreeStats = {
+    eager: 0,
+    lazy: 0,
+    ihaveFrames: 0,
+    graft: 0,
+    prune: 0,
+    deliveries: 0,
+    duplicates: 0,
+    malformed: 0,
+    lazyDropped: 0,
+    graftGaveUp: 0,
+  };
+
+  /** Creates the state of node `self`. */
+  constructor(self: string, options: PlumtreeCoreOptions) {
+    this.self = self;
+    this.#fanout = options.fanout ?? 2;
+    this.#graftTimeoutMs = options.graftTimeoutMs ?? 200;
+    this.#graftRetryMs = options.graftRetryMs ?? 1000;
+    this.#graftRetriesMax = options.graftRetriesMax ?? 10;
+    this.#lazyMax = options.lazyOutstandingMax ?? 10_000;
+    this.#idsMax = options.idsRememberedMax ?? 100_000;
+    this.#ihaveBatchMax = options.ihaveBatchMax ?? 1000;
+    this.#random = options.random;
+    for (
+      const [k, v] of Object.entries({
+        fanout: this.#fanout,
+        graftRetriesMax: this.#graftRetriesMax,
+      })
+    ) {
+      if (!Number.isInteger(v) || v < 0) {
+        throw new RangeError(`${k} must be a non-negative integer`);
+      }
+    }
+  }
+
+  /** The members Plumtree broadcasts to (connected members, self included). */
+  get members(): readonly string[] {
+    return this.#members;
+  }
+
+  /** The overlay neighbours. */
+  neighbours(): string[] {
+    return [...this.#neighbours].sort();
+  }
+
+  /** Eager and lazy peers of the tree rooted at `root`. */
+  peers(root: string): { eager: string[]; lazy: string[] } {
+    const t = this.#trees.get(root);
+    if (t === undefined) return { eager: this.neighbours(), lazy: [] };
+    return { eager: [...t.eager].sort(), lazy: [...t.lazy].sort() };
+  }
+
+  /**
+   * Folds a membership change in. The overlay is the two ring neighbours (in
+   * name order) plus `fanout` random members, made symmetric by NEIGHBOR
+   * messages. New neighbours join existing trees as lazy links; departed
+   * members leave every set.
+   */
+  setMembers(members: readonly string[]): Send[] {
+    const next = [...new Set(members)].sort();
+    if (!next.includes(this.self)) next.push(this.self), next.sort();
+    const gone = this.#members.filter((m) => !next.includes(m));
+    this.#members = next;
+    for (const g of gone) this.#forget(g);
+    const others = next.filter((m) => m !== this.self);
+    const want = new Set<string>();
+    if (others.length > 0) {
+      const i = next.indexOf(this.self);
+      want.add(next[(i + 1) % next.length]!);
+      want.add(next[(i - 1 + next.length) % next.length]!);
+    }
+    for (const p of this.#picked) if (others.includes(p)) want.add(p);
+    const candidates = others.filter((m) => !want.has(m));
+    let randomPicks = [...this.#picked].filter((p) => others.includes(p)).length;
+    while (randomPicks < this.#fanout && candidates.length > 0) {
+      const j = Math.floor(this.#random.next() * candidates.length);
+      want.add(candidates.splice(j, 1)[0]!);
+      randomPicks++;
+    }
+    const sends: Send[] = [];
+    for (const p of want) {
+      if (p === this.self) continue;
+      if (!this.#picked.has(p)) {
+        this.#picked.add(p);
+        sends.push({ to: p, msg: [PT.Neighbor, 1] });
+      }
+      this.#addNeighbour(p);
+    }
+    return sends;
+  }
+
+  #forget(peer: string): void {
+    this.#picked.delete(peer);
+    this.#inbound.delete(peer);
+    this.#neighbours.delete(peer);
+    this.#outstanding.delete(peer);
+    for (const t of this.#trees.values()) {
+      t.eager.delete(peer);
+      t.lazy.delete(peer);
+    }
+    for (const [k, m] of this.#missing) {
+      m.announcers = m.announcers.filter((a) => a !== peer);
+      if (m.announcers.length === 0) this.#missing.delete(k);
+    }
+  }
+
+  #addNeighbour(peer: string): void {
+    if (peer === this.self || this.#neighbours.has(peer)) return;
+    this.#neighbours.add(peer);
+    // Existing trees take the new link as lazy: they stay as they are.
+    for (const t of this.#trees.values()) if (!t.eager.has(peer)) t.lazy.add(peer);
+  }
+
+  #tree(root: string): Tree {
+    let t = this.#trees.get(root);
+    if (t === undefined) {
+      t = { eager: new Set(this.#neighbours), lazy: new Set() };
+      this.#trees.set(root, t);
+    }
+    return t;
+  }
+
+  #remember(key: string): void {
+    if (this.#recent.has(key)) return;
+    this.#recent.add(key);
+    if (this.#recent.size > this.#idsMax) {
+      const oldest = this.#recent.values().next().value!;
+      this.#recent.delete(oldest);
+    }
+  }
+
+  /** True when `key` was seen recently (cheaper than asking the handler). */
+  seen(key: string): boolean {
+    return this.#recent.has(key);
+  }
+
+  /** A broadcast from this node, already merged locally. */
+  broadcast(handler: string, id: unknown, payload: unknown, _now: number): Send[] {
+    const key = idKey(handler, id);
+    this.#remember(key);
+    this.stats.deliveries++;
+    return this.#push(handler, id, payload, 0, this.self, this.self, key);
+  }
+
+  #push(
+    handler: string,
+    id: unknown,
+    payload: unknown,
+    round: number,
+    root: string,
+    from: string,
+    key: string,
+  ): Send[] {
+    const t = this.#tree(root);
+    const sends: Send[] = [];
+    for (const p of t.eager) {
+      if (p === from || p === this.self) continue;
+      sends.push({ to: p, msg: [PT.Broadcast, handler, id, payload, round + 1, root] });
+      this.stats.eager++;
+    }
+    for (const p of t.lazy) {
+      if (p === from || p === this.self) continue;
+      let out = this.#outstanding.get(p);
+      if (out === undefined) this.#outstanding.set(p, out = new Map());
+      out.set(key, [handler, id, round + 1, root]);
+      if (out.size > this.#lazyMax) {
+        out.delete(out.keys().next().value!);
+        this.stats.lazyDropped++;
+      }
+    }
+    return sends;
+  }
+
+  /** A payload from `from`, after the handler's merge said whether it is new. */
+  onBroadcast(
+    from: string,
+    handler: string,
+    id: unknown,
+    payload: unknown,
+    round: number,
+    root: string,
+    isNew: boolean,
+  ): Send[] {
+    const key = idKey(handler, id);
+    this.#addNeighbour(from);
+    const t = this.#tree(root);
+    if (isNew) {
+      this.#remember(key);
+      this.#missing.delete(key);
+      this.stats.deliveries++;
+      t.lazy.delete(from);
+      t.eager.add(from);
+      return this.#push(handler, id, payload, round, root, from, key);
+    }
+    this.stats.duplicates++;
+    this.#remember(key);
+    // A duplicate: this link is redundant for this tree.
+    const sends: Send[] = [];
+    if (t.eager.delete(from) || !t.lazy.has(from)) {
+      sends.push({ to: from, msg: [PT.Prune, root] });
+      this.stats.prune++;
+    }
+    t.lazy.add(from);
+    return sends;
+  }
+
+  /** A PRUNE: `from` moves to the lazy set of `root`'s tree. */
+  onPrune(from: string, root: string): void {
+    this.#addNeighbour(from);
+    const t = this.#tree(root);
+    t.eager.delete(from);
+    t.lazy.add(from);
+  }
+
+  /** A NEIGHBOR message: `from` takes (or drops) this node as an overlay neighbour. */
+  onNeighbor(from: string, add: boolean): void {
+    if (add) {
+      this.#inbound.add(from);
+      this.#addNeighbour(from);
+    } else {
+      this.#inbound.delete(from);
+    }
+  }
+
+  /**
+   * An IHAVE batch, each entry with the handler's `isStale` answer. Stale ones
+   * are acknowledged (IGNORED); missing ones start a graft timer.
+   */
+  onIHave(
+    from: string,
+    entries: readonly {
+      handler: string;
+      id: unknown;
+      round: number;
+      root: string;
+      stale: boolean;
+    }[],
+    now: number,
+  ): Send[] {
+    this.#addNeighbour(from);
+    const ignored: [string, unknown][] = [];
+    for (const e of entries) {
+      const key = idKey(e.handler, e.id);
+      if (e.stale || this.#recent.has(key)) {
+        ignored.push([e.handler, e.id]);
+        continue;
+      }
+      const m = this.#missing.get(key);
+      if (m === undefined) {
+        this.#missing.set(key, {
+          handler: e.handler,
+          id: e.id,
+          round: e.round,
+          root: e.root,
+          announcers: [from],
+          tries: 0,
+          at: now + this.#graftTimeoutMs,
+        });
+      } else if (!m.announcers.includes(from)) m.announcers.push(from);
+    }
+    return ignored.length > 0 ? [{ to: from, msg: [PT.Ignored, ignored] }] : [];
+  }
+
+  /** IGNORED: `from` has these; stop announcing them to it. */
+  onIgnored(from: string, entries: readonly [string, unknown][]): void {
+    const out = this.#outstanding.get(from);
+    if (out === undefined) return;
+    for (const [h, id] of entries) out.delete(idKey(h, id));
+  }
+
+  /** A GRAFT from `from`, with the handler's answer: the link becomes eager, the payload goes back. */
+  onGraft(
+    from: string,
+    handler: string,
+    id: unknown,
+    round: number,
+    root: string,
+    result: { ok: unknown } | "stale" | { error: unknown },
+  ): Send[] {
+    this.#addNeighbour(from);
+    this.#outstanding.get(from)?.delete(idKey(handler, id));
+    const t = this.#tree(root);
+    t.lazy.delete(from);
+    t.eager.add(from);
+    if (typeof result === "object" && "ok" in result) {
+      this.stats.eager++;
+      return [{ to: from, msg: [PT.Broadcast, handler, id, result.ok, round, root] }];
+    }
+    return [];
+  }
+
+  /** The lazy tick: one IHAVE frame per peer (or a few, past `ihaveBatchMax`). */
+  lazyTick(): Send[] {
+    const sends: Send[] = [];
+    for (const [peer, out] of this.#outstanding) {
+      if (out.size === 0) continue;
+      let batch: [string, unknown, number, string][] = [];
+      for (const e of out.values()) {
+        batch.push(e);
+        if (batch.length >= this.#ihaveBatchMax) {
+          sends.push({ to: peer, msg: [PT.IHave, batch] });
+          batch = [];
+        }
+      }
+      if (batch.length > 0) sends.push({ to: peer, msg: [PT.IHave, batch] });
+      this.stats.lazy += out.size;
+    }
+    this.stats.ihaveFrames += sends.length;
+    return sends;
+  }
+
+  /** The earliest graft deadline, if any. */
+  nextDeadline(): number | undefined {
+    let min: number | undefined;
+    for (const m of this.#missing.values()) if (min === undefined || m.at < min) min = m.at;
+    return min;
+  }
+
+  /** Fires graft timers due at `now`. */
+  timers(now: number): Send[] {
+    const sends: Send[] = [];
+    for (const [key, m] of this.#missing) {
+      if (m.at > now) continue;
+      if (m.tries >= this.#graftRetriesMax || m.announcers.length === 0) {
+        this.#missing.delete(key);
+        this.stats.graftGaveUp++;
+        continue;
+      }
+      const peer = m.announcers[m.tries % m.announcers.length]!;
+      m.tries++;
+      m.at = now + this.#graftRetryMs;
+      const t = this.#tree(m.root);
+      t.lazy.delete(peer);
+      t.eager.add(peer);
+      sends.push({ to: peer, msg: [PT.Graft, m.handler, m.id, m.round, m.root] });
+      this.stats.graft++;
+    }
+    return sends;
+  }
+
+  /** Ids announced but not received yet. */
+  get missingCount(): number {
+    return this.#missing.size;
+  }
+}
+
+/**
+ * Checks the shape of a Plumtree message from the network; undefined when malformed.
+ *
+ * @example
+ * ```ts
+ * import { parsePlumtreeMessage } from "@murmur/murmur/broadcast";
+ * console.log(parsePlumtreeMessage([3, "a"])); // [ 3, "a" ]
+ * console.log(parsePlumtreeMessage("junk")); // undefined
+ * ```
+ */
+export function parsePlumtreeMessage(v: unknown): PlumtreeMessage | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const isName = (x: unknown): x is string =>
+    typeof x === "string" && x.length > 0 && x.length <= 255;
+  const isRound = (x: unknown): x is number =>
+    typeof x === "number" && Number.isInteger(x) && x >= 0;
+  switch (v[0]) {
+    case PT.Broadcast:
+      return v.length === 6 && isName(v[1]) && isRound(v[4]) && isName(v[5])
+        ? v as PlumtreeMessage
+        : undefined;
+    case PT.IHave:
+      return v.length === 2 && Array.isArray(v[1]) && v[1].length <= 100_000 &&
+          v[1].every((e: unknown) =>
+            Array.isArray(e) && e.length === 4 && isName(e[0]) && isRound(e[2]) && isName(e[3])
+          )
+        ? v as PlumtreeMessage
+        : undefined;
+    case PT.Graft:
+      return v.length === 5 && isName(v[1]) && isRound(v[3]) && isName(v[4])
+        ? v as PlumtreeMessage
+        : undefined;
+    case PT.Prune:
+      return v.length === 2 && isName(v[1]) ? v as PlumtreeMessage : undefined;
+    case PT.Ignored:
+      return v.length === 2 && Array.isArray(v[1]) &&
+          v[1].every((e: unknown) => Array.isArray(e) && e.length === 2 && isName(e[0]))
+        ? v as PlumtreeMessage
+        : undefined;
+    case PT.Neighbor:
+      return v.length === 2 && (v[1] === 0 || v[1] === 1) ? v as PlumtreeMessage : undefined;
+  }
+  return undefined;
+}
