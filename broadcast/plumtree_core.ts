@@ -8,7 +8,10 @@
  * eagerly soon after is not grafted; the outstanding lazy set and the ids
  * remembered for duplicate detection are bounded; membership changes are
  * folded into the existing trees (new neighbours join them as lazy links)
- * rather than resetting every tree.
+ * rather than resetting every tree; eager links are directed per root and a
+ * duplicate prunes the longer of the two paths (by round), which keeps trees
+ * stable when many messages are in flight (the paper's symmetric rule lets a
+ * child push back to its parent and get cut off under load).
  *
  * @module
  */
@@ -145,7 +148,8 @@ export class PlumtreeCore {
   readonly #neighbours = new Set<string>();
   readonly #trees = new Map<string, Tree>();
   readonly #outstanding = new Map<string, Map<string, [string, unknown, number, string]>>();
-  readonly #recent = new Set<string>();
+  /** Recently delivered ids, with the sender and round of the copy kept. */
+  readonly #recent = new Map<string, { from: string; round: number }>();
   readonly #missing = new Map<string, Missing>();
   readonly stats: PlumtreeStats = {
     eager: 0,
@@ -270,11 +274,11 @@ export class PlumtreeCore {
     return t;
   }
 
-  #remember(key: string): void {
+  #remember(key: string, from: string, round: number): void {
     if (this.#recent.has(key)) return;
-    this.#recent.add(key);
+    this.#recent.set(key, { from, round });
     if (this.#recent.size > this.#idsMax) {
-      const oldest = this.#recent.values().next().value!;
+      const oldest = this.#recent.keys().next().value!;
       this.#recent.delete(oldest);
     }
   }
@@ -287,7 +291,7 @@ export class PlumtreeCore {
   /** A broadcast from this node, already merged locally. */
   broadcast(handler: string, id: unknown, payload: unknown, _now: number): Send[] {
     const key = idKey(handler, id);
-    this.#remember(key);
+    this.#remember(key, this.self, 0);
     this.stats.deliveries++;
     return this.#push(handler, id, payload, 0, this.self, this.self, key);
   }
@@ -321,7 +325,14 @@ export class PlumtreeCore {
     return sends;
   }
 
-  /** A payload from `from`, after the handler's merge said whether it is new. */
+  /**
+   * A payload from `from`, after the handler's merge said whether it is new.
+   *
+   * Edges are directed per root: a node's eager set is whom it pushes to. A
+   * duplicate means one of the two pushes that reached this node is redundant:
+   * the one on the longer path (higher round; ties by name) is pruned, so that
+   * two copies crossing under load can never cut both of a node's inbound paths.
+   */
   onBroadcast(
     from: string,
     handler: string,
@@ -333,25 +344,25 @@ export class PlumtreeCore {
   ): Send[] {
     const key = idKey(handler, id);
     this.#addNeighbour(from);
-    const t = this.#tree(root);
     if (isNew) {
-      this.#remember(key);
+      this.#remember(key, from, round);
       this.#missing.delete(key);
       this.stats.deliveries++;
-      t.lazy.delete(from);
-      t.eager.add(from);
       return this.#push(handler, id, payload, round, root, from, key);
     }
     this.stats.duplicates++;
-    this.#remember(key);
-    // A duplicate: this link is redundant for this tree.
-    const sends: Send[] = [];
-    if (t.eager.delete(from) || !t.lazy.has(from)) {
-      sends.push({ to: from, msg: [PT.Prune, root] });
-      this.stats.prune++;
-    }
-    t.lazy.add(from);
-    return sends;
+    const kept = this.#recent.get(key);
+    let prune = from;
+    if (kept !== undefined && kept.from !== this.self && kept.from !== from) {
+      const shorter = round < kept.round || (round === kept.round && from < kept.from);
+      if (shorter) {
+        // This copy came the shorter way: keep it, prune the path of the first one.
+        prune = kept.from;
+        this.#recent.set(key, { from, round });
+      }
+    } else if (kept === undefined) this.#remember(key, from, round);
+    this.stats.prune++;
+    return [{ to: prune, msg: [PT.Prune, root] }];
   }
 
   /** A PRUNE: `from` moves to the lazy set of `root`'s tree. */
@@ -479,9 +490,6 @@ export class PlumtreeCore {
       const peer = m.announcers[m.tries % m.announcers.length]!;
       m.tries++;
       m.at = now + this.#graftRetryMs;
-      const t = this.#tree(m.root);
-      t.lazy.delete(peer);
-      t.eager.add(peer);
       sends.push({ to: peer, msg: [PT.Graft, m.handler, m.id, m.round, m.root] });
       this.stats.graft++;
     }

@@ -152,16 +152,17 @@ Deno.test(`plumtree: a stable tree has no redundant payloads (RMR 0) (SIM_SEED=$
     const rmr = payloads / 20 / (c.nodes.length - 1) - 1;
     console.log(`RMR after warm-up: ${rmr.toFixed(3)}`);
     assert.equal(rmr, 0);
-    // debugGetPeers answers for this node and, through a call, for another one.
-    for (const other of [root, c.nodes[7]!]) {
+    // debugGetPeers answers for this node and, through a call, for the others.
+    // (Eager links toward a node's own parent stay: they are never used, so never pruned.)
+    for (const other of c.nodes) {
       const remote = c.nodes[0]!.plumtree.debugGetPeers(other.node.name, root.node.name);
-      await c.run(200);
+      await c.run(100);
       const peers = await remote;
-      assert.ok(peers.eager.length >= 1, JSON.stringify(peers));
       assert.ok(
         peers.eager.every((p) => !peers.lazy.includes(p)),
         "eager and lazy sets are disjoint",
       );
+      if (other === root) assert.ok(peers.eager.length >= 1, "the root pushes to someone");
     }
   } finally {
     await c.close();
