@@ -14,7 +14,7 @@ import {
   type TimerId,
 } from "../membership/clock.ts";
 import { consoleLogger, type Logger, type Node } from "../membership/node.ts";
-import type { BroadcastHandler } from "./handler.ts";
+import type { BroadcastHandler, GraftResult } from "./handler.ts";
 import {
   parsePlumtreeMessage,
   PlumtreeCore,
@@ -113,6 +113,8 @@ export class Plumtree implements AsyncDisposable {
   #exchangeTimer: TimerId | undefined;
   #graftTimer: { id: TimerId; at: number } | undefined;
   #inbox: Promise<void> = Promise.resolve();
+  readonly #queue: [string, unknown][] = [];
+  #draining = false;
   readonly #offs: (() => void)[] = [];
   #closed = false;
   readonly #extra = { exchanges: 0, sendFailures: 0 };
@@ -256,15 +258,20 @@ export class Plumtree implements AsyncDisposable {
 
   // deno-lint-ignore no-explicit-any
   #sendAll(sends: Send[], handler?: BroadcastHandler<any, any, any>): void {
-    for (const s of sends) {
+    // Sends that share one message object go out through one sendMany (one encoding).
+    for (let i = 0; i < sends.length;) {
+      const msg = sends[i]!.msg;
+      const to = [sends[i]!.to];
+      let j = i + 1;
+      while (j < sends.length && sends[j]!.msg === msg) to.push(sends[j++]!.to);
+      i = j;
       const h = handler ??
-        (s.msg[0] === PT.Broadcast || s.msg[0] === PT.Graft
-          ? this.#handlers.get(s.msg[1])
-          : undefined);
-      this.#node.send(s.to, PLUMTREE_ENDPOINT, s.msg, { channel: h?.channel ?? this.#channel })
-        .catch(() => {
-          this.#extra.sendFailures++;
-        });
+        (msg[0] === PT.Broadcast || msg[0] === PT.Graft ? this.#handlers.get(msg[1]) : undefined);
+      this.#node.sendMany(to, PLUMTREE_ENDPOINT, msg, { channel: h?.channel ?? this.#channel })
+        .then(
+          (failures) => void (this.#extra.sendFailures += failures.length),
+          () => void (this.#extra.sendFailures += to.length),
+        );
     }
     this.#armGraftTimer();
   }
@@ -343,19 +350,46 @@ export class Plumtree implements AsyncDisposable {
   }
 
   #receive(from: string, raw: unknown): void {
-    // One message at a time, in arrival order, even when handlers are async.
-    this.#inbox = this.#inbox.then(() => this.#handle(from, raw)).catch((e) => {
-      this.#log({
-        level: "error",
-        node: this.#node.name,
-        peer: from,
-        msg: "plumtree message failed",
-        error: e,
-      });
-    });
+    // One message at a time, in arrival order. Handlers that answer
+    // synchronously are served synchronously; a promise holds the queue.
+    this.#queue.push([from, raw]);
+    if (!this.#draining) this.#drain();
   }
 
-  async #handle(from: string, raw: unknown): Promise<void> {
+  #drain(): void {
+    this.#draining = true;
+    while (this.#queue.length > 0) {
+      const [from, raw] = this.#queue.shift()!;
+      let r: void | Promise<void>;
+      try {
+        r = this.#handle(from, raw);
+      } catch (e) {
+        this.#log({
+          level: "error",
+          node: this.#node.name,
+          peer: from,
+          msg: "plumtree message failed",
+          error: e,
+        });
+        continue;
+      }
+      if (r instanceof Promise) {
+        this.#inbox = r.catch((e) => {
+          this.#log({
+            level: "error",
+            node: this.#node.name,
+            peer: from,
+            msg: "plumtree message failed",
+            error: e,
+          });
+        }).then(() => this.#drain());
+        return;
+      }
+    }
+    this.#draining = false;
+  }
+
+  #handle(from: string, raw: unknown): void | Promise<void> {
     if (this.#closed) return;
     const msg: PlumtreeMessage | undefined = parsePlumtreeMessage(raw);
     const h = msg !== undefined && (msg[0] === PT.Broadcast || msg[0] === PT.Graft)
@@ -373,57 +407,75 @@ export class Plumtree implements AsyncDisposable {
       });
       return;
     }
-    const now = this.#clock.now();
     switch (msg[0]) {
       case PT.Broadcast: {
         const [, name, id, payload, round, root] = msg;
-        const key = name; // handler exists (checked above)
-        let isNew = false;
-        try {
-          isNew = await h!.merge(id, payload);
-        } catch (e) {
+        const done = (isNew: boolean) =>
+          this.#sendAll(this.#core.onBroadcast(from, name, id, payload, round, root, isNew), h);
+        const failed = (e: unknown) => {
           this.#core.stats.malformed++;
           this.#log({
             level: "warn",
             node: this.#node.name,
             peer: from,
-            msg: `merge of "${key}" threw`,
+            msg: `merge of "${name}" threw`,
             error: e,
           });
-          return;
+        };
+        let r: boolean | Promise<boolean>;
+        try {
+          r = h!.merge(id, payload);
+        } catch (e) {
+          return failed(e);
         }
-        this.#sendAll(this.#core.onBroadcast(from, name, id, payload, round, root, isNew), h);
-        return;
+        if (r instanceof Promise) return r.then(done, failed);
+        return done(r);
       }
       case PT.IHave: {
-        const entries = [];
-        for (const [name, id, round, root] of msg[1]) {
+        const [, batch, groups] = msg;
+        const entries: {
+          handler: string;
+          id: unknown;
+          round: number;
+          root: string;
+          stale: boolean;
+        }[] = [];
+        const pending: Promise<void>[] = [];
+        for (const [name, root, ids] of groups) {
           const hh = this.#handlers.get(name);
           if (hh === undefined) {
             this.#core.stats.malformed++;
             continue;
           }
-          let stale = true;
-          try {
-            stale = await hh.isStale(id);
-          } catch {
-            this.#core.stats.malformed++;
+          for (const [id, round] of ids) {
+            const e = { handler: name, id, round, root, stale: true };
+            entries.push(e);
+            try {
+              const st = hh.isStale(id);
+              if (st instanceof Promise) pending.push(st.then((v) => void (e.stale = v), () => {}));
+              else e.stale = st;
+            } catch {
+              this.#core.stats.malformed++;
+            }
           }
-          entries.push({ handler: name, id, round, root, stale });
         }
-        this.#sendAll(this.#core.onIHave(from, entries, now));
-        return;
+        const done = () =>
+          this.#sendAll(this.#core.onIHave(from, batch, entries, this.#clock.now()));
+        if (pending.length > 0) return Promise.all(pending).then(done);
+        return done();
       }
       case PT.Graft: {
         const [, name, id, round, root] = msg;
-        let result: { ok: unknown } | "stale" | { error: unknown };
+        const done = (result: { ok: unknown } | "stale" | { error: unknown }) =>
+          this.#sendAll(this.#core.onGraft(from, name, id, round, root, result), h);
+        let r: GraftResult<unknown> | Promise<GraftResult<unknown>>;
         try {
-          result = await h!.graft(id);
+          r = h!.graft(id);
         } catch (e) {
-          result = { error: e };
+          return done({ error: e });
         }
-        this.#sendAll(this.#core.onGraft(from, name, id, round, root, result), h);
-        return;
+        if (r instanceof Promise) return r.then(done, (e) => done({ error: e }));
+        return done(r);
       }
       case PT.Prune:
         this.#core.onPrune(from, msg[1]);

@@ -23,13 +23,13 @@ import type { Random } from "../membership/clock.ts";
 export const PT = {
   /** `[PT.Broadcast, handler, id, payload, round, root]` */
   Broadcast: 0,
-  /** `[PT.IHave, [[handler, id, round, root], ...]]` */
+  /** `[PT.IHave, batch, [[handler, root, [[id, round], ...]], ...]]` */
   IHave: 1,
   /** `[PT.Graft, handler, id, round, root]` */
   Graft: 2,
   /** `[PT.Prune, root]` */
   Prune: 3,
-  /** `[PT.Ignored, [[handler, id], ...]]` */
+  /** `[PT.Ignored, batch]`: the IHAVE batch was processed (missing ids are grafted separately). */
   Ignored: 4,
   /** `[PT.Neighbor, 1 | 0]`: the sender takes (1) or drops (0) this node as an overlay neighbour. */
   Neighbor: 5,
@@ -38,10 +38,10 @@ export const PT = {
 /** A Plumtree message on the wire. */
 export type PlumtreeMessage =
   | [typeof PT.Broadcast, string, unknown, unknown, number, string]
-  | [typeof PT.IHave, [string, unknown, number, string][]]
+  | [typeof PT.IHave, number, [string, string, [unknown, number][]][]]
   | [typeof PT.Graft, string, unknown, number, string]
   | [typeof PT.Prune, string]
-  | [typeof PT.Ignored, [string, unknown][]]
+  | [typeof PT.Ignored, number]
   | [typeof PT.Neighbor, 0 | 1];
 
 /** One message to send. */
@@ -111,12 +111,37 @@ interface Missing {
   at: number;
 }
 
-/** A stable string key for a handler's id. */
+/**
+ * A stable string key for a handler's id (strings and numbers directly, other
+ * ids through their CBOR encoding).
+ *
+ * @example
+ * ```ts
+ * import { idKey } from "@murmur/murmur/broadcast";
+ * console.log(idKey("log", "m1") === idKey("log", "m1")); // true
+ * ```
+ */
 export function idKey(handler: string, id: unknown): string {
+  if (typeof id === "string") return handler + "\u0000s" + id;
+  if (typeof id === "number") return handler + "\u0000n" + id;
   const b = encodeValue(id);
-  let s = handler + "\u0000";
+  let s = handler + "\u0000c";
   for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
   return s;
+}
+
+interface Lazy {
+  readonly handler: string;
+  readonly id: unknown;
+  readonly round: number;
+  readonly root: string;
+}
+
+/** What one peer still has to be told: new entries, and batches sent but not acknowledged. */
+interface Outstanding {
+  pending: Lazy[];
+  unacked: Map<number, Lazy[]>;
+  size: number;
 }
 
 /**
@@ -147,7 +172,8 @@ export class PlumtreeCore {
   readonly #inbound = new Set<string>();
   readonly #neighbours = new Set<string>();
   readonly #trees = new Map<string, Tree>();
-  readonly #outstanding = new Map<string, Map<string, [string, unknown, number, string]>>();
+  readonly #outstanding = new Map<string, Outstanding>();
+  #batchSeq = 0;
   /** Recently delivered ids, with the sender and round of the copy kept. */
   readonly #recent = new Map<string, { from: string; round: number }>();
   readonly #missing = new Map<string, Missing>();
@@ -274,6 +300,22 @@ export class PlumtreeCore {
     return t;
   }
 
+  /** Past `lazyOutstandingMax`: forget the oldest unacknowledged batch, else the oldest pending entries. */
+  #dropOldest(out: Outstanding): void {
+    const first = out.unacked.keys().next();
+    if (!first.done) {
+      const dropped = out.unacked.get(first.value)!.length;
+      out.unacked.delete(first.value);
+      out.size -= dropped;
+      this.stats.lazyDropped += dropped;
+      return;
+    }
+    const excess = out.size - this.#lazyMax;
+    out.pending.splice(0, excess);
+    out.size -= excess;
+    this.stats.lazyDropped += excess;
+  }
+
   #remember(key: string, from: string, round: number): void {
     if (this.#recent.has(key)) return;
     this.#recent.set(key, { from, round });
@@ -307,20 +349,26 @@ export class PlumtreeCore {
   ): Send[] {
     const t = this.#tree(root);
     const sends: Send[] = [];
+    // One message object for every destination: the caller can encode it once.
+    const msg: PlumtreeMessage = [PT.Broadcast, handler, id, payload, round + 1, root];
     for (const p of t.eager) {
       if (p === from || p === this.self) continue;
-      sends.push({ to: p, msg: [PT.Broadcast, handler, id, payload, round + 1, root] });
+      sends.push({ to: p, msg });
       this.stats.eager++;
     }
-    for (const p of t.lazy) {
+    // Lazy announcements go to every neighbour but the sender, eager ones too:
+    // an eager push can be lost (a dropped connection, a lossy network), and on
+    // a new tree every link starts eager. A peer that has the id just
+    // acknowledges the batch. One entry object is shared by every peer.
+    const entry: Lazy = { handler, id, round: round + 1, root };
+    for (const p of this.#neighbours) {
       if (p === from || p === this.self) continue;
       let out = this.#outstanding.get(p);
-      if (out === undefined) this.#outstanding.set(p, out = new Map());
-      out.set(key, [handler, id, round + 1, root]);
-      if (out.size > this.#lazyMax) {
-        out.delete(out.keys().next().value!);
-        this.stats.lazyDropped++;
+      if (out === undefined) {
+        this.#outstanding.set(p, out = { pending: [], unacked: new Map(), size: 0 });
       }
+      out.pending.push(entry);
+      if (++out.size > this.#lazyMax) this.#dropOldest(out);
     }
     return sends;
   }
@@ -384,11 +432,12 @@ export class PlumtreeCore {
   }
 
   /**
-   * An IHAVE batch, each entry with the handler's `isStale` answer. Stale ones
-   * are acknowledged (IGNORED); missing ones start a graft timer.
+   * An IHAVE batch, each entry with the handler's `isStale` answer. Missing
+   * ids start a graft timer; the batch is acknowledged as a whole (IGNORED).
    */
   onIHave(
     from: string,
+    batch: number,
     entries: readonly {
       handler: string;
       id: unknown;
@@ -399,13 +448,9 @@ export class PlumtreeCore {
     now: number,
   ): Send[] {
     this.#addNeighbour(from);
-    const ignored: [string, unknown][] = [];
     for (const e of entries) {
       const key = idKey(e.handler, e.id);
-      if (e.stale || this.#recent.has(key)) {
-        ignored.push([e.handler, e.id]);
-        continue;
-      }
+      if (e.stale || this.#recent.has(key)) continue;
       const m = this.#missing.get(key);
       if (m === undefined) {
         this.#missing.set(key, {
@@ -419,14 +464,16 @@ export class PlumtreeCore {
         });
       } else if (!m.announcers.includes(from)) m.announcers.push(from);
     }
-    return ignored.length > 0 ? [{ to: from, msg: [PT.Ignored, ignored] }] : [];
+    return [{ to: from, msg: [PT.Ignored, batch] }];
   }
 
-  /** IGNORED: `from` has these; stop announcing them to it. */
-  onIgnored(from: string, entries: readonly [string, unknown][]): void {
+  /** IGNORED: `from` processed IHAVE batch `batch`; stop announcing it. */
+  onIgnored(from: string, batch: number): void {
     const out = this.#outstanding.get(from);
-    if (out === undefined) return;
-    for (const [h, id] of entries) out.delete(idKey(h, id));
+    const entries = out?.unacked.get(batch);
+    if (out === undefined || entries === undefined) return;
+    out.unacked.delete(batch);
+    out.size -= entries.length;
   }
 
   /** A GRAFT from `from`, with the handler's answer: the link becomes eager, the payload goes back. */
@@ -439,7 +486,6 @@ export class PlumtreeCore {
     result: { ok: unknown } | "stale" | { error: unknown },
   ): Send[] {
     this.#addNeighbour(from);
-    this.#outstanding.get(from)?.delete(idKey(handler, id));
     const t = this.#tree(root);
     t.lazy.delete(from);
     t.eager.add(from);
@@ -450,21 +496,35 @@ export class PlumtreeCore {
     return [];
   }
 
-  /** The lazy tick: one IHAVE frame per peer (or a few, past `ihaveBatchMax`). */
+  /**
+   * The lazy tick: per peer, one IHAVE frame (more past `ihaveBatchMax` ids)
+   * with the ids grouped by handler and root. Entries stay outstanding until
+   * their batch is acknowledged, and are announced again at the next tick.
+   */
   lazyTick(): Send[] {
     const sends: Send[] = [];
     for (const [peer, out] of this.#outstanding) {
       if (out.size === 0) continue;
-      let batch: [string, unknown, number, string][] = [];
-      for (const e of out.values()) {
-        batch.push(e);
-        if (batch.length >= this.#ihaveBatchMax) {
-          sends.push({ to: peer, msg: [PT.IHave, batch] });
-          batch = [];
+      // Unacknowledged batches are announced again, with what is new.
+      const all: Lazy[] = [];
+      for (const b of out.unacked.values()) for (const e of b) all.push(e);
+      for (const e of out.pending) all.push(e);
+      out.unacked.clear();
+      out.pending = [];
+      for (let at = 0; at < all.length; at += this.#ihaveBatchMax) {
+        const chunk = all.slice(at, at + this.#ihaveBatchMax);
+        const batch = ++this.#batchSeq;
+        const groups = new Map<string, [string, string, [unknown, number][]]>();
+        for (const e of chunk) {
+          const g = e.handler + "\u0000" + e.root;
+          let group = groups.get(g);
+          if (group === undefined) groups.set(g, group = [e.handler, e.root, []]);
+          group[2].push([e.id, e.round]);
         }
+        out.unacked.set(batch, chunk);
+        sends.push({ to: peer, msg: [PT.IHave, batch, [...groups.values()]] });
       }
-      if (batch.length > 0) sends.push({ to: peer, msg: [PT.IHave, batch] });
-      this.stats.lazy += out.size;
+      this.stats.lazy += all.length;
     }
     this.stats.ihaveFrames += sends.length;
     return sends;
@@ -524,9 +584,12 @@ export function parsePlumtreeMessage(v: unknown): PlumtreeMessage | undefined {
         ? v as PlumtreeMessage
         : undefined;
     case PT.IHave:
-      return v.length === 2 && Array.isArray(v[1]) && v[1].length <= 100_000 &&
-          v[1].every((e: unknown) =>
-            Array.isArray(e) && e.length === 4 && isName(e[0]) && isRound(e[2]) && isName(e[3])
+      return v.length === 3 && isRound(v[1]) && Array.isArray(v[2]) && v[2].length <= 10_000 &&
+          v[2].every((g: unknown) =>
+            Array.isArray(g) && g.length === 3 && isName(g[0]) && isName(g[1]) &&
+            Array.isArray(g[2]) &&
+            g[2].length <= 100_000 &&
+            g[2].every((e: unknown) => Array.isArray(e) && e.length === 2 && isRound(e[1]))
           )
         ? v as PlumtreeMessage
         : undefined;
@@ -537,10 +600,7 @@ export function parsePlumtreeMessage(v: unknown): PlumtreeMessage | undefined {
     case PT.Prune:
       return v.length === 2 && isName(v[1]) ? v as PlumtreeMessage : undefined;
     case PT.Ignored:
-      return v.length === 2 && Array.isArray(v[1]) &&
-          v[1].every((e: unknown) => Array.isArray(e) && e.length === 2 && isName(e[0]))
-        ? v as PlumtreeMessage
-        : undefined;
+      return v.length === 2 && isRound(v[1]) ? v as PlumtreeMessage : undefined;
     case PT.Neighbor:
       return v.length === 2 && (v[1] === 0 || v[1] === 1) ? v as PlumtreeMessage : undefined;
   }

@@ -722,6 +722,60 @@ export class Node implements AsyncDisposable {
   }
 
   /**
+   * Sends the same message to several nodes (at most once each), encoding it
+   * once. Resolves with the sends that failed (an empty array when every one
+   * was queued); a full queue waits as with `send`.
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur/membership";
+   * await using a = await Node.start({ name: "a", cookie: "c" });
+   * console.log(await a.sendMany(["zz"], "echo", 1)); // one UnknownNodeError failure
+   * ```
+   */
+  async sendMany(
+    to: readonly string[],
+    endpoint: string,
+    msg: unknown,
+    options: Omit<SendOptions, "ack" | "signal"> = {},
+  ): Promise<{ node: string; error: unknown }[]> {
+    this.#assertOpen();
+    const channel = this.#channelOf(options.channel);
+    checkEndpoint(endpoint);
+    if (!Array.isArray(to)) throw new TypeError("to must be an array of node names");
+    const failures: { node: string; error: unknown }[] = [];
+    let frame: Uint8Array | undefined;
+    const waits: Promise<void>[] = [];
+    for (const name of to) {
+      try {
+        if (name === this.#name) {
+          this.#deliverLocal(endpoint, msg, channel);
+          continue;
+        }
+        const peer = this.#memberPeer(name);
+        if (!peer.up) throw new NodeDownError(name);
+        if (this.#isPartitioned(name)) {
+          this.#stats.partitionDrops++;
+          continue;
+        }
+        frame ??= this.#encode([Tag.Msg, endpoint, msg]);
+        this.#stats.framesOut++;
+        const w = this.#pick(peer, channel, options.partitionKey).enqueue(
+          frame,
+          monoKey(endpoint, options.partitionKey),
+        );
+        if (w !== undefined) {
+          waits.push(w.catch((error) => void failures.push({ node: name, error })));
+        }
+      } catch (error) {
+        failures.push({ node: name, error });
+      }
+    }
+    if (waits.length > 0) await Promise.all(waits);
+    return failures;
+  }
+
+  /**
    * Calls `endpoint` on node `to` and resolves with its handler's return value.
    *
    * @throws {UnknownNodeError} `to` is not a member.
