@@ -17,9 +17,3 @@ for (const pad of [100, 1024]) {
     },
   );
 }
-
-// Close the cluster once every bench has run (deno bench runs them in order).
-Deno.bench("(teardown)", { n: 1, warmup: 0 }, async () => {
-  await c.close();
-  for (const x of nodes) await x.close();
-});

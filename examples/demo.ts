@@ -2,14 +2,17 @@
  * `deno task demo`: five murmur nodes as separate `deno` processes on
  * 127.0.0.1. Shows them converge, a call round trip, one node killed with
  * SIGKILL and seen down by the others, then restarted and seen up again with
- * its new incarnation. Then a durable counter on a file-backed Deno KV,
+ * its new incarnation. Broadcasts go through Plumtree: every node receives each
+ * message once, and the tree settles (payload messages per delivery fall to
+ * one). Then a durable counter on a file-backed Deno KV,
  * incremented by two processes one after the other: its value survives each
  * process (and each run of the demo). Prints a timeline and exits 0 by itself.
  *
  * @module
  */
 
-import { Node } from "../mod.ts";
+import { Node, Plumtree, type PlumtreeServerStats } from "../mod.ts";
+import { ChatLog } from "./chat.ts";
 
 const t0 = Date.now();
 const stamp = () => `${((Date.now() - t0) / 1000).toFixed(3).padStart(7)}s`;
@@ -90,6 +93,7 @@ const deadline = setTimeout(() => {
 }, 30_000);
 
 let observer: Node | undefined;
+let observerTree: Plumtree | undefined;
 try {
   say("starting 5 nodes as separate deno processes");
   const first = new Proc("n1");
@@ -132,6 +136,49 @@ try {
       (performance.now() - t).toFixed(2)
     } ms`,
   );
+  // Plumtree: n2 broadcasts twice 50 messages; every member (the observer too) gets each once.
+  const chat = new ChatLog();
+  observerTree = await Plumtree.start(observer, {
+    handlers: [chat],
+    lazyTickMs: 200,
+    logger: () => {},
+  });
+  type ChatStats = { received: number; delivered: number; plumtree: PlumtreeServerStats };
+  const allStats = async (): Promise<ChatStats[]> => [
+    ...await Promise.all(
+      names.map((n) => observer!.call(n, "chat.stats", null) as Promise<ChatStats>),
+    ),
+    { received: chat.lines.size, delivered: chat.delivered, plumtree: observerTree!.stats() },
+  ];
+  const sum = (xs: ChatStats[], f: (s: PlumtreeServerStats) => number) =>
+    xs.reduce((a, x) => a + f(x.plumtree), 0);
+  for (const [round, tag] of [[1, "first"], [2, "second"]] as const) {
+    const before = await allStats();
+    await observer.call("n2", "chat.say", { count: 50, tag });
+    let after = before;
+    for (let i = 0; i < 200; i++) {
+      after = await allStats();
+      if (after.every((x) => x.received >= 50 * round)) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const payloads = sum(after, (s) => s.eager) - sum(before, (s) => s.eager);
+    const deliveries = 50 * (after.length - 1);
+    say(
+      `broadcast round ${round}: n2 sent 50 messages; every one of the ${after.length} members received ` +
+        `${after.map((x) => x.received - 50 * (round - 1)).join("/")}, each delivered once ` +
+        `(${after.every((x) => x.delivered === x.received) ? "no duplicates" : "DUPLICATES"})`,
+    );
+    say(
+      `  ${payloads} payload messages for ${deliveries} deliveries: RMR ${
+        (payloads / deliveries - 1).toFixed(2)
+      }; ` +
+        `prunes ${sum(after, (s) => s.prune) - sum(before, (s) => s.prune)}, ` +
+        `grafts ${sum(after, (s) => s.graft) - sum(before, (s) => s.graft)}, ` +
+        `IHAVE ids ${sum(after, (s) => s.lazy) - sum(before, (s) => s.lazy)}` +
+        (round === 1 ? " (the tree forms)" : " (the tree has settled)"),
+    );
+  }
+
   const info = await observer.call("n4", "info", null) as { incarnation: number; pid: number };
   say(`n4 is pid ${info.pid}, incarnation ${info.incarnation}`);
 
@@ -179,6 +226,7 @@ try {
   say(`call observer -> n4 info: pid ${again.pid}`);
 } finally {
   say("stopping the cluster");
+  await observerTree?.close();
   await observer?.close();
   await Promise.all([...procs.values()].map((p) => p.stop()));
 }

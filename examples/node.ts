@@ -11,7 +11,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { Node } from "../mod.ts";
+import { Node, Plumtree } from "../mod.ts";
+import { ChatLog } from "./chat.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -57,6 +58,25 @@ const node = await Node.start({
   },
 });
 node.register("echo", (msg) => msg);
+
+// Plumtree broadcast with a chat handler: `chat.say` broadcasts, `chat.stats` reports.
+const chat = new ChatLog();
+const plumtree = await Plumtree.start(node, {
+  handlers: [chat],
+  lazyTickMs: 200,
+  logger: () => {},
+});
+node.register("chat.say", async (msg) => {
+  const { count, tag } = msg as { count: number; tag: string };
+  for (let i = 0; i < count; i++) {
+    await plumtree.broadcast({ id: `${node.name}/${tag}/${i}`, text: `hello ${i}` }, "chat");
+  }
+  return count;
+});
+node.register(
+  "chat.stats",
+  () => ({ received: chat.lines.size, delivered: chat.delivered, plumtree: plumtree.stats() }),
+);
 node.register(
   "info",
   () => ({ name: node.name, incarnation: node.spec.incarnation, pid: Deno.pid }),
@@ -106,6 +126,7 @@ for (const target of values.join) {
 async function shutdown(): Promise<void> {
   clearInterval(poll);
   emit("stopping");
+  await plumtree.close();
   await node.close();
   Deno.exit(0);
 }
