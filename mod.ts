@@ -17,4 +17,5 @@
 
 export * from "./membership/mod.ts";
 export * from "./broadcast/mod.ts";
+export * from "./publisher/mod.ts";
 export * from "./durable/mod.ts";

@@ -11,7 +11,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { Node, Plumtree } from "../mod.ts";
+import { Node, Plumtree, Presence, ProcessGroups } from "../mod.ts";
 import { ChatLog } from "./chat.ts";
 
 const { values } = parseArgs({
@@ -77,6 +77,29 @@ node.register(
   "chat.stats",
   () => ({ received: chat.lines.size, delivered: chat.delivered, plumtree: plumtree.stats() }),
 );
+// Process groups and presence: `pg.join` registers a local member endpoint and joins it to a
+// group; `presence.track` tracks a key; `groups` reports what this node sees.
+const pg = await ProcessGroups.start(node, "demo-pg");
+const presence = await Presence.start(node, "demo-presence", { downGraceMs: 1000 });
+node.register("pg.join", async (msg) => {
+  const { group, id } = msg as { group: string; id: string };
+  if (!node.registered(id)) node.register(id, (m) => m);
+  await pg.join(group, id);
+  return pg.getMembers(group);
+});
+node.register("presence.track", async (msg) => {
+  const { topic, key, meta } = msg as { topic: string; key: string; meta: unknown };
+  await presence.track(topic, key, meta);
+  return presence.list(topic);
+});
+node.register("groups", (msg) => {
+  const { group, topic } = msg as { group: string; topic: string };
+  return {
+    groups: pg.whichGroups(),
+    members: pg.getMembers(group),
+    presences: presence.list(topic),
+  };
+});
 node.register(
   "info",
   () => ({ name: node.name, incarnation: node.spec.incarnation, pid: Deno.pid }),
@@ -127,6 +150,8 @@ async function shutdown(): Promise<void> {
   clearInterval(poll);
   emit("stopping");
   await plumtree.close();
+  await pg.close();
+  await presence.close();
   await node.close();
   Deno.exit(0);
 }

@@ -347,6 +347,7 @@ export class Node implements AsyncDisposable {
   readonly #incoming = new Set<Link>();
   readonly #handshaking = new Set<FrameConnection>();
   readonly #handlers = new Map<string, Handler>();
+  readonly #unregisterListeners = new Set<(endpoint: string) => void>();
   readonly #upListeners = new Map<string, Set<(name: string) => void>>();
   readonly #downListeners = new Map<string, Set<(name: string) => void>>();
   readonly #calls = new Map<number, PendingCall>();
@@ -587,13 +588,33 @@ export class Node implements AsyncDisposable {
     }
     this.#handlers.set(endpoint, handler);
     return () => {
-      if (this.#handlers.get(endpoint) === handler) this.#handlers.delete(endpoint);
+      if (this.#handlers.get(endpoint) === handler) this.unregister(endpoint);
     };
   }
 
   /** Removes an endpoint. Returns whether it was registered. */
   unregister(endpoint: string): boolean {
-    return this.#handlers.delete(endpoint);
+    if (!this.#handlers.delete(endpoint)) return false;
+    for (const fn of [...this.#unregisterListeners]) {
+      try {
+        fn(endpoint);
+      } catch (e) {
+        this.#log({
+          level: "error",
+          node: this.#name,
+          msg: "onUnregister callback threw",
+          error: e,
+        });
+      }
+    }
+    return true;
+  }
+
+  /** Calls `fn(endpoint)` whenever an endpoint of this node is unregistered. Returns an unsubscribe function. */
+  onUnregister(fn: (endpoint: string) => void): () => void {
+    if (typeof fn !== "function") throw new TypeError("callback must be a function");
+    this.#unregisterListeners.add(fn);
+    return () => void this.#unregisterListeners.delete(fn);
   }
 
   /** Whether an endpoint is registered on this node. */

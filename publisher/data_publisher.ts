@@ -1,0 +1,634 @@
+/**
+ * Data publishers (OTP's `data_publisher`, the generalization of `pg`): on
+ * every node of a scope, a global view built from what each node published.
+ * Each node is the single writer of its own local data, so the view converges
+ * without conflicts.
+ *
+ * Protocol (as in OTP): on start, and on each node up, a publisher sends
+ * DISCOVER to its peers; a DISCOVER is answered with the full local data
+ * (translated to the peer's version) and, from an unknown peer, with a
+ * DISCOVER back; after that, updates go out as diffs. A repeated full local
+ * data is applied as a diff; updates from unknown peers are dropped; when a
+ * peer goes down its whole contribution leaves the view
+ * (`dataDiff(peerData, initLocalData())`), after `downGraceMs` if set.
+ *
+ * Safer than OTP under message loss: murmur's `send` is at most once, and a
+ * short partition can drop an update without any node going down. Updates
+ * carry a sequence number per publisher; a gap, or a periodic tick
+ * (`syncIntervalMs`) showing a newer sequence, makes the receiver ask for the
+ * peer's full local data again (RESYNC).
+ *
+ * @module
+ */
+
+import { encodeValue } from "../membership/codec.ts";
+import { type Clock, systemClock, type TimerId } from "../membership/clock.ts";
+import { consoleLogger, type Logger, type Node } from "../membership/node.ts";
+
+/** A subscriber's callback. */
+export type Listener = (event: unknown) => void;
+
+/**
+ * The subscriptions of a scope, given to `updateGlobalViewAndNotify` so that a
+ * module can notify the subscribers an update concerns.
+ */
+export class Subscriptions<Sub> {
+  readonly #bySub = new Map<string, { sub: Sub; listeners: Map<number, Listener> }>();
+
+  /** @internal */
+  static key(sub: unknown): string {
+    return typeof sub === "string" ? "s" + sub : "c" + Array.from(encodeValue(sub)).join(",");
+  }
+
+  /** @internal */
+  _add(sub: Sub, ref: number, listener: Listener): void {
+    const k = Subscriptions.key(sub);
+    let e = this.#bySub.get(k);
+    if (e === undefined) this.#bySub.set(k, e = { sub, listeners: new Map() });
+    e.listeners.set(ref, listener);
+  }
+
+  /** @internal */
+  _remove(sub: Sub, ref: number): boolean {
+    const k = Subscriptions.key(sub);
+    const e = this.#bySub.get(k);
+    if (e === undefined || !e.listeners.delete(ref)) return false;
+    if (e.listeners.size === 0) this.#bySub.delete(k);
+    return true;
+  }
+
+  /** Whether anybody subscribed to `sub`. */
+  has(sub: Sub): boolean {
+    return this.#bySub.has(Subscriptions.key(sub));
+  }
+
+  /** Sends `event` to every listener of `sub`; a listener that throws is skipped. */
+  notify(sub: Sub, event: unknown): void {
+    const e = this.#bySub.get(Subscriptions.key(sub));
+    if (e === undefined) return;
+    for (const l of [...e.listeners.values()]) {
+      try {
+        l(event);
+      } catch { /* a subscriber's failure is its own */ }
+    }
+  }
+
+  /** Every subscription with its number of listeners. */
+  entries(): [Sub, number][] {
+    return [...this.#bySub.values()].map((e) => [e.sub, e.listeners.size]);
+  }
+
+  /** Number of listeners, all subscriptions together. */
+  get size(): number {
+    let n = 0;
+    for (const e of this.#bySub.values()) n += e.listeners.size;
+    return n;
+  }
+}
+
+/** What `translateMessage` may return. */
+export type TranslatedMessage<Update, View, Local> =
+  /** A local update (as if `update()` were called here). */
+  | { type: "update"; update: Update; view: View }
+  /** Nothing to do. */
+  | { type: "drop"; view: View }
+  /** An update from a peer of an old protocol. */
+  | { type: "peerUpdate"; node: string; update: Update; view: View }
+  /** Full local data from a peer of an old protocol. */
+  | { type: "localData"; node: string; version: number; data: Local; view: View };
+
+/** A plain message for a peer of an old protocol, instead of translated data. */
+export interface PlainMessages {
+  /** The messages to send as they are; the peer's `translateMessage` reads them. */
+  plainMessages: unknown[];
+}
+
+/**
+ * The callbacks of a publisher module (OTP's `data_publisher` behaviour).
+ *
+ * @example A counter per node; the view is their sum
+ * ```ts
+ * import type { PublisherModule } from "@murmur/murmur/publisher";
+ * const Sum: PublisherModule<number, number, Map<string, number>, "total", number> = {
+ *   version: () => 1,
+ *   initLocalData: () => 0,
+ *   initGlobalView: () => new Map(),
+ *   dataDiff: (oldN, newN) => newN - oldN,
+ *   updateLocalData: (delta, n) => n + delta,
+ *   updateGlobalViewAndNotify: (node, delta, subs, view) => {
+ *     view.set(node, (view.get(node) ?? 0) + delta);
+ *     subs.notify("total", [...view.values()].reduce((a, b) => a + b, 0));
+ *     return view;
+ *   },
+ *   newSubscription: (_sub, view) => [...view.values()].reduce((a, b) => a + b, 0),
+ *   stopGlobalView: () => {},
+ *   translateLocalData: (_mine, _peer, n) => n,
+ *   translateUpdate: (_mine, _peer, delta) => delta,
+ * };
+ * console.log(Sum.dataDiff(1, 5)); // 4
+ * ```
+ */
+export interface PublisherModule<Local, Update, View, Sub, SubResult> {
+  /** This module's version (a number; peers of other versions translate). */
+  version(): number;
+  /** The local data of a node that published nothing. */
+  initLocalData(options: Record<string, unknown>): Local;
+  /** The global view of an empty scope. */
+  initGlobalView(scope: string, options: Record<string, unknown>): View;
+  /** The update that turns `oldData` into `newData` (old data may come from older versions). */
+  dataDiff(oldData: Local, newData: Local): Update;
+  /** Applies an update to local data (updates of older versions too). */
+  updateLocalData(update: Update, data: Local): Local;
+  /** Applies `node`'s update to the view and notifies the subscribers it concerns. */
+  updateGlobalViewAndNotify(
+    node: string,
+    update: Update,
+    subscriptions: Subscriptions<Sub>,
+    view: View,
+  ): View;
+  /** The initial result for a new subscriber. */
+  newSubscription(sub: Sub, view: View): SubResult;
+  /** Releases the view when the publisher stops. */
+  stopGlobalView(view: View): void;
+  /** Local data for a peer of version `peerVersion` (or plain messages for an old protocol). */
+  translateLocalData(myVersion: number, peerVersion: number, data: Local): Local | PlainMessages;
+  /** An update for a peer of version `peerVersion` (or plain messages for an old protocol). */
+  translateUpdate(myVersion: number, peerVersion: number, update: Update): Update | PlainMessages;
+  /** Reads a plain message (from a peer of an old protocol, or a local event). */
+  translateMessage?(msg: unknown, view: View): TranslatedMessage<Update, View, Local>;
+}
+
+/** Options of {@linkcode DataPublisher.start}. */
+export interface DataPublisherOptions {
+  /** One node, no network (default false). */
+  standalone?: boolean;
+  /**
+   * Wait this long before removing a down peer's contribution; if the node
+   * comes back within it, only the difference is applied (default 0).
+   */
+  downGraceMs?: number;
+  /** Options passed to `initLocalData` and `initGlobalView`. */
+  moduleOptions?: Record<string, unknown>;
+  /** Timers (default the system clock). */
+  clock?: Clock;
+  /** Period of the sequence tick that reveals lost updates (default 2000 ms). */
+  syncIntervalMs?: number;
+  /** Receives log records. */
+  logger?: Logger;
+}
+
+interface Peer<Local> {
+  node: string;
+  instance: string;
+  version: number;
+  data: Local;
+  /** Sequence of the last update applied from this peer. */
+  seq: number;
+}
+
+type Wire =
+  | ["discover", string, number]
+  | ["local_data", string, number, unknown, number]
+  | ["update", string, number, unknown]
+  | ["plain", string, number, unknown[]]
+  | ["tick", string, number]
+  | ["resync", string]
+  | ["bye", string];
+
+function isWire(v: unknown): v is Wire {
+  if (!Array.isArray(v) || typeof v[1] !== "string") return false;
+  switch (v[0]) {
+    case "discover":
+      return v.length === 3 && typeof v[2] === "number";
+    case "local_data":
+      return v.length === 5 && typeof v[2] === "number" && Number.isSafeInteger(v[4]);
+    case "update":
+      return v.length === 4 && Number.isSafeInteger(v[2]);
+    case "plain":
+      return v.length === 4 && Number.isSafeInteger(v[2]) && Array.isArray(v[3]);
+    case "tick":
+      return v.length === 3 && Number.isSafeInteger(v[2]);
+    case "resync":
+    case "bye":
+      return v.length === 2;
+  }
+  return false;
+}
+
+function isPlain(v: unknown): v is PlainMessages {
+  return typeof v === "object" && v !== null && Array.isArray((v as PlainMessages).plainMessages) &&
+    Object.keys(v).length === 1;
+}
+
+/**
+ * A data publisher of one scope on one node.
+ *
+ * @example
+ * ```ts
+ * import { DataPublisher, type PublisherModule } from "@murmur/murmur/publisher";
+ * import { Node } from "@murmur/murmur/membership";
+ * const Sum: PublisherModule<number, number, Map<string, number>, "total", number> = {
+ *   version: () => 1,
+ *   initLocalData: () => 0,
+ *   initGlobalView: () => new Map(),
+ *   dataDiff: (o, n) => n - o,
+ *   updateLocalData: (d, n) => n + d,
+ *   updateGlobalViewAndNotify: (node, d, subs, view) => {
+ *     view.set(node, (view.get(node) ?? 0) + d);
+ *     subs.notify("total", [...view.values()].reduce((a, b) => a + b, 0));
+ *     return view;
+ *   },
+ *   newSubscription: (_s, view) => [...view.values()].reduce((a, b) => a + b, 0),
+ *   stopGlobalView: () => {},
+ *   translateLocalData: (_m, _p, n) => n,
+ *   translateUpdate: (_m, _p, d) => d,
+ * };
+ * await using node = await Node.start({ name: "a", cookie: "c" });
+ * await using pub = await DataPublisher.start(node, "sums", Sum);
+ * const { result } = pub.subscribe("total", (t) => console.log("total", t));
+ * await pub.update(5);
+ * console.log(result, pub.view.get("a")); // 0 5
+ * ```
+ */
+export class DataPublisher<Local, Update, View, Sub, SubResult> implements AsyncDisposable {
+  readonly #node: Node;
+  readonly #scope: string;
+  readonly #module: PublisherModule<Local, Update, View, Sub, SubResult>;
+  readonly #version: number;
+  readonly #instance = crypto.randomUUID();
+  readonly #standalone: boolean;
+  readonly #graceMs: number;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #options: Record<string, unknown>;
+  readonly #peers = new Map<string, Peer<Local>>(); // by node name
+  readonly #zombies = new Map<string, { data: Local; timer: TimerId }>();
+  readonly #subs = new Subscriptions<Sub>();
+  readonly #subRefs = new Map<number, Sub>();
+  #nextRef = 1;
+  #seq = 0;
+  #tickTimer: TimerId | undefined;
+  readonly #syncIntervalMs: number;
+  #view: View;
+  #local: Local;
+  #closed = false;
+  readonly #offs: (() => void)[] = [];
+
+  private constructor(
+    node: Node,
+    scope: string,
+    module: PublisherModule<Local, Update, View, Sub, SubResult>,
+    options: DataPublisherOptions,
+  ) {
+    this.#node = node;
+    this.#scope = scope;
+    this.#module = module;
+    this.#version = module.version();
+    this.#standalone = options.standalone ?? false;
+    this.#graceMs = options.downGraceMs ?? 0;
+    if (!(this.#graceMs >= 0)) {
+      throw new RangeError(`downGraceMs must be >= 0, got ${this.#graceMs}`);
+    }
+    this.#clock = options.clock ?? systemClock;
+    this.#log = options.logger ?? consoleLogger;
+    this.#options = options.moduleOptions ?? {};
+    this.#syncIntervalMs = options.syncIntervalMs ?? 2000;
+    if (!(this.#syncIntervalMs > 0)) {
+      throw new RangeError(`syncIntervalMs must be > 0, got ${this.#syncIntervalMs}`);
+    }
+    this.#view = module.initGlobalView(scope, this.#options);
+    this.#local = module.initLocalData(this.#options);
+  }
+
+  /**
+   * Starts the publisher of `scope` on `node` and, unless standalone,
+   * discovers the scope's peers.
+   */
+  static start<Local, Update, View, Sub, SubResult>(
+    node: Node,
+    scope: string,
+    module: PublisherModule<Local, Update, View, Sub, SubResult>,
+    options: DataPublisherOptions = {},
+  ): Promise<DataPublisher<Local, Update, View, Sub, SubResult>> {
+    if (typeof scope !== "string" || scope.length === 0 || scope.length > 200) {
+      return Promise.reject(new TypeError("scope must be a non-empty string"));
+    }
+    for (
+      const f of [
+        "version",
+        "initLocalData",
+        "initGlobalView",
+        "dataDiff",
+        "updateLocalData",
+      ] as const
+    ) {
+      if (typeof module?.[f] !== "function") {
+        return Promise.reject(new TypeError(`module.${f} must be a function`));
+      }
+    }
+    const p = new DataPublisher(node, scope, module, options);
+    p.#offs.push(node.register(p.#endpoint, (msg, ctx) => p.#receive(ctx.from, msg)));
+    if (!p.#standalone) {
+      p.#offs.push(node.onUp("*", (peer) => p.#send(peer, ["discover", p.#instance, p.#version])));
+      p.#offs.push(node.onDown("*", (peer) => p.#peerDown(peer)));
+      for (const peer of node.connectedMembers()) {
+        if (peer !== node.name) p.#send(peer, ["discover", p.#instance, p.#version]);
+      }
+      p.#scheduleTick();
+    }
+    return Promise.resolve(p);
+  }
+
+  get #endpoint(): string {
+    return `murmur.pub.${this.#scope}`;
+  }
+
+  /** The scope. */
+  get scope(): string {
+    return this.#scope;
+  }
+
+  /** The global view (the module's structure; read it, do not change it). */
+  get view(): View {
+    return this.#view;
+  }
+
+  /** This node's local data. */
+  get localData(): Local {
+    return this.#local;
+  }
+
+  /** The peers this publisher exchanges with: node name and module version. */
+  peers(): { node: string; version: number }[] {
+    return [...this.#peers.values()].map((p) => ({ node: p.node, version: p.version })).sort((
+      a,
+      b,
+    ) => a.node < b.node ? -1 : 1);
+  }
+
+  /** Applies a local update: the view here, this node's data, and every peer (translated). */
+  update(update: Update): Promise<void> {
+    if (this.#closed) return Promise.reject(new TypeError(`publisher "${this.#scope}" is closed`));
+    this.#applyLocal(update);
+    return Promise.resolve();
+  }
+
+  /**
+   * Subscribes `listener` to `sub` (the module decides what a subscription
+   * means). Returns a reference for `unsubscribe` and the module's initial result.
+   */
+  subscribe(sub: Sub, listener: Listener): { ref: number; result: SubResult } {
+    if (typeof listener !== "function") throw new TypeError("listener must be a function");
+    const ref = this.#nextRef++;
+    const result = this.#module.newSubscription(sub, this.#view);
+    this.#subs._add(sub, ref, listener);
+    this.#subRefs.set(ref, sub);
+    return { ref, result };
+  }
+
+  /** Removes a subscription. Returns whether it existed. */
+  unsubscribe(ref: number): boolean {
+    const sub = this.#subRefs.get(ref);
+    if (sub === undefined) return false;
+    this.#subRefs.delete(ref);
+    return this.#subs._remove(sub, ref);
+  }
+
+  /** Hands a message to the module's `translateMessage` (a local event, such as a member going away). */
+  message(msg: unknown): void {
+    this.#translate(msg, undefined);
+  }
+
+  /** Stops: peers drop this node's contribution; subscriptions end; the view is released. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    for (const p of this.#peers.values()) this.#send(p.node, ["bye", this.#instance]);
+    this.#closed = true;
+    if (this.#tickTimer !== undefined) this.#clock.clearTimeout(this.#tickTimer);
+    for (const off of this.#offs) off();
+    for (const z of this.#zombies.values()) this.#clock.clearTimeout(z.timer);
+    this.#zombies.clear();
+    this.#subRefs.clear();
+    this.#module.stopGlobalView(this.#view);
+    return Promise.resolve();
+  }
+
+  /** Same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // -------------------------------------------------------------- internals
+
+  #send(to: string, msg: Wire): void {
+    if (this.#closed || this.#standalone) return;
+    this.#node.send(to, this.#endpoint, msg).catch((e) => {
+      this.#log({
+        level: "debug",
+        node: this.#node.name,
+        peer: to,
+        msg: "publisher send failed",
+        error: e,
+      });
+    });
+  }
+
+  #sendTranslated(peer: Peer<Local>, kind: "local_data" | "update", value: Local | Update): void {
+    const t = kind === "local_data"
+      ? this.#module.translateLocalData(this.#version, peer.version, value as Local)
+      : this.#module.translateUpdate(this.#version, peer.version, value as Update);
+    if (isPlain(t)) this.#send(peer.node, ["plain", this.#instance, this.#seq, t.plainMessages]);
+    else if (kind === "local_data") {
+      this.#send(peer.node, ["local_data", this.#instance, this.#version, t, this.#seq]);
+    } else this.#send(peer.node, ["update", this.#instance, this.#seq, t]);
+  }
+
+  #scheduleTick(): void {
+    this.#tickTimer = this.#clock.setTimeout(() => {
+      if (this.#closed) return;
+      this.#scheduleTick();
+      for (const p of this.#peers.values()) this.#send(p.node, ["tick", this.#instance, this.#seq]);
+    }, this.#syncIntervalMs);
+  }
+
+  /** An update from a known peer in sequence is applied; a gap asks for the full data again. */
+  #inSequence(peer: Peer<Local>, seq: number): boolean {
+    if (seq <= peer.seq) return false; // already covered
+    if (seq === peer.seq + 1) {
+      peer.seq = seq;
+      return true;
+    }
+    this.#send(peer.node, ["resync", this.#instance]);
+    return false;
+  }
+
+  #notifyView(node: string, update: Update): void {
+    this.#view = this.#module.updateGlobalViewAndNotify(node, update, this.#subs, this.#view);
+  }
+
+  #applyLocal(update: Update): void {
+    this.#notifyView(this.#node.name, update);
+    this.#local = this.#module.updateLocalData(update, this.#local);
+    this.#seq++;
+    for (const p of this.#peers.values()) this.#sendTranslated(p, "update", update);
+  }
+
+  #receive(from: string, raw: unknown): void {
+    if (this.#closed || this.#standalone) return;
+    if (!isWire(raw)) {
+      this.#log({
+        level: "warn",
+        node: this.#node.name,
+        peer: from,
+        msg: `malformed publisher message dropped`,
+      });
+      return;
+    }
+    try {
+      this.#handle(from, raw);
+    } catch (e) {
+      this.#log({
+        level: "error",
+        node: this.#node.name,
+        peer: from,
+        msg: "publisher callback threw",
+        error: e,
+      });
+    }
+  }
+
+  #handle(from: string, msg: Wire): void {
+    switch (msg[0]) {
+      case "discover": {
+        const [, instance, version] = msg;
+        let peer = this.#peers.get(from);
+        const fresh = peer === undefined || peer.instance !== instance;
+        if (fresh) {
+          // A new instance on a known node (a restart): its old contribution is the baseline.
+          peer = { node: from, instance, version, data: peer?.data ?? this.#adopt(from), seq: -1 };
+          this.#peers.set(from, peer);
+          this.#send(from, ["discover", this.#instance, this.#version]);
+        } else peer!.version = version;
+        this.#sendTranslated(peer!, "local_data", this.#local);
+        return;
+      }
+      case "local_data": {
+        const [, instance, version, data, seq] = msg;
+        let peer = this.#peers.get(from);
+        if (peer === undefined || peer.instance !== instance) {
+          peer = { node: from, instance, version, data: peer?.data ?? this.#adopt(from), seq };
+          this.#peers.set(from, peer);
+        }
+        peer.version = version;
+        peer.seq = seq; // the full data covers every update up to `seq`
+        // A full local data is applied as the difference from what is known of that peer.
+        const update = this.#module.dataDiff(peer.data, data as Local);
+        peer.data = data as Local;
+        this.#notifyView(from, update);
+        return;
+      }
+      case "update": {
+        const [, instance, seq, update] = msg;
+        const peer = this.#peers.get(from);
+        if (peer === undefined || peer.instance !== instance) return; // unknown peer: dropped
+        if (!this.#inSequence(peer, seq)) return;
+        this.#notifyView(from, update as Update);
+        peer.data = this.#module.updateLocalData(update as Update, peer.data);
+        return;
+      }
+      case "plain": {
+        const [, instance, seq, messages] = msg;
+        const peer = this.#peers.get(from);
+        if (peer === undefined || peer.instance !== instance || !this.#inSequence(peer, seq)) {
+          return;
+        }
+        for (const m of messages) this.#translate(m, from);
+        return;
+      }
+      case "tick": {
+        const peer = this.#peers.get(from);
+        // A newer sequence than the last update applied: one was lost on the way.
+        if (peer !== undefined && peer.instance === msg[1] && msg[2] > peer.seq) {
+          this.#send(from, ["resync", this.#instance]);
+        }
+        return;
+      }
+      case "resync": {
+        const peer = this.#peers.get(from);
+        if (peer !== undefined && peer.instance === msg[1]) {
+          this.#sendTranslated(peer, "local_data", this.#local);
+        }
+        return;
+      }
+      case "bye": {
+        const peer = this.#peers.get(from);
+        if (peer !== undefined && peer.instance === msg[1]) {
+          this.#peers.delete(from);
+          this.#dropContribution(peer);
+        }
+        return;
+      }
+    }
+  }
+
+  /** The data to diff a returning node against: what a grace period kept, else nothing. */
+  #adopt(node: string): Local {
+    const z = this.#zombies.get(node);
+    if (z === undefined) return this.#module.initLocalData(this.#options);
+    this.#clock.clearTimeout(z.timer);
+    this.#zombies.delete(node);
+    // Its contribution is still in the view: the next local data is diffed against it.
+    return z.data;
+  }
+
+  #dropContribution(peer: Peer<Local>): void {
+    this.#notifyView(
+      peer.node,
+      this.#module.dataDiff(peer.data, this.#module.initLocalData(this.#options)),
+    );
+  }
+
+  #peerDown(node: string): void {
+    const peer = this.#peers.get(node);
+    if (peer === undefined || this.#closed) return;
+    this.#peers.delete(node);
+    if (this.#graceMs === 0) {
+      this.#dropContribution(peer);
+      return;
+    }
+    const timer = this.#clock.setTimeout(() => {
+      this.#zombies.delete(node);
+      if (!this.#closed) this.#dropContribution(peer);
+    }, this.#graceMs);
+    this.#zombies.set(node, { data: peer.data, timer });
+  }
+
+  #translate(msg: unknown, from: string | undefined): void {
+    const t = this.#module.translateMessage?.(msg, this.#view);
+    if (t === undefined) return;
+    this.#view = t.view;
+    switch (t.type) {
+      case "drop":
+        return;
+      case "update":
+        this.#applyLocal(t.update);
+        return;
+      case "peerUpdate": {
+        const peer = this.#peers.get(t.node);
+        if (peer === undefined || (from !== undefined && from !== t.node)) return;
+        this.#notifyView(t.node, t.update);
+        peer.data = this.#module.updateLocalData(t.update, peer.data);
+        return;
+      }
+      case "localData": {
+        const peer = this.#peers.get(t.node);
+        if (peer === undefined || (from !== undefined && from !== t.node)) return;
+        const update = this.#module.dataDiff(peer.data, t.data);
+        peer.data = t.data;
+        peer.version = t.version;
+        this.#notifyView(t.node, update);
+        return;
+      }
+    }
+  }
+}

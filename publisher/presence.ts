@@ -1,0 +1,211 @@
+/**
+ * Presence (in the manner of Phoenix.Tracker), built as a data publisher
+ * module: per topic, keys with metadata tracked by their node; subscribers of
+ * a topic get join/leave diffs. With `downGraceMs`, a peer that drops and
+ * comes back within the grace period causes no leaves and joins at all.
+ *
+ * @module
+ */
+
+import type { Node } from "../membership/node.ts";
+import {
+  DataPublisher,
+  type DataPublisherOptions,
+  type Listener,
+  type PublisherModule,
+} from "./data_publisher.ts";
+
+/** This node's presences: topic to key to metadata. */
+export type PresenceLocal = Record<string, Record<string, unknown>>;
+/** An update: tracks (with metadata) and untracks. */
+export type PresenceUpdate = (["track", string, string, unknown] | ["untrack", string, string])[];
+/** The view: topic to key to node to metadata. */
+export type PresenceView = Map<string, Map<string, Map<string, unknown>>>;
+/** One presence of a key: where, with what metadata. */
+export interface PresenceMeta {
+  /** The node that tracks it. */
+  node: string;
+  /** Its metadata. */
+  meta: unknown;
+}
+/** What a topic's subscribers receive. */
+export interface PresenceDiff {
+  /** The topic. */
+  topic: string;
+  /** Keys that appeared (or whose metadata changed), with their new presences. */
+  joins: Record<string, PresenceMeta[]>;
+  /** Keys that went away (or whose metadata changed), with their old presences. */
+  leaves: Record<string, PresenceMeta[]>;
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** The presence publisher module (version 1). */
+export const presenceModule: PublisherModule<
+  PresenceLocal,
+  PresenceUpdate,
+  PresenceView,
+  string,
+  unknown
+> = {
+  version: () => 1,
+  initLocalData: () => ({}),
+  initGlobalView: () => new Map(),
+  dataDiff(oldData, newData) {
+    const ops: PresenceUpdate = [];
+    for (const topic of new Set([...Object.keys(oldData), ...Object.keys(newData)])) {
+      const o = oldData[topic] ?? {}, n = newData[topic] ?? {};
+      for (const key of Object.keys(o)) if (!(key in n)) ops.push(["untrack", topic, key]);
+      for (const [key, meta] of Object.entries(n)) {
+        if (!(key in o) || !same(o[key], meta)) ops.push(["track", topic, key, meta]);
+      }
+    }
+    return ops;
+  },
+  updateLocalData(update, data) {
+    const next: PresenceLocal = { ...data };
+    for (const op of update) {
+      const [kind, topic, key] = op;
+      const keys = { ...(next[topic] ?? {}) };
+      if (kind === "track") keys[key] = op[3];
+      else delete keys[key];
+      if (Object.keys(keys).length > 0) next[topic] = keys;
+      else delete next[topic];
+    }
+    return next;
+  },
+  updateGlobalViewAndNotify(node, update, subs, view) {
+    const diffs = new Map<string, PresenceDiff>();
+    const diff = (topic: string) => {
+      let d = diffs.get(topic);
+      if (d === undefined) diffs.set(topic, d = { topic, joins: {}, leaves: {} });
+      return d;
+    };
+    for (const op of update) {
+      const [kind, topic, key] = op;
+      let keys = view.get(topic);
+      const before = keys?.get(key)?.get(node);
+      const had = keys?.get(key)?.has(node) ?? false;
+      if (kind === "track") {
+        if (keys === undefined) view.set(topic, keys = new Map());
+        let nodes = keys.get(key);
+        if (nodes === undefined) keys.set(key, nodes = new Map());
+        if (had && same(before, op[3])) continue;
+        nodes.set(node, op[3]);
+        if (had) (diff(topic).leaves[key] ??= []).push({ node, meta: before });
+        (diff(topic).joins[key] ??= []).push({ node, meta: op[3] });
+      } else if (had) {
+        const nodes = keys!.get(key)!;
+        nodes.delete(node);
+        if (nodes.size === 0) keys!.delete(key);
+        if (keys!.size === 0) view.delete(topic);
+        (diff(topic).leaves[key] ??= []).push({ node, meta: before });
+      }
+    }
+    for (const d of diffs.values()) subs.notify(d.topic, d);
+    return view;
+  },
+  newSubscription: (topic, view) => listOf(view, topic),
+  stopGlobalView() {},
+  translateLocalData: (_mine, _peer, data) => data,
+  translateUpdate: (_mine, _peer, update) => update,
+};
+
+function listOf(view: PresenceView, topic: string): Record<string, PresenceMeta[]> {
+  const out: Record<string, PresenceMeta[]> = {};
+  for (const [key, nodes] of view.get(topic) ?? []) {
+    out[key] = [...nodes].map(([node, meta]) => ({ node, meta })).sort((
+      a,
+      b,
+    ) => (a.node < b.node ? -1 : 1));
+  }
+  return out;
+}
+
+/**
+ * Presence of one scope on one node.
+ *
+ * @example
+ * ```ts
+ * import { Node } from "@murmur/murmur/membership";
+ * import { Presence } from "@murmur/murmur/publisher";
+ * await using node = await Node.start({ name: "a", cookie: "c" });
+ * await using presence = await Presence.start(node, "lobby", { downGraceMs: 2000 });
+ * await presence.track("room:1", "ada", { status: "online" });
+ * console.log(presence.list("room:1")); // { ada: [ { node: "a", meta: { status: "online" } } ] }
+ * ```
+ */
+export class Presence implements AsyncDisposable {
+  readonly #pub: DataPublisher<PresenceLocal, PresenceUpdate, PresenceView, string, unknown>;
+
+  private constructor(
+    pub: DataPublisher<PresenceLocal, PresenceUpdate, PresenceView, string, unknown>,
+  ) {
+    this.#pub = pub;
+  }
+
+  /** Starts presence for `scope` (default `"presence"`) on `node`. */
+  static async start(
+    node: Node,
+    scope = "presence",
+    options: DataPublisherOptions = {},
+  ): Promise<Presence> {
+    return new Presence(await DataPublisher.start(node, scope, presenceModule, options));
+  }
+
+  /** The underlying publisher. */
+  get publisher(): DataPublisher<PresenceLocal, PresenceUpdate, PresenceView, string, unknown> {
+    return this.#pub;
+  }
+
+  /** Tracks `key` in `topic` from this node with `meta` (tracking again updates the metadata). */
+  async track(topic: string, key: string, meta: unknown = null): Promise<void> {
+    if (typeof topic !== "string" || typeof key !== "string" || topic === "" || key === "") {
+      throw new TypeError("topic and key are non-empty strings");
+    }
+    await this.#pub.update([["track", topic, key, meta]]);
+  }
+
+  /** Stops tracking `key` in `topic` from this node. Returns false when it was not tracked here. */
+  async untrack(topic: string, key: string): Promise<boolean> {
+    if (!(key in (this.#pub.localData[topic] ?? {}))) return false;
+    await this.#pub.update([["untrack", topic, key]]);
+    return true;
+  }
+
+  /** The presences of `topic`: key to the nodes that track it, with their metadata. */
+  list(topic: string): Record<string, PresenceMeta[]> {
+    return listOf(this.#pub.view, topic);
+  }
+
+  /** The topics with at least one presence. */
+  topics(): string[] {
+    return [...this.#pub.view.keys()].sort();
+  }
+
+  /** Follows `topic`: join/leave diffs. Returns a reference and the current presences. */
+  subscribe(topic: string, listener: (diff: PresenceDiff) => void): {
+    ref: number;
+    presences: Record<string, PresenceMeta[]>;
+  } {
+    const { ref, result } = this.#pub.subscribe(topic, listener as Listener);
+    return { ref, presences: result as Record<string, PresenceMeta[]> };
+  }
+
+  /** Stops following. */
+  unsubscribe(ref: number): boolean {
+    return this.#pub.unsubscribe(ref);
+  }
+
+  /** Stops: this node's presences leave everywhere. */
+  close(): Promise<void> {
+    return this.#pub.close();
+  }
+
+  /** Same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
