@@ -4,14 +4,24 @@
  * SIGKILL and seen down by the others, then restarted and seen up again with
  * its new incarnation. Broadcasts go through Plumtree: every node receives each
  * message once, and the tree settles (payload messages per delivery fall to
- * one). Then a durable counter on a file-backed Deno KV,
+ * one). A process group and a presence list are replicated over the cluster,
+ * and the killed node's members and presences leave them everywhere. Then a
+ * durable counter on a file-backed Deno KV,
  * incremented by two processes one after the other: its value survives each
  * process (and each run of the demo). Prints a timeline and exits 0 by itself.
  *
  * @module
  */
 
-import { Node, Plumtree, type PlumtreeServerStats } from "../mod.ts";
+import {
+  Node,
+  type PgEvent,
+  Plumtree,
+  type PlumtreeServerStats,
+  Presence,
+  type PresenceDiff,
+  ProcessGroups,
+} from "../mod.ts";
 import { ChatLog } from "./chat.ts";
 
 const t0 = Date.now();
@@ -94,6 +104,8 @@ const deadline = setTimeout(() => {
 
 let observer: Node | undefined;
 let observerTree: Plumtree | undefined;
+let observerPg: ProcessGroups | undefined;
+let observerPresence: Presence | undefined;
 try {
   say("starting 5 nodes as separate deno processes");
   const first = new Proc("n1");
@@ -179,6 +191,36 @@ try {
     );
   }
 
+  // Process groups and presence: every node puts one member in "workers" and one user in "lobby".
+  observerPg = await ProcessGroups.start(observer, "demo-pg", { logger: () => {} });
+  observerPresence = await Presence.start(observer, "demo-presence", {
+    downGraceMs: 1000,
+    logger: () => {},
+  });
+  const pgEvents: PgEvent[] = [];
+  const presenceDiffs: PresenceDiff[] = [];
+  observerPg.monitor("workers", (e) => pgEvents.push(e));
+  observerPresence.subscribe("lobby", (d) => presenceDiffs.push(d));
+  for (const n of names) {
+    await observer.call(n, "pg.join", { group: "workers", id: `worker-of-${n}` });
+    await observer.call(n, "presence.track", { topic: "lobby", key: `user-${n}`, meta: { on: n } });
+  }
+  for (let i = 0; i < 200 && observerPg.getMembers("workers").length < 5; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const views = await Promise.all(
+    names.map((n) =>
+      observer!.call(n, "groups", { group: "workers", topic: "lobby" }) as Promise<
+        { members: unknown[]; presences: object }
+      >
+    ),
+  );
+  say(
+    `process group "workers" and presence "lobby" replicated; members/presences seen by n1..n5: ` +
+      `${views.map((v) => `${v.members.length}/${Object.keys(v.presences).length}`).join(" ")}; ` +
+      `here: ${observerPg.getMembers("workers").map((m) => m.id).join(", ")}`,
+  );
+
   const info = await observer.call("n4", "info", null) as { incarnation: number; pid: number };
   say(`n4 is pid ${info.pid}, incarnation ${info.incarnation}`);
 
@@ -198,6 +240,26 @@ try {
   }
   say(
     `members at n1 still include n4 (a crash is not a leave): [${observer.members().join(", ")}]`,
+  );
+  for (let i = 0; i < 300 && !pgEvents.some((e) => e.type === "leave"); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const pgLeave = pgEvents.find((e) => e.type === "leave");
+  say(
+    `"workers" lost ${pgLeave?.members.map((m) => m.id).join(", ")} (${
+      Date.now() - killedAt
+    } ms after the kill); ` +
+      `${observerPg.getMembers("workers").length} members left`,
+  );
+  for (let i = 0; i < 300 && !presenceDiffs.some((d) => Object.keys(d.leaves).length > 0); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const left = presenceDiffs.find((d) => Object.keys(d.leaves).length > 0);
+  say(
+    `presence "lobby" reported ${Object.keys(left?.leaves ?? {}).join(", ")} gone ${
+      Date.now() - killedAt
+    } ms ` +
+      `after the kill (its grace period is 1 s, so a short blip would not flap it)`,
   );
 
   // Restart n4: new process, new port, new incarnation.
@@ -226,6 +288,8 @@ try {
   say(`call observer -> n4 info: pid ${again.pid}`);
 } finally {
   say("stopping the cluster");
+  await observerPg?.close();
+  await observerPresence?.close();
   await observerTree?.close();
   await observer?.close();
   await Promise.all([...procs.values()].map((p) => p.stop()));

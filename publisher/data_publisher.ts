@@ -137,7 +137,10 @@ export interface PublisherModule<Local, Update, View, Sub, SubResult> {
   initGlobalView(scope: string, options: Record<string, unknown>): View;
   /** The update that turns `oldData` into `newData` (old data may come from older versions). */
   dataDiff(oldData: Local, newData: Local): Update;
-  /** Applies an update to local data (updates of older versions too). */
+  /**
+   * Applies an update to local data (updates of older versions too). It may
+   * change `data` in place and return it: the publisher owns it.
+   */
   updateLocalData(update: Update, data: Local): Local;
   /** Applies `node`'s update to the view and notifies the subscribers it concerns. */
   updateGlobalViewAndNotify(

@@ -65,16 +65,15 @@ export const presenceModule: PublisherModule<
     return ops;
   },
   updateLocalData(update, data) {
-    const next: PresenceLocal = { ...data };
+    // In place: the publisher owns this data.
     for (const op of update) {
       const [kind, topic, key] = op;
-      const keys = { ...(next[topic] ?? {}) };
+      const keys = data[topic] ??= {};
       if (kind === "track") keys[key] = op[3];
       else delete keys[key];
-      if (Object.keys(keys).length > 0) next[topic] = keys;
-      else delete next[topic];
+      if (Object.keys(keys).length === 0) delete data[topic];
     }
-    return next;
+    return data;
   },
   updateGlobalViewAndNotify(node, update, subs, view) {
     const diffs = new Map<string, PresenceDiff>();

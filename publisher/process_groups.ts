@@ -74,16 +74,16 @@ export const pgModule: PublisherModule<PgLocal, PgUpdate, PgView, PgSub, unknown
     return ops;
   },
   updateLocalData(update, data) {
-    const next: PgLocal = { ...data };
+    // In place: the publisher owns this data (a copy per update would be O(n) each).
     for (const [op, g, ids] of update) {
-      if (op === "join") next[g] = [...(next[g] ?? []), ...ids];
+      if (op === "join") (data[g] ??= []).push(...ids);
       else {
-        const rest = multisetDiff(next[g] ?? [], ids);
-        if (rest.length > 0) next[g] = rest;
-        else delete next[g];
+        const rest = multisetDiff(data[g] ?? [], ids);
+        if (rest.length > 0) data[g] = rest;
+        else delete data[g];
       }
     }
-    return next;
+    return data;
   },
   updateGlobalViewAndNotify(node, update, subs, view) {
     for (const [op, g, ids] of update) {
@@ -91,7 +91,9 @@ export const pgModule: PublisherModule<PgLocal, PgUpdate, PgView, PgSub, unknown
       let byNode = view.groups.get(g);
       if (op === "join") {
         if (byNode === undefined) view.groups.set(g, byNode = new Map());
-        byNode.set(node, [...(byNode.get(node) ?? []), ...ids]);
+        const list = byNode.get(node);
+        if (list === undefined) byNode.set(node, [...ids]);
+        else list.push(...ids);
       } else {
         if (byNode === undefined) continue;
         const rest = multisetDiff(byNode.get(node) ?? [], ids);
