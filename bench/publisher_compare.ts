@@ -11,7 +11,9 @@ const opts: Partial<NodeOptions> = { logger: quiet, sendQueueBytesMax: 64 * 1024
 
 async function cluster(n: number, prefix = "n"): Promise<Node[]> {
   const nodes: Node[] = [];
-  for (let i = 0; i < n; i++) nodes.push(await Node.start({ name: `${prefix}${i}`, cookie: "bench", ...opts }));
+  for (let i = 0; i < n; i++) {
+    nodes.push(await Node.start({ name: `${prefix}${i}`, cookie: "bench", ...opts }));
+  }
   await Promise.all(nodes.slice(1).map((x) => x.join(nodes[0]!.spec)));
   for (let i = 0; i < 4000 && !nodes.every((x) => x.connectedMembers().length === n); i++) {
     await new Promise((r) => setTimeout(r, 5));
@@ -19,9 +21,12 @@ async function cluster(n: number, prefix = "n"): Promise<Node[]> {
   return nodes;
 }
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p / 100))]!;
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p / 100))]!;
 
-async function propagation(n: number): Promise<{ p50: number; p99: number; one: number; all: number }> {
+async function propagation(
+  n: number,
+): Promise<{ p50: number; p99: number; one: number; all: number }> {
   const nodes = await cluster(n);
   const pgs = await Promise.all(nodes.map((x) => ProcessGroups.start(x, "bench")));
   for (const x of nodes) x.register("m", () => 0);
@@ -37,7 +42,9 @@ async function propagation(n: number): Promise<{ p50: number; p99: number; one: 
   );
   await new Promise((r) => setTimeout(r, 300)); // discovery done
   const waitAll = async (count: number) => {
-    for (let i = 0; i < 100_000 && !seen.every((s) => s >= count); i++) await new Promise((r) => setTimeout(r, 1));
+    for (let i = 0; i < 100_000 && !seen.every((s) => s >= count); i++) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
   };
   // Latency: one join at a time from node 1.
   const lat: number[] = [];
@@ -92,7 +99,8 @@ async function scale(): Promise<{ restartMs: number; bytesPerMember: number; fra
       await pgs[i]!.join(`g${g}`, mine);
     }
   }
-  const count = (p: ProcessGroups) => p.whichGroups().reduce((a, g) => a + p.getMembers(g).length, 0);
+  const count = (p: ProcessGroups) =>
+    p.whichGroups().reduce((a, g) => a + p.getMembers(g).length, 0);
   for (let i = 0; i < 60_000 && !pgs.every((p) => count(p) === 100_000); i += 50) {
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -108,7 +116,9 @@ async function scale(): Promise<{ restartMs: number; bytesPerMember: number; fra
   const again = await Node.start({ name: "s7", cookie: "bench", ...opts });
   await again.join(nodes[0]!.spec);
   const pg7 = await ProcessGroups.start(again, "scale");
-  for (let i = 0; i < 120_000 && count(pg7) !== 87_500; i += 5) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 120_000 && count(pg7) !== 87_500; i += 5) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
   const restartMs = performance.now() - t0;
   if (count(pg7) !== 87_500) throw new Error(`restarted node has ${count(pg7)} members`);
   pgs = [...pgs.slice(0, 7), pg7];
@@ -119,15 +129,27 @@ async function scale(): Promise<{ restartMs: number; bytesPerMember: number; fra
 
 const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
 console.log(`murmur publisher benchmark (${new Date().toISOString()}, Deno ${Deno.version.deno})`);
-console.log("\n| nodes | propagation p50 | p99 | updates/s from one node | updates/s from all nodes |");
+console.log(
+  "\n| nodes | propagation p50 | p99 | updates/s from one node | updates/s from all nodes |",
+);
 console.log("| ---: | ---: | ---: | ---: | ---: |");
 for (const n of [8, 16]) {
   const r = await propagation(n);
-  console.log(`| ${n} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${fmt(r.one)} | ${fmt(r.all)} |`);
+  console.log(
+    `| ${n} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${fmt(r.one)} | ${fmt(r.all)} |`,
+  );
 }
 const s = await scale();
 console.log("\n| 100,000 members in 1,000 groups over 8 nodes | |");
 console.log("| --- | ---: |");
-console.log(`| a restarted node receives the full view (87,500 members of the 7 others) in | ${fmt(s.restartMs)} ms |`);
-console.log(`| view memory per member (heap growth / (8 views x 100,000 members)) | ${fmt(s.bytesPerMember)} B |`);
+console.log(
+  `| a restarted node receives the full view (87,500 members of the 7 others) in | ${
+    fmt(s.restartMs)
+  } ms |`,
+);
+console.log(
+  `| view memory per member (heap growth / (8 views x 100,000 members)) | ${
+    fmt(s.bytesPerMember)
+  } B |`,
+);
 console.log(`| one node's local data (12,500 members) as JSON | ${fmt(s.frameBytes)} B |`);

@@ -158,6 +158,7 @@ interface Outstanding {
  * ```
  */
 export class PlumtreeCore {
+  /** This node's name. */
   readonly self: string;
   readonly #fanout: number;
   readonly #graftTimeoutMs: number;
@@ -177,6 +178,7 @@ export class PlumtreeCore {
   /** Recently delivered ids, with the sender and round of the copy kept. */
   readonly #recent = new Map<string, { from: string; round: number }>();
   readonly #missing = new Map<string, Missing>();
+  /** Protocol counters. */
   readonly stats: PlumtreeStats = {
     eager: 0,
     lazy: 0,
@@ -335,7 +337,7 @@ export class PlumtreeCore {
     const key = idKey(handler, id);
     this.#remember(key, this.self, 0);
     this.stats.deliveries++;
-    return this.#push(handler, id, payload, 0, this.self, this.self, key);
+    return this.#push(handler, id, payload, 0, this.self, this.self);
   }
 
   #push(
@@ -345,7 +347,6 @@ export class PlumtreeCore {
     round: number,
     root: string,
     from: string,
-    key: string,
   ): Send[] {
     const t = this.#tree(root);
     const sends: Send[] = [];
@@ -396,7 +397,7 @@ export class PlumtreeCore {
       this.#remember(key, from, round);
       this.#missing.delete(key);
       this.stats.deliveries++;
-      return this.#push(handler, id, payload, round, root, from, key);
+      return this.#push(handler, id, payload, round, root, from);
     }
     this.stats.duplicates++;
     const kept = this.#recent.get(key);
