@@ -179,6 +179,8 @@ const HEADER_OVERHEAD_BYTES = 64;
 const K_STATE: Key = ["state"];
 const K_QUEUE: Key = ["queue"];
 const K_QV: Key = ["qv"];
+/** Bumped by every commit that takes messages off the queue: consumers serialize on it. */
+const K_QCONS: Key = ["qcons"];
 /** Messages in the queue (mod 2^64: dequeues add 2^64 - n). */
 const K_QLEN: Key = ["qlen"];
 const qlenAdd = (n: number): Mutation => ({
@@ -477,17 +479,12 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       { key: K_LOCK, versionstamp: null },
       { key: K_STATE, versionstamp: loaded.versionstamp },
     ];
-    const unchanged = equalBytes(enc(u.state), loaded.bytes);
-    const write = unchanged ? undefined : await this.#stateWrite(u.state, loaded.header, 0, 0);
-    const r = await this.#db.commit([...checks, ...(write?.checks ?? [])], write?.mutations ?? []);
-    if (!r.ok) {
-      this.#cache = undefined;
+    if (await this.#commitWithState(u.state, loaded, checks, []) === undefined) {
       this.#idleQlen = undefined;
       return "conflict";
     }
     this.#stats.processed++;
     this.#stats.commits++;
-    if (write !== undefined) this.#remember(u.state, r.versionstamp, write);
     await this.#runActions(u.actions, u.state);
     return { done: true, reply: u.reply as Reply };
   }
@@ -835,19 +832,9 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
         checks.push({ key: K_LOCK, versionstamp: null });
         mutations.push({ type: "set", key: K_LOCK, value: enc(lockRec) });
       }
-      const write = await this.#stateWrite(state, loaded.header, 0, mutations.length);
-      const r = await this.#db.commit([...checks, ...write.checks], [
-        ...mutations,
-        ...write.mutations,
-      ]);
-      if (!r.ok) {
-        this.#stats.conflicts++;
-        this.#cache = undefined;
-        continue;
-      }
-      this.#remember(state, r.versionstamp, write);
+      if (await this.#commitWithState(state, loaded, checks, mutations) === undefined) continue;
       await this.#runActions(actions, state);
-      if (lockRec !== undefined) return await this.#runLocked(lockRec, r.versionstamp);
+      if (lockRec !== undefined) return await this.#runLocked(lockRec);
       if (stop !== undefined) void this.#halt(stop);
       return reply;
     }
@@ -860,6 +847,67 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     if (this.#useCache) {
       this.#cache = { state, versionstamp, header: write.header, bytes: write.bytes };
     }
+  }
+  /**
+   * Writes `state` (unless unchanged) together with `checks` and `mutations`
+   * in one commit. On a conflict, drops the cache and returns undefined.
+   */
+  async #commitWithState(
+    state: S,
+    loaded: Loaded<S>,
+    checks: Check[],
+    mutations: Mutation[],
+  ): Promise<string | undefined> {
+    let write:
+      | { checks: Check[]; mutations: Mutation[]; bytes: Uint8Array; header: Header }
+      | undefined;
+    if (!equalBytes(enc(state), loaded.bytes)) {
+      let otherBytes = 0;
+      for (const m of mutations) if (m.type === "set") otherBytes += m.value.length;
+      write = await this.#stateWrite(state, loaded.header, otherBytes, mutations.length);
+    }
+    const r = await this.#db.commit(
+      write ? [...checks, ...write.checks] : checks,
+      write ? [...mutations, ...write.mutations] : mutations,
+    );
+    if (!r.ok) {
+      this.#stats.conflicts++;
+      this.#cache = undefined;
+      return undefined;
+    }
+    if (write !== undefined) this.#remember(state, r.versionstamp, write);
+    return r.versionstamp;
+  }
+
+  /**
+   * Adds to `mutations` what answers call `id`: nothing when its caller gave up
+   * (no reply key); when the caller waits in this handle, the removal of its key
+   * (the waiter is returned, to settle after the commit); else the reply record.
+   * Either way the key is checked, so a caller that gives up meanwhile makes the
+   * commit retry without its reply: no reply key of an abandoned call is left.
+   */
+  #reply(
+    id: string,
+    sentinel: Entry | undefined,
+    status: 1 | 2,
+    value: unknown,
+    checks: Check[],
+    mutations: Mutation[],
+  ): Waiter | undefined {
+    if (sentinel === undefined || sentinel.value === null) return undefined;
+    checks.push({ key: [K_REPLY, id], versionstamp: sentinel.versionstamp });
+    const waiter = this.#waiters.get(id);
+    if (waiter !== undefined) {
+      mutations.push({ type: "delete", key: [K_REPLY, id] });
+      return waiter;
+    }
+    const [, , expiresAt] = dec<ReplyRecord>(sentinel);
+    mutations.push({
+      type: "set",
+      key: [K_REPLY, id],
+      value: enc([status, value, expiresAt] satisfies ReplyRecord),
+    });
+    return undefined;
   }
 
   async #runActions(actions: Action<S>[], state: S): Promise<void> {
@@ -966,7 +1014,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
    */
   async #consumeOnce(): Promise<boolean | number> {
     if (this.#locking) return false;
-    const lock = await this.#db.get(K_LOCK);
+    const [lock, qcons] = (await this.#db.getMany([K_LOCK, K_QCONS])) as [Entry, Entry];
     if (lock.value !== null) {
       const rec = dec<LockRecord>(lock);
       const age = this.#clock.now() - rec[1];
@@ -987,7 +1035,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
         node: this.#tenant.join("/"),
         msg: `took over a lock held since ${rec[1]}`,
       });
-      await this.#runLocked(mine, r.versionstamp);
+      await this.#runLocked(mine);
       return true;
     }
     const items = await this.#db.list({ prefix: K_QUEUE }, { limit: this.#batch });
@@ -1010,9 +1058,13 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     let lockRec: LockRecord | undefined;
     let stop: { reason: unknown } | undefined;
     let failure: { item: Entry; rec: QueueRecord; error: Error } | undefined;
+    // Each reply is checked against its key, so a batch holds as many calls as checks allow.
+    const callsMax = Math.max(1, this.#db.limits.checksMax - 4);
+    let calls = 0;
     for (const item of items) {
       const rec = dec<QueueRecord>(item);
       const [kind, msg, replyId] = rec;
+      if (kind === 0 && ++calls > callsMax) break;
       let result: CallResult<S, Reply> | NoReplyResult<S>;
       try {
         result = kind === 0
@@ -1046,59 +1098,33 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     }
 
     if (done.length === 0 && failure !== undefined) {
-      return await this.#failed(failure.item, failure.rec, failure.error, sentinels);
+      return await this.#failed(failure.item, failure.rec, failure.error, sentinels, qcons);
     }
 
     // One commit: dequeue, new state, replies, maybe the lock.
-    const checks: Check[] = [{ key: K_STATE, versionstamp: loaded.versionstamp }];
-    const mutations: Mutation[] = [];
+    const checks: Check[] = [
+      { key: K_STATE, versionstamp: loaded.versionstamp },
+      { key: K_QCONS, versionstamp: qcons.versionstamp },
+    ];
+    const mutations: Mutation[] = [{ type: "sum", key: K_QCONS, value: 1n }];
     const local: { waiter: Waiter; value: unknown }[] = [];
-    let otherBytes = 0;
-    for (const item of done) {
-      checks.push({ key: item.key, versionstamp: item.versionstamp });
-      mutations.push({ type: "delete", key: item.key });
-    }
+    for (const item of done) mutations.push({ type: "delete", key: item.key });
     mutations.push(qlenAdd(-done.length));
     for (const r of replies) {
-      const sentinel = sentinels.get(r.id);
-      if (sentinel === undefined) continue; // the caller gave up
-      const waiter = this.#waiters.get(r.id);
-      if (waiter !== undefined) {
-        // The caller is in this process: answer it directly, drop the key.
-        mutations.push({ type: "delete", key: [K_REPLY, r.id] });
-        local.push({ waiter, value: r.value });
-      } else {
-        const [, , expiresAt] = dec<ReplyRecord>(sentinel);
-        const value = enc([1, r.value, expiresAt] satisfies ReplyRecord);
-        otherBytes += value.length;
-        mutations.push({ type: "set", key: [K_REPLY, r.id], value });
-      }
+      const waiter = this.#reply(r.id, sentinels.get(r.id), 1, r.value, checks, mutations);
+      if (waiter !== undefined) local.push({ waiter, value: r.value });
     }
     if (lockRec !== undefined) {
       checks.push({ key: K_LOCK, versionstamp: null });
       mutations.push({ type: "set", key: K_LOCK, value: enc(lockRec) });
     }
-    const unchanged = loaded.bytes.length > 0 && equalBytes(enc(state), loaded.bytes);
-    let write:
-      | { checks: Check[]; mutations: Mutation[]; bytes: Uint8Array; header: Header }
-      | undefined;
-    if (!unchanged) {
-      write = await this.#stateWrite(state, loaded.header, otherBytes, mutations.length);
-      checks.push(...write.checks);
-      mutations.push(...write.mutations);
-    }
-    const r = await this.#db.commit(checks, mutations);
-    if (!r.ok) {
-      this.#stats.conflicts++;
-      this.#cache = undefined;
-      return true;
-    }
+    const vs = await this.#commitWithState(state, loaded, checks, mutations);
+    if (vs === undefined) return true;
     this.#stats.commits++;
     this.#stats.processed += done.length;
-    if (write !== undefined) this.#remember(state, r.versionstamp, write);
     for (const l of local) l.waiter.resolve(l.value);
     await this.#runActions(actions, state);
-    if (lockRec !== undefined) await this.#runLocked(lockRec, r.versionstamp);
+    if (lockRec !== undefined) await this.#runLocked(lockRec);
     if (stop !== undefined) void this.#halt(stop.reason);
     return true;
   }
@@ -1109,6 +1135,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     rec: QueueRecord,
     error: Error,
     sentinels: Map<string, Entry>,
+    qcons: Entry,
   ): Promise<boolean | number> {
     const attempts = rec[3] + 1;
     this.#log({
@@ -1117,9 +1144,10 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       msg: `callback failed (attempt ${attempts} of ${this.#maxAttempts})`,
       error,
     });
-    const checks: Check[] = [{ key: item.key, versionstamp: item.versionstamp }];
+    const checks: Check[] = [{ key: K_QCONS, versionstamp: qcons.versionstamp }];
+    const bump: Mutation = { type: "sum", key: K_QCONS, value: 1n };
     if (attempts < this.#maxAttempts) {
-      const r = await this.#db.commit(checks, [{
+      const r = await this.#db.commit(checks, [bump, {
         type: "set",
         key: item.key,
         value: enc([rec[0], rec[1], rec[2], attempts] satisfies QueueRecord),
@@ -1128,6 +1156,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     }
     const errInfo = { name: error.name, message: error.message.slice(0, 4096) };
     const mutations: Mutation[] = [
+      bump,
       { type: "delete", key: item.key },
       qlenAdd(-1),
       {
@@ -1137,21 +1166,10 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       },
     ];
     const replyId = rec[2];
-    const sentinel = replyId === null ? undefined : sentinels.get(replyId);
-    const waiter = replyId === null ? undefined : this.#waiters.get(replyId);
-    if (replyId !== null && sentinel !== undefined) {
-      if (waiter !== undefined) mutations.push({ type: "delete", key: [K_REPLY, replyId] });
-      else {
-        const [, , expiresAt] = dec<ReplyRecord>(sentinel);
-        mutations.push({
-          type: "set",
-          key: [K_REPLY, replyId],
-          value: enc(
-            [2, [attempts, errInfo.name, errInfo.message], expiresAt] satisfies ReplyRecord,
-          ),
-        });
-      }
-    }
+    const dead = [attempts, errInfo.name, errInfo.message];
+    const waiter = replyId === null
+      ? undefined
+      : this.#reply(replyId, sentinels.get(replyId), 2, dead, checks, mutations);
     const r = await this.#db.commit(checks, mutations);
     if (r.ok) {
       this.#stats.deadLettered++;
@@ -1161,7 +1179,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
   }
 
   /** Runs `handleLocked` outside any transaction, then commits its result and releases the lock. */
-  async #runLocked(lockRec: LockRecord, _vs: string): Promise<unknown> {
+  async #runLocked(lockRec: LockRecord): Promise<unknown> {
     this.#locking = true;
     try {
       let rec = lockRec;
@@ -1197,33 +1215,13 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
           mutations.push({ type: "delete", key: K_LOCK });
           if (replyId !== null && kind === 0) {
             const sentinel = await this.#db.get([K_REPLY, replyId]);
-            const waiter = this.#waiters.get(replyId);
-            if (sentinel.value !== null) {
-              if (waiter !== undefined) {
-                mutations.push({ type: "delete", key: [K_REPLY, replyId] });
-                local = { waiter, value: u.reply };
-              } else {
-                const [, , expiresAt] = dec<ReplyRecord>(sentinel);
-                mutations.push({
-                  type: "set",
-                  key: [K_REPLY, replyId],
-                  value: enc([1, u.reply, expiresAt]),
-                });
-              }
-            }
+            const waiter = this.#reply(replyId, sentinel, 1, u.reply, checks, mutations);
+            if (waiter !== undefined) local = { waiter, value: u.reply };
           }
         }
-        const write = await this.#stateWrite(u.state, loaded.header, 0, mutations.length);
-        const r = await this.#db.commit([...checks, ...write.checks], [
-          ...mutations,
-          ...write.mutations,
-        ]);
-        if (!r.ok) {
-          this.#stats.conflicts++;
-          this.#cache = undefined;
-          continue; // the state moved (a priority request): run handleLocked again on the new state
-        }
-        this.#remember(u.state, r.versionstamp, write);
+        const vs = await this.#commitWithState(u.state, loaded, checks, mutations);
+        // A conflict: the state moved (a priority request); run handleLocked again on the new state.
+        if (vs === undefined) continue;
         local?.waiter.resolve(local.value);
         await this.#runActions(u.actions, u.state);
         if (u.stop !== undefined) void this.#halt(u.stop);
