@@ -4,6 +4,7 @@ import {
   DenoKvStorage,
   type DurableBehaviour,
   DurableServer,
+  DurableStoppedError,
   DurableTimeoutError,
   MemoryStorage,
   type Storage,
@@ -218,4 +219,20 @@ Deno.test("inline calls never overtake a message queued by another handle", asyn
     }
     assert.ok(a.stats().processed >= 40);
   }
+});
+
+Deno.test("a callback's { stop } commits its state and stops the handle with that reason", async () => {
+  await using storage = new MemoryStorage();
+  const B: DurableBehaviour<number, "get", "halt" | "inc"> = {
+    init: () => ({ state: 0 }),
+    handleCall: (_m, _f, n) => ({ reply: n, state: n }),
+    handleCast: (m, n) => (m === "halt" ? { stop: "asked to", state: n + 100 } : { state: n + 1 }),
+  };
+  const s = await DurableServer.start(B, null, { storage, tenant: ["s"] });
+  await s.cast("inc");
+  await s.cast("halt");
+  assert.equal(await s.stopped, "asked to");
+  await assert.rejects(() => s.cast("inc"), DurableStoppedError);
+  await using again = await DurableServer.start(B, null, { storage, tenant: ["s"] });
+  assert.equal(await again.call("get"), 101, "the stopping callback's state was committed");
 });

@@ -43,7 +43,7 @@ class LogHandler implements BroadcastHandler<{ id: string; body: string }, strin
 
 interface SimNode {
   node: Node;
-  plumtree: Plumtree;
+  plumtree: Plumtree; // replaced by tests that restart it
   log: LogHandler;
   kv: KvHandler;
 }
@@ -278,4 +278,71 @@ Deno.test("plumtree over TCP: malformed messages from an authenticated peer are 
   await pa.broadcast({ id: "back", body: "ok" }, "log");
   for (let i = 0; i < 200 && !lb.store.has("back"); i++) await new Promise((r) => setTimeout(r, 5));
   assert.equal(lb.store.get("back"), "ok");
+});
+
+Deno.test(`plumtree: heartbeats reach every node; exchanges are listed and can be cancelled (SIM_SEED=${SEED})`, async () => {
+  const c = await simCluster(5, SEED);
+  const stops: (() => void)[] = [];
+  try {
+    const { HeartbeatHandler } = await import("../mod.ts");
+    // Restart each node's Plumtree with a heartbeat handler added (one server per node).
+    const hbs = c.nodes.map((s) =>
+      new HeartbeatHandler(s.node.name, { clock: c.clock, intervalMs: 500 })
+    );
+    const trees = await Promise.all(c.nodes.map(async (s, i) => {
+      await s.plumtree.close();
+      const t = await Plumtree.start(s.node, {
+        handlers: [s.log, s.kv, hbs[i]!],
+        clock: c.clock,
+        logger: () => {},
+        lazyTickMs: 200,
+      });
+      s.plumtree = t;
+      return t;
+    }));
+    for (const [i, t] of trees.entries()) stops.push(hbs[i]!.run(t));
+    await c.run(
+      5000,
+      () => hbs.every((h) => c.nodes.every((s) => (h.latest(s.node.name)?.counter ?? 0) >= 3)),
+    );
+    const t0 = c.clock.now();
+    await c.run(1000);
+    for (const h of hbs) {
+      for (const s of c.nodes) {
+        assert.ok(h.lastHeard(s.node.name)! >= t0, "heard within the last second");
+      }
+    }
+    // An exchange that runs until cancelled.
+    let aborted = false;
+    const slow = {
+      ...c.nodes[0]!.log,
+      name: "slow",
+      broadcastData: (m: unknown) => ({ id: m, payload: m }),
+      merge: () => true,
+      isStale: () => false,
+      graft: () => ({ error: "none" }),
+      exchange: (_peer: string, signal: AbortSignal) =>
+        new Promise<void>((resolve) =>
+          signal.addEventListener("abort", () => (aborted = true, resolve()), { once: true })
+        ),
+    };
+    await c.nodes[0]!.plumtree.close();
+    const p0 = await Plumtree.start(c.nodes[0]!.node, {
+      handlers: [slow],
+      clock: c.clock,
+      logger: () => {},
+    });
+    c.nodes[0]!.plumtree = p0;
+    const running = p0.exchangeNow("n01", "slow");
+    await c.run(10);
+    assert.deepEqual(p0.exchanges().map((e) => [e.handler, e.peer]), [["slow", "n01"]]);
+    assert.equal(p0.cancelExchanges({ peer: "n02" }), 0);
+    assert.equal(p0.cancelExchanges({ peer: "n01" }), 1);
+    await running;
+    assert.ok(aborted);
+    assert.deepEqual(p0.exchanges(), []);
+  } finally {
+    for (const s of stops) s();
+    await c.close();
+  }
 });
