@@ -155,7 +155,7 @@ export class MemoryNetwork {
     }
     const key = formatAddress({ hostname: host, port });
     if (this.#listeners.has(key)) throw new Deno.errors.AddrInUse(`${key} is in use`);
-    const l = new MemoryListener(this, { hostname: host, port }, () => this.#listeners.delete(key));
+    const l = new MemoryListener({ hostname: host, port }, () => this.#listeners.delete(key));
     this.#listeners.set(key, l);
     return l;
   }
@@ -247,14 +247,12 @@ export class MemoryTransport implements Transport {
 
 class MemoryListener implements FrameListener {
   readonly addr: Address;
-  readonly #net: MemoryNetwork;
   readonly #onClose: () => void;
   #queue: MemoryConnection[] = [];
   #waiter: ((c: MemoryConnection | null) => void) | undefined;
   #closed = false;
 
-  constructor(net: MemoryNetwork, addr: Address, onClose: () => void) {
-    this.#net = net;
+  constructor(addr: Address, onClose: () => void) {
     this.addr = addr;
     this.#onClose = onClose;
   }
@@ -282,7 +280,6 @@ class MemoryListener implements FrameListener {
     this.#queue = [];
     this.#waiter?.(null);
     this.#waiter = undefined;
-    void this.#net;
   }
 }
 
