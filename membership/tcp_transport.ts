@@ -201,6 +201,8 @@ class TcpFrameConnection implements FrameConnection {
         if (len > this.frameBytesMax) throw new FrameTooLargeError(len, this.frameBytesMax);
         const need = FRAME_HEADER_BYTES + len;
         if (available >= need) {
+          // A copy, not a view: decoded byte strings are views of the frame, so a
+          // frame must never share the read buffer that the next read overwrites.
           const body = this.#buf.slice(
             this.#start + FRAME_HEADER_BYTES,
             this.#start + need,
@@ -233,7 +235,11 @@ class TcpFrameConnection implements FrameConnection {
 
   /** Ensures the buffer holds `need` bytes from `#start` and has room to read into. */
   #makeRoom(need: number): void {
-    if (this.#start + need <= this.#buf.length && this.#end < this.#buf.length) return;
+    // Read into a roomy tail: compact once the free tail is small rather than
+    // issuing many tiny reads (a partial frame near the end of the buffer).
+    const tail = this.#buf.length - this.#end;
+    const roomy = tail >= Math.min(16 * 1024, this.#buf.length >> 2);
+    if (this.#start + need <= this.#buf.length && roomy) return;
     const pending = this.#end - this.#start; // always < need here
     const size = Math.max(this.#baseBytes, need);
     if (size !== this.#buf.length) {
@@ -242,9 +248,9 @@ class TcpFrameConnection implements FrameConnection {
       next.set(this.#buf.subarray(this.#start, this.#end));
       this.#buf = next;
       this.#view = new DataView(next.buffer);
-    } else {
+    } else if (this.#start > 0) {
       this.#buf.copyWithin(0, this.#start, this.#end);
-    }
+    } else return; // already compact: the frame fills the buffer up to its end
     this.#start = 0;
     this.#end = pending;
   }
