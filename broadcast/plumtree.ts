@@ -313,30 +313,24 @@ export class Plumtree implements AsyncDisposable {
     const ctl = new AbortController();
     const ref = this.#nextExchangeRef++;
     let result: "ignore" | Promise<void>;
-    try {
-      result = h.exchange(peer, ctl.signal);
-    } catch (e) {
+    const failed = (how: string) => (e: unknown) =>
       this.#log({
         level: "warn",
         node: this.#node.name,
         peer,
-        msg: `exchange of "${h.name}" threw`,
+        msg: `exchange of "${h.name}" ${how}`,
         error: e,
       });
+    try {
+      result = h.exchange(peer, ctl.signal);
+    } catch (e) {
+      failed("threw")(e);
       return;
     }
     if (result === "ignore") return;
     this.#extra.exchanges++;
     const done = result.catch((e) => {
-      if (!ctl.signal.aborted) {
-        this.#log({
-          level: "warn",
-          node: this.#node.name,
-          peer,
-          msg: `exchange of "${h.name}" failed`,
-          error: e,
-        });
-      }
+      if (!ctl.signal.aborted) failed("failed")(e);
     }).finally(() => this.#exchanges.delete(ref));
     this.#exchanges.set(ref, {
       ref,
