@@ -350,6 +350,16 @@ export class Plumtree implements AsyncDisposable {
     if (!this.#draining) this.#drain();
   }
 
+  #failed(from: string, error: unknown): void {
+    this.#log({
+      level: "error",
+      node: this.#node.name,
+      peer: from,
+      msg: "plumtree message failed",
+      error,
+    });
+  }
+
   #drain(): void {
     this.#draining = true;
     while (this.#queue.length > 0) {
@@ -358,25 +368,11 @@ export class Plumtree implements AsyncDisposable {
       try {
         r = this.#handle(from, raw);
       } catch (e) {
-        this.#log({
-          level: "error",
-          node: this.#node.name,
-          peer: from,
-          msg: "plumtree message failed",
-          error: e,
-        });
+        this.#failed(from, e);
         continue;
       }
       if (r instanceof Promise) {
-        this.#inbox = r.catch((e) => {
-          this.#log({
-            level: "error",
-            node: this.#node.name,
-            peer: from,
-            msg: "plumtree message failed",
-            error: e,
-          });
-        }).then(() => this.#drain());
+        this.#inbox = r.catch((e) => this.#failed(from, e)).then(() => this.#drain());
         return;
       }
     }

@@ -71,8 +71,8 @@ export async function converged(nodes: Node[], names: string[], timeoutMs = 5000
   );
 }
 
-/** A node running in its own `deno` process (examples/node.ts --json). */
-export class NodeProcess {
+/** A `deno` subprocess that prints one JSON object per line; its lines become `events`. */
+export class JsonProcess {
   readonly child: Deno.ChildProcess;
   readonly events: Record<string, unknown>[] = [];
   #waiters: {
@@ -81,19 +81,10 @@ export class NodeProcess {
   }[] = [];
   readonly #pump: Promise<void>;
 
-  constructor(args: string[]) {
-    const script = new URL("../examples/node.ts", import.meta.url).pathname;
+  /** Runs `script` with `permissions`, then `args`. */
+  constructor(script: URL, permissions: string[], args: string[]) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net=127.0.0.1",
-        "--allow-env",
-        script,
-        "--json",
-        "--cookie",
-        "test-cookie",
-        ...args,
-      ],
+      args: ["run", ...permissions, script.pathname, ...args],
       stdout: "piped",
       stderr: "inherit",
       stdin: "null",
@@ -151,10 +142,9 @@ export class NodeProcess {
     });
   }
 
-  /** Waits for the `ready` line and returns the port. */
-  async ready(): Promise<number> {
-    const e = await this.waitFor((e) => e.event === "ready", "ready");
-    return e.port as number;
+  /** The first event (past or future) whose `event` field is `name`. */
+  waitEvent(name: string, timeoutMs = 15000): Promise<Record<string, unknown>> {
+    return this.waitFor((e) => e.event === name, name, timeoutMs);
   }
 
   /** Sends a signal and waits for exit. */
@@ -164,5 +154,23 @@ export class NodeProcess {
     } catch { /* already gone */ }
     await this.child.status;
     await this.#pump;
+  }
+}
+
+/** A node running in its own `deno` process (examples/node.ts --json). */
+export class NodeProcess extends JsonProcess {
+  /** Starts examples/node.ts with the test cookie and `args`. */
+  constructor(args: string[]) {
+    super(
+      new URL("../examples/node.ts", import.meta.url),
+      ["--allow-net=127.0.0.1", "--allow-env"],
+      ["--json", "--cookie", "test-cookie", ...args],
+    );
+  }
+
+  /** Waits for the `ready` line and returns the port. */
+  async ready(): Promise<number> {
+    const e = await this.waitEvent("ready");
+    return e.port as number;
   }
 }

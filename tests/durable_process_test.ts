@@ -3,61 +3,18 @@
 import assert from "node:assert/strict";
 import { DenoKvStorage, type DurableBehaviour, DurableServer } from "../mod.ts";
 import type { CounterCast, CounterState } from "./durable_worker.ts";
+import { JsonProcess } from "./_helpers.ts";
 
 const SEED = Number(Deno.env.get("CRASH_SEED") ?? Date.now() % 2 ** 31);
 
-class Worker {
-  readonly child: Deno.ChildProcess;
-  readonly lines: Record<string, unknown>[] = [];
-  readonly #done: Promise<void>;
-  #waiters: (() => void)[] = [];
+/** A durable-server process (tests/durable_worker.ts). */
+class Worker extends JsonProcess {
   constructor(args: string[]) {
-    const script = new URL("./durable_worker.ts", import.meta.url).pathname;
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--unstable-kv",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        script,
-        ...args,
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const stdout = this.child.stdout;
-    this.#done = (async () => {
-      let buf = "";
-      for await (const c of stdout.pipeThrough(new TextDecoderStream())) {
-        buf += c;
-        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-          try {
-            this.lines.push(JSON.parse(buf.slice(0, nl)));
-          } catch { /* not ours */ }
-          buf = buf.slice(nl + 1);
-          for (const w of this.#waiters.splice(0)) w();
-        }
-      }
-      for (const w of this.#waiters.splice(0)) w();
-    })();
-  }
-  async waitFor(event: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.lines.some((l) => l.event === event)) {
-      if (Date.now() > deadline) throw new Error(`worker: no ${event} within ${timeoutMs} ms`);
-      await Promise.race([
-        new Promise<void>((r) => this.#waiters.push(r)),
-        new Promise((r) => setTimeout(r, 100)),
-      ]);
-    }
-  }
-  async kill(signal: Deno.Signal = "SIGKILL"): Promise<void> {
-    try {
-      this.child.kill(signal);
-    } catch { /* gone */ }
-    await this.child.status;
-    await this.#done;
+    super(
+      new URL("./durable_worker.ts", import.meta.url),
+      ["--unstable-kv", "--allow-read", "--allow-write", "--allow-env"],
+      args,
+    );
   }
 }
 
@@ -95,16 +52,16 @@ Deno.test(`crash safety: a consumer SIGKILLed again and again loses nothing, app
     let kills = 0;
     for (let round = 0; round < 40; round++) {
       consumer = new Worker(["--path", path, "--mode", "consume"]);
-      await consumer.waitFor("ready");
+      await consumer.waitEvent("ready", 20_000);
       await new Promise((r) => setTimeout(r, 50 + next() * 200));
       await consumer.kill("SIGKILL");
       kills++;
-      if (producer.lines.some((l) => l.event === "produced") && kills >= 8) break;
+      if (producer.events.some((l) => l.event === "produced") && kills >= 8) break;
     }
-    await producer.waitFor("produced", 60_000);
+    await producer.waitEvent("produced", 60_000);
     // Recovery: one last consumer drains the queue.
     consumer = new Worker(["--path", path, "--mode", "consume"]);
-    await consumer.waitFor("ready");
+    await consumer.waitEvent("ready", 20_000);
     await using storage = await DenoKvStorage.open(path, { pollIntervalMs: 20 });
     const reader = await DurableServer.start(Reader, null, {
       storage,
@@ -158,12 +115,12 @@ Deno.test("two consumers in two processes and two in this one: each message once
       )
     ));
     for (let i = 0; i < 2; i++) workers.push(new Worker(["--path", path, "--mode", "consume"]));
-    for (const w of workers) await w.waitFor("ready");
+    for (const w of workers) await w.waitEvent("ready", 20_000);
     const producers = ["p1", "p2", "p3"].map((p) =>
       new Worker(["--path", path, "--mode", "produce", "--count", "150", "--producer", p])
     );
     workers.push(...producers);
-    for (const p of producers) await p.waitFor("produced", 60_000);
+    for (const p of producers) await p.waitEvent("produced", 60_000);
     let state: CounterState | undefined;
     for (let i = 0; i < 600; i++) {
       state = await local[0]!.priorityCall("get") as CounterState;
@@ -190,7 +147,7 @@ Deno.test("a lock held by a killed process is taken over after lockTimeoutMs", a
   try {
     await using storage = await DenoKvStorage.open(path, { pollIntervalMs: 20 });
     holder = new Worker(["--path", path, "--mode", "lock", "--lock-timeout-ms", "600"]);
-    await holder.waitFor("ready");
+    await holder.waitEvent("ready", 20_000);
     const producer = await DurableServer.start(Reader, null, {
       storage,
       tenant: ["counter"],
@@ -198,7 +155,7 @@ Deno.test("a lock held by a killed process is taken over after lockTimeoutMs", a
     });
     await producer.cast("long");
     await producer.cast({ by: "after", i: 0 });
-    await holder.waitFor("locked");
+    await holder.waitEvent("locked", 20_000);
     await holder.kill("SIGKILL");
     const killedAt = Date.now();
     // A fresh consumer (another process) finds the stale lock and finishes the locked work.
