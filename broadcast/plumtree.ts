@@ -13,7 +13,8 @@ import {
   systemClock,
   type TimerId,
 } from "../membership/clock.ts";
-import { consoleLogger, type Logger, type Node } from "../membership/node.ts";
+import type { Logger } from "../membership/logger.ts";
+import type { Node } from "../membership/node.ts";
 import type { BroadcastHandler, GraftResult } from "./handler.ts";
 import {
   parsePlumtreeMessage,
@@ -46,7 +47,7 @@ export interface PlumtreeOptions extends Omit<PlumtreeCoreOptions, "random"> {
   clock?: Clock;
   /** Randomness (default `Math.random`). */
   random?: Random;
-  /** Receives log records. */
+  /** Receives log records (default: the node's logger). */
   logger?: Logger;
 }
 
@@ -123,7 +124,7 @@ export class Plumtree implements AsyncDisposable {
     this.#node = node;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? mathRandom;
-    this.#log = options.logger ?? consoleLogger;
+    this.#log = options.logger ?? node.logger;
     this.#core = new PlumtreeCore(node.name, { ...options, random: this.#random });
     this.#lazyTickMs = options.lazyTickMs ?? 1000;
     this.#exchangeTickMs = options.exchangeTickMs ?? 10_000;

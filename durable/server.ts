@@ -13,7 +13,7 @@
 
 import { type Clock, systemClock, type TimerId } from "../membership/clock.ts";
 import { decodeValue, encodeValue } from "../membership/codec.ts";
-import { consoleLogger, type Logger } from "../membership/node.ts";
+import { consoleLogger, type Logger } from "../membership/logger.ts";
 import {
   DeadLetterError,
   DurableKilledError,

@@ -1,17 +1,37 @@
 /**
  * One murmur node you can run on any machine:
  *
- *   deno run --allow-net examples/node.ts --name a --port 7000 --cookie s3cret
- *   deno run --allow-net examples/node.ts --name b --port 7001 --join 127.0.0.1:7000 --cookie s3cret
+ *   deno task node --name a --port 7000 --cookie s3cret
+ *   deno task node --name b --port 7001 --join 127.0.0.1:7000 --cookie s3cret
+ *
+ * Across hosts, listen on every interface and advertise the address the other
+ * hosts reach this one at (a node that advertised 0.0.0.0 would make every
+ * peer dial itself, so the node refuses to start without --advertise):
+ *
+ *   deno task node --name a --host 0.0.0.0 --port 7000 --advertise 10.0.0.1:7000 --cookie s3cret
+ *   deno task node --name b --host 0.0.0.0 --port 7000 --advertise 10.0.0.2:7000 \
+ *     --join 10.0.0.1:7000 --cookie s3cret
  *
  * It logs membership changes, answers `echo` and `info` calls, and with
  * `--json` prints one JSON object per line (used by the demo and the tests).
+ * With `--control` it also reads one JSON command per line on stdin
+ * (`{ "id": 1, "op": "call", "to": "b", "endpoint": "echo", "msg": "hi" }`,
+ * `{ "id": 2, "op": "members" }`, `{ "id": 3, "op": "stats" }`) and answers
+ * with a `result` line carrying the same id.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { Node, Plumtree, Presence, ProcessGroups } from "../mod.ts";
+import {
+  createConsoleLogger,
+  type LogLevel,
+  Node,
+  parseAddress,
+  Plumtree,
+  Presence,
+  ProcessGroups,
+} from "../mod.ts";
 import { ChatLog } from "./chat.ts";
 
 const { values } = parseArgs({
@@ -20,18 +40,27 @@ const { values } = parseArgs({
     name: { type: "string" },
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "0" },
+    advertise: { type: "string", multiple: true, default: [] },
     join: { type: "string", multiple: true, default: [] },
     cookie: { type: "string", default: Deno.env.get("MURMUR_COOKIE") ?? "" },
     "failure-timeout-ms": { type: "string", default: "2000" },
     "ping-interval-ms": { type: "string", default: "300" },
+    "dead-member-remove-ms": { type: "string", default: "60000" },
+    "log-level": { type: "string", default: "info" },
     json: { type: "boolean", default: false },
+    control: { type: "boolean", default: false },
   },
 });
 
+const USAGE = "usage: node.ts --name NAME --cookie SECRET [--host 127.0.0.1] [--port 0] " +
+  "[--advertise HOST:PORT]... [--join HOST:PORT]... [--log-level info] [--json] [--control]";
 if (!values.name || !values.cookie) {
-  console.error(
-    "usage: node.ts --name NAME --cookie SECRET [--host 127.0.0.1] [--port 0] [--join HOST:PORT]... [--json]",
-  );
+  console.error(USAGE);
+  Deno.exit(2);
+}
+const logLevel = values["log-level"] as LogLevel;
+if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+  console.error(`--log-level must be debug, info, warn or error\n${USAGE}`);
   Deno.exit(2);
 }
 
@@ -44,18 +73,25 @@ function emit(event: string, fields: Record<string, unknown> = {}): void {
   }
 }
 
+const console_ = createConsoleLogger({ level: logLevel });
 const node = await Node.start({
   name: values.name,
   cookie: values.cookie,
   listen: { hostname: values.host, port: Number(values.port) },
+  ...(values.advertise.length > 0 ? { advertise: values.advertise.map(parseAddress) } : {}),
   failureTimeoutMs: Number(values["failure-timeout-ms"]),
   pingIntervalMs: Number(values["ping-interval-ms"]),
+  deadMemberRemoveMs: Number(values["dead-member-remove-ms"]),
   reconnectBackoffMaxMs: 1000,
   logger: (r) => {
+    if (!values.json) return console_(r);
     if (r.level === "warn" || r.level === "error") {
       emit("log", { level: r.level, msg: r.msg, peer: r.peer, error: String(r.error ?? "") });
     }
   },
+}).catch((e) => {
+  console.error(`node.ts: ${(e as Error).message}`);
+  Deno.exit(2);
 });
 node.register("echo", (msg) => msg);
 
@@ -125,7 +161,8 @@ const poll = setInterval(reportMembers, 200);
 
 emit("ready", {
   name: node.name,
-  port: node.spec.listenAddrs[0]?.port,
+  port: node.listenAddr.port,
+  advertised: node.spec.listenAddrs,
   incarnation: node.spec.incarnation,
   pid: Deno.pid,
 });
@@ -145,6 +182,41 @@ for (const target of values.join) {
     }
   }
 }
+
+/** `--control`: one JSON command per line on stdin, one `result` line per command. */
+async function control(): Promise<void> {
+  let buf = "";
+  const dec = new TextDecoder();
+  for await (const chunk of Deno.stdin.readable) {
+    buf += dec.decode(chunk, { stream: true });
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line === "") continue;
+      let cmd: { id?: unknown; op?: unknown; to?: string; endpoint?: string; msg?: unknown };
+      try {
+        cmd = JSON.parse(line);
+      } catch {
+        emit("result", { ok: false, error: "not JSON" });
+        continue;
+      }
+      const id = cmd.id;
+      try {
+        let value: unknown;
+        if (cmd.op === "call") {
+          value = await node.call(String(cmd.to), String(cmd.endpoint), cmd.msg ?? null);
+        } else if (cmd.op === "members") {
+          value = { members: node.members(), connected: node.connectedMembers() };
+        } else if (cmd.op === "stats") value = node.stats();
+        else throw new TypeError(`unknown op ${JSON.stringify(cmd.op)}`);
+        emit("result", { id, ok: true, value });
+      } catch (e) {
+        emit("result", { id, ok: false, error: String(e) });
+      }
+    }
+  }
+}
+if (values.control) void control();
 
 async function shutdown(): Promise<void> {
   clearInterval(poll);

@@ -26,12 +26,15 @@ export class Link {
   readonly index: number;
   readonly outgoing: boolean;
   readonly monotonic: boolean;
+  /** The peer's process instance (hex), from the handshake. */
+  readonly instance: string;
   closed = false;
   lastSentAt = 0;
   readonly #limits: LinkLimits;
   readonly #onError: (link: Link, error: unknown) => void;
   readonly #now: () => number;
   readonly #track: (task: Promise<unknown>) => void;
+  readonly #onClosed: (() => void) | undefined;
   #queue: Item[] = [];
   #head = 0;
   #bytes = 0;
@@ -49,11 +52,13 @@ export class Link {
       index: number;
       outgoing: boolean;
       monotonic: boolean;
+      instance: string;
     },
     limits: LinkLimits,
     now: () => number,
     onError: (link: Link, error: unknown) => void,
     track: (task: Promise<unknown>) => void,
+    onClosed?: () => void,
   ) {
     this.conn = conn;
     this.peer = info.peer;
@@ -62,10 +67,12 @@ export class Link {
     this.index = info.index;
     this.outgoing = info.outgoing;
     this.monotonic = info.monotonic;
+    this.instance = info.instance;
     this.#limits = limits;
     this.#now = now;
     this.#onError = onError;
     this.#track = track;
+    this.#onClosed = onClosed;
   }
 
   get queuedBytes(): number {
@@ -187,5 +194,6 @@ export class Link {
     this.#waiters = [];
     for (const w of ws) w.reject(reason);
     this.#settleIdle();
+    this.#onClosed?.();
   }
 }

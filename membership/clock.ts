@@ -16,19 +16,25 @@ import { setImmediate } from "node:timers";
 export type TimerId = number | object;
 
 /**
- * A source of time and timers.
+ * A source of time and timers. Two kinds of time: `now()` is monotonic (every
+ * timeout, failure detector and lease runs on it, so wall-clock jumps change
+ * nothing) and `wallNow()` is the wall clock (for what is compared across
+ * processes or shown to people: hybrid logical clock versions, heartbeat
+ * timestamps, default incarnations).
  *
  * @example A clock that reports real time
  * ```ts
  * import { systemClock } from "@murmur/murmur/membership";
  * const id = systemClock.setTimeout(() => {}, 10);
  * systemClock.clearTimeout(id);
- * console.log(systemClock.now() > 0);
+ * console.log(systemClock.now() >= 0, systemClock.wallNow() > 1.7e12);
  * ```
  */
 export interface Clock {
-  /** Milliseconds since an arbitrary, fixed epoch. Never decreases. */
+  /** Monotonic milliseconds since an arbitrary, fixed origin. Never decreases. */
   now(): number;
+  /** Wall-clock milliseconds since the Unix epoch. May jump either way. */
+  wallNow(): number;
   /** Calls `fn` once after `ms` milliseconds. */
   setTimeout(fn: () => void, ms: number): TimerId;
   /** Cancels a timer; unknown or fired ids are ignored. */
@@ -51,19 +57,46 @@ export interface Random {
   next(): number;
 }
 
+/** The longest delay the platform's timers take (2^31 - 1 ms); longer ones are chained. */
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
 /**
- * The real clock: `Date.now()` and the platform's timers.
+ * The real clock: `performance.now()` for monotonic time, `Date.now()` for wall
+ * time, and the platform's timers. A delay of `Infinity` never fires; delays
+ * past 2^31 - 1 ms (about 24.8 days) are honoured rather than overflowing.
  *
  * @example
  * ```ts
  * import { systemClock } from "@murmur/murmur/membership";
- * console.log(typeof systemClock.now());
+ * console.log(typeof systemClock.now(), typeof systemClock.wallNow());
  * ```
  */
 export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (id) => clearTimeout(id as number),
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    if (!(ms <= TIMER_MS_MAX)) {
+      // Infinity or NaN: never; beyond the platform's range: chain.
+      const handle: { id: ReturnType<typeof setTimeout> | undefined } = { id: undefined };
+      if (ms === Infinity || Number.isNaN(ms)) return handle;
+      let left = ms;
+      const step = () => {
+        if (left <= TIMER_MS_MAX) handle.id = setTimeout(fn, left);
+        else {
+          left -= TIMER_MS_MAX;
+          handle.id = setTimeout(step, TIMER_MS_MAX);
+        }
+      };
+      step();
+      return handle;
+    }
+    return setTimeout(fn, ms);
+  },
+  clearTimeout: (id) => {
+    if (typeof id === "object" && id !== null && "id" in id) {
+      clearTimeout((id as { id: ReturnType<typeof setTimeout> | undefined }).id);
+    } else clearTimeout(id as number);
+  },
 };
 
 /**
@@ -143,6 +176,7 @@ interface SimTimer {
  */
 export class SimulatedClock implements Clock {
   #now: number;
+  #wallOffset: number;
   #seq = 0;
   #nextId = 1;
   #timers = new Map<number, SimTimer>();
@@ -152,9 +186,11 @@ export class SimulatedClock implements Clock {
    * Creates a clock stopped at `start`.
    *
    * @param start The initial time in milliseconds (default 0).
+   * @param wallStart The wall-clock time at `start` (default `start`).
    */
-  constructor(start = 0) {
+  constructor(start = 0, wallStart: number = start) {
     this.#now = start;
+    this.#wallOffset = wallStart - start;
   }
 
   /** The current virtual time. */
@@ -162,8 +198,20 @@ export class SimulatedClock implements Clock {
     return this.#now;
   }
 
-  /** Schedules `fn` at `now() + ms` of virtual time. */
+  /** The current virtual wall-clock time: `now()` plus an offset that {@linkcode SimulatedClock.jumpWall} moves. */
+  wallNow(): number {
+    return this.#now + this.#wallOffset;
+  }
+
+  /** Moves the wall clock by `ms` (negative: backwards) without touching monotonic time. */
+  jumpWall(ms: number): void {
+    if (!Number.isFinite(ms)) throw new RangeError(`jumpWall needs a finite ms, got ${ms}`);
+    this.#wallOffset += ms;
+  }
+
+  /** Schedules `fn` at `now() + ms` of virtual time (never, for `Infinity`). */
   setTimeout(fn: () => void, ms: number): TimerId {
+    if (ms === Infinity) return { never: true };
     const t: SimTimer = {
       id: this.#nextId++,
       at: this.#now + Math.max(0, ms || 0),

@@ -3,6 +3,17 @@
  * frames. Every decoded value is checked for shape before use; anything else
  * is a {@linkcode ProtocolError} and closes the connection.
  *
+ * Decoding is bounded in time as well as size: before cbor-x sees a frame, a
+ * linear scan refuses tags other than those murmur's encoder emits (dates, big
+ * integers, typed arrays, sets, maps), big integers over
+ * {@linkcode BIGINT_BYTES_MAX} bytes, nesting deeper than
+ * {@linkcode DECODE_DEPTH_MAX}, and lengths the frame cannot hold. What crosses
+ * the wire is plain data: class instances arrive as plain objects (own
+ * enumerable properties), `Map`, `Set`, `Date`, typed arrays and bigints keep
+ * their types; functions, symbols, cycles, `Error` and `RegExp` values are
+ * refused where they are sent ({@linkcode encodeForWire}). A `Promise` has no
+ * own properties and arrives as `{}`: await it before sending.
+ *
  * @module
  */
 
@@ -11,6 +22,13 @@
 import { Encoder } from "cbor-x/encode";
 import { Decoder } from "cbor-x/decode";
 import { ProtocolError } from "./errors.ts";
+import { scanCbor } from "./_cbor_scan.ts";
+import { findUnsendable } from "./_value_path.ts";
+
+/** Deepest nesting of arrays, maps and tags a decoded value may have. */
+export const DECODE_DEPTH_MAX = 100;
+/** Largest big integer (CBOR tags 2 and 3) accepted, in bytes (1024 bits). */
+export const BIGINT_BYTES_MAX = 128;
 
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
@@ -30,7 +48,60 @@ export function encodeValue(value: unknown): Uint8Array {
 }
 
 /**
- * Decodes one CBOR value; throws {@linkcode ProtocolError} on malformed input.
+ * Encodes a value that is about to cross the wire, or throws a `TypeError`
+ * that names the path of the part that cannot: `msg.items[3].callback is a
+ * function`. Refused: functions, symbols, cycles, `Error`, `RegExp`,
+ * big integers over {@linkcode BIGINT_BYTES_MAX} bytes, and nesting deeper than
+ * {@linkcode DECODE_DEPTH_MAX} (what a receiver would refuse). The checks that
+ * name the path run only when encoding fails, so a good value costs one encode
+ * and one linear scan.
+ *
+ * @param value The value.
+ * @param rootName How the value is named in the error (`"msg"`).
+ * @param context What was being done, prefixed to the error (`cannot send to endpoint "jobs"`).
+ * @example
+ * ```ts
+ * import { encodeForWire } from "@murmur/murmur/membership";
+ * try {
+ *   encodeForWire({ items: [{ callback() {} }] }, "msg", "cannot send");
+ * } catch (e) {
+ *   console.log((e as Error).message); // cannot send: msg.items[0].callback is a function
+ * }
+ * ```
+ */
+export function encodeForWire(value: unknown, rootName = "value", context?: string): Uint8Array {
+  let bytes: Uint8Array | undefined;
+  let why: string | undefined;
+  try {
+    bytes = encoder.encode(value);
+    why = scanCbor(bytes, DECODE_DEPTH_MAX, BIGINT_BYTES_MAX);
+  } catch (e) {
+    why = (e as Error).message;
+  }
+  if (why === undefined) return bytes!;
+  const where = findUnsendable(value, rootName, DECODE_DEPTH_MAX - 1, BIGINT_BYTES_MAX) ??
+    `${rootName} cannot be encoded (${why})`;
+  throw new TypeError(context === undefined ? where : `${context}: ${where}`);
+}
+
+/**
+ * Throws the `TypeError` of {@linkcode encodeForWire} when `value` cannot cross
+ * the wire; returns its encoded size otherwise. For checking a value before a
+ * local change that will later be sent.
+ *
+ * @example
+ * ```ts
+ * import { checkSendable } from "@murmur/murmur/membership";
+ * console.log(checkSendable({ ok: [1, 2] }, "meta") > 0); // true
+ * ```
+ */
+export function checkSendable(value: unknown, rootName = "value", context?: string): number {
+  return encodeForWire(value, rootName, context).length;
+}
+
+/**
+ * Decodes one CBOR value; throws {@linkcode ProtocolError} on malformed input
+ * and on input outside the decoding bounds (see the module documentation).
  *
  * @example
  * ```ts
@@ -39,6 +110,8 @@ export function encodeValue(value: unknown): Uint8Array {
  * ```
  */
 export function decodeValue(bytes: Uint8Array): unknown {
+  const why = scanCbor(bytes, DECODE_DEPTH_MAX, BIGINT_BYTES_MAX);
+  if (why !== undefined) throw new ProtocolError(`refused CBOR: ${why}`);
   try {
     return decoder.decode(bytes);
   } catch (e) {

@@ -6,6 +6,9 @@
  * @module
  */
 
+import type { NodeSpec } from "./membership_state.ts";
+import type { Address } from "./transport.ts";
+
 /**
  * Base class of every murmur domain error.
  *
@@ -60,16 +63,90 @@ export class FrameTooLargeError extends MurmurError {
 export class ProtocolError extends MurmurError {}
 
 /**
+ * Why a handshake was refused or failed:
+ * - `auth`: wrong cookie; `cluster`: another cluster; `protocol`: another protocol version;
+ * - `stale`: the peer knows this node's name at a higher (or equal, other-process)
+ *   incarnation; `known` carries what it knows, and the node recovers by taking a higher one;
+ * - `name-in-use`: another live process owns the name ({@linkcode NameConflictError});
+ * - `mismatch`: another node than the expected one answered at that address;
+ * - `full`: the peer's view is at `membersMax`; `left`: the peer left the cluster;
+ *   `partitioned`: an injected partition; `timeout`: no handshake in time;
+ *   `limit`: a connection limit of the peer (too many connections or handshakes).
+ */
+export type HandshakeCode =
+  | "auth"
+  | "cluster"
+  | "protocol"
+  | "stale"
+  | "name-in-use"
+  | "mismatch"
+  | "full"
+  | "left"
+  | "partitioned"
+  | "timeout"
+  | "limit";
+
+/** Options of {@linkcode HandshakeError}. */
+export interface HandshakeErrorOptions extends ErrorOptions {
+  /** Why (see {@linkcode HandshakeCode}). */
+  code?: HandshakeCode;
+  /** For `stale`: the spec the peer knows for this node's name. */
+  known?: NodeSpec;
+}
+
+/**
  * The handshake failed: wrong cookie, other cluster, other protocol version,
- * duplicate or stale node, or timeout.
+ * a name in use, a stale incarnation, another node at the address, or a timeout.
+ * `code` says which (undefined for a transport failure during the handshake).
  *
  * @example
  * ```ts
  * import { HandshakeError } from "@murmur/murmur/membership";
- * console.log(new HandshakeError("cookie mismatch").message);
+ * const e = new HandshakeError("authentication failed (cookie mismatch)", { code: "auth" });
+ * console.log(e.code, e.message);
  * ```
  */
-export class HandshakeError extends MurmurError {}
+export class HandshakeError extends MurmurError {
+  /** Why, when known. */
+  readonly code: HandshakeCode | undefined;
+  /** For `stale`: the spec the peer knows for this node's name. */
+  readonly known: NodeSpec | undefined;
+  /** Creates the error. */
+  constructor(message: string, options: HandshakeErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code;
+    this.known = options.known;
+  }
+}
+
+/**
+ * Another live process owns this node name: its peers refuse a second one
+ * (the live owner keeps its place). Start the second process under another
+ * name, or stop the first.
+ *
+ * @example
+ * ```ts
+ * import { NameConflictError } from "@murmur/murmur/membership";
+ * const e = new NameConflictError("x", [{ hostname: "127.0.0.1", port: 7000 }]);
+ * console.log(e.code, e.message);
+ * ```
+ */
+export class NameConflictError extends HandshakeError {
+  /** The contested name. */
+  readonly node: string;
+  /** Where the live owner listens. */
+  readonly owner: readonly Address[];
+  /** Creates the error. */
+  constructor(node: string, owner: readonly Address[], detail?: string) {
+    const where = owner.map((a) => `${a.hostname}:${a.port}`).join(", ") || "an unknown address";
+    super(
+      `node name "${node}" is in use by a live node at ${where}${detail ? ` (${detail})` : ""}`,
+      { code: "name-in-use" },
+    );
+    this.node = node;
+    this.owner = owner;
+  }
+}
 
 /**
  * The named node is not reachable now: it is down, partitioned away, left, or
@@ -189,8 +266,36 @@ export class CallTimeoutError extends MurmurError {
 }
 
 /**
- * A send queue is past its hard bound: the peer is not reading fast enough and
- * too many senders are already waiting.
+ * An acknowledged send (`ack: true`) got no acknowledgement within its
+ * `timeoutMs`. It may still have been delivered (once).
+ *
+ * @example
+ * ```ts
+ * import { AckTimeoutError } from "@murmur/murmur/membership";
+ * console.log(new AckTimeoutError("b", "jobs", 30000).message);
+ * ```
+ */
+export class AckTimeoutError extends MurmurError {
+  /** The destination node. */
+  readonly node: string;
+  /** The endpoint. */
+  readonly endpoint: string;
+  /** The timeout that expired. */
+  readonly timeoutMs: number;
+  /** Creates the error. */
+  constructor(node: string, endpoint: string, timeoutMs: number) {
+    super(`send to "${endpoint}" on node "${node}" was not acknowledged within ${timeoutMs} ms`);
+    this.node = node;
+    this.endpoint = endpoint;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A send queue, or the bytes of a peer's unacknowledged sends, is past its hard
+ * bound: the peer is not reading (or acknowledging) fast enough and too many
+ * senders are already waiting. Acknowledged sends and calls reject with it; a
+ * fire-and-forget send is dropped and counted instead.
  *
  * @example
  * ```ts

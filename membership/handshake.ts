@@ -3,32 +3,38 @@
  * cluster cookie and both nonces.
  *
  * ```
- * client -> server  hello     { v, cluster, spec, channel, index, nonce }
- * server -> client  challenge { v, cluster, spec, nonce, mac: HMAC(cookie, "s" | transcript) }
+ * client -> server  hello     { v, cluster, spec, channel, index, nonce, instance }
+ * server -> client  challenge { v, cluster, spec, nonce, instance, mac: HMAC(cookie, "s" | transcript) }
  * client -> server  auth      { mac: HMAC(cookie, "c" | transcript) }
- * server -> client  welcome   {}   or   reject { reason }
+ * server -> client  welcome   {}   or   reject { code, reason, known?, owner?, mac? }
  * ```
  *
- * The transcript binds the protocol version, the cluster, both names and
- * incarnations, the channel, the connection index and both nonces, so that no
- * answer can be replayed on another connection or reflected back. Nothing but
- * these four frames is read before the handshake succeeds, under a small frame
- * limit. HMAC is computed synchronously (node:crypto) so that simulations in
- * virtual time stay deterministic.
+ * The transcript binds the protocol version, the cluster, both names,
+ * incarnations and process instances, the channel, the connection index and
+ * both nonces, so that no answer can be replayed on another connection or
+ * reflected back. A refusal decided after the client authenticated (a stale
+ * incarnation, a name in use, a full view) carries its own MAC over the
+ * transcript, so the client can act on it (take a higher incarnation, stop
+ * retrying); earlier refusals (wrong cookie, cluster or protocol) are
+ * informational. Nothing but these frames is read before the handshake
+ * succeeds, under a small frame limit. HMAC is computed synchronously
+ * (node:crypto) so that simulations in virtual time stay deterministic.
  *
  * @module
  */
 
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { decodeValue, encodeValue } from "./codec.ts";
-import { HandshakeError, ProtocolError } from "./errors.ts";
+import { type HandshakeCode, HandshakeError, NameConflictError, ProtocolError } from "./errors.ts";
 import { isName, type NodeSpec, validateSpec } from "./membership_state.ts";
-import type { FrameConnection } from "./transport.ts";
+import type { Address, FrameConnection } from "./transport.ts";
 
 /** The protocol version spoken by this release. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Frame limit in force until the handshake succeeds (bytes). */
 export const DEFAULT_HANDSHAKE_FRAME_BYTES_MAX = 16 * 1024;
+/** Bytes of a process instance id. */
+export const INSTANCE_BYTES = 16;
 const NONCE_BYTES = 16;
 const MAC_BYTES = 32;
 
@@ -40,6 +46,8 @@ export interface HandshakeConfig {
   cookie: string;
   /** This node's spec. */
   spec: NodeSpec;
+  /** This process's instance id ({@linkcode INSTANCE_BYTES} random bytes, fixed for the node's life). */
+  instance?: Uint8Array;
   /** Makes a fresh nonce. */
   nonce: () => Uint8Array;
   /** Frame limit until the handshake is done. */
@@ -54,9 +62,39 @@ export interface Accepted {
   channel: string;
   /** The connection index within the channel. */
   index: number;
+  /** The client's process instance id. */
+  instance: Uint8Array;
 }
 
-function mac(cookie: string, role: "s" | "c", transcript: unknown[]): Uint8Array {
+/** What the client learns of the server. */
+export interface ServerHello {
+  /** The server's spec. */
+  spec: NodeSpec;
+  /** The server's process instance id. */
+  instance: Uint8Array;
+}
+
+/** A refusal decided by `admit`. */
+export interface Refusal {
+  /** Why, as a code. */
+  code: HandshakeCode;
+  /** Why, in words. */
+  reason: string;
+  /** For `stale`: the spec this node knows for the client's name. */
+  known?: NodeSpec;
+  /** For `name-in-use`: where the live owner listens. */
+  owner?: readonly Address[];
+}
+
+/** Optional callbacks of {@linkcode serverHandshake}. */
+export interface ServerHandshakeHooks {
+  /** Called once the hello frame has arrived (the connection made progress). */
+  onHello?(): void;
+}
+
+const ZERO_INSTANCE = new Uint8Array(INSTANCE_BYTES);
+
+function mac(cookie: string, role: "s" | "c" | "r", transcript: unknown[]): Uint8Array {
   return createHmac("sha256", cookie).update(encodeValue([role, ...transcript])).digest();
 }
 
@@ -64,7 +102,59 @@ function sameMac(a: unknown, b: Uint8Array): boolean {
   return a instanceof Uint8Array && a.length === MAC_BYTES && timingSafeEqual(a, b);
 }
 
-async function readMap(conn: FrameConnection, expect: string): Promise<Record<string, unknown>> {
+const CODES: readonly HandshakeCode[] = [
+  "auth",
+  "cluster",
+  "protocol",
+  "stale",
+  "name-in-use",
+  "mismatch",
+  "full",
+  "left",
+  "partitioned",
+  "timeout",
+  "limit",
+];
+
+function refusalError(
+  m: Record<string, unknown>,
+  transcript: unknown[] | undefined,
+  cfg: HandshakeConfig,
+): HandshakeError {
+  const reason = String(m.reason).slice(0, 300);
+  const code = CODES.includes(m.code as HandshakeCode) ? m.code as HandshakeCode : undefined;
+  const authentic = transcript !== undefined &&
+    sameMac(m.mac, mac(cfg.cookie, "r", [...transcript, m.code, m.reason, m.known ?? null]));
+  if (authentic && code === "name-in-use") {
+    const owner = Array.isArray(m.owner)
+      ? (m.owner as unknown[]).filter((a): a is Address =>
+        typeof a === "object" && a !== null && typeof (a as Address).hostname === "string" &&
+        typeof (a as Address).port === "number"
+      ).slice(0, 16)
+      : [];
+    return new NameConflictError(cfg.spec.name, owner, reason);
+  }
+  if (authentic && code === "stale") {
+    let known: NodeSpec | undefined;
+    try {
+      known = m.known === undefined ? undefined : validateSpec(m.known);
+    } catch { /* a malformed spec: no incarnation to learn */ }
+    return new HandshakeError(`refused by peer: ${reason}`, {
+      code,
+      ...(known ? { known } : {}),
+    });
+  }
+  // Unauthenticated: informational only; a code that would make the client act is not trusted.
+  const safe = code === "stale" || code === "name-in-use" ? undefined : code;
+  return new HandshakeError(`refused by peer: ${reason}`, safe ? { code: safe } : {});
+}
+
+async function readMap(
+  conn: FrameConnection,
+  expect: string,
+  cfg: HandshakeConfig,
+  transcript?: unknown[],
+): Promise<Record<string, unknown>> {
   const frame = await conn.read();
   if (frame === null) throw new HandshakeError(`connection closed before ${expect}`);
   const v = decodeValue(frame);
@@ -72,20 +162,19 @@ async function readMap(conn: FrameConnection, expect: string): Promise<Record<st
     throw new ProtocolError(`handshake: expected ${expect}, got a non-map`);
   }
   const m = v as Record<string, unknown>;
-  if (m.t === "reject" && typeof m.reason === "string") {
-    throw new HandshakeError(`refused by peer: ${m.reason.slice(0, 200)}`);
-  }
+  if (m.t === "reject" && typeof m.reason === "string") throw refusalError(m, transcript, cfg);
   if (m.t !== expect) throw new ProtocolError(`handshake: expected ${expect}, got ${String(m.t)}`);
   return m;
 }
 
-function isNonce(v: unknown): v is Uint8Array {
-  return v instanceof Uint8Array && v.length === NONCE_BYTES;
+function isBytes(v: unknown, n: number): v is Uint8Array {
+  return v instanceof Uint8Array && v.length === n;
 }
 
 /**
- * Runs the client side on a fresh connection. Resolves with the server's spec.
- * `expectName`, when given, must be the server's name.
+ * Runs the client side on a fresh connection. Resolves with the server's spec
+ * and instance. `expectName`, when given, must be the server's name (else a
+ * `HandshakeError` with code `mismatch`).
  */
 export async function clientHandshake(
   conn: FrameConnection,
@@ -93,9 +182,10 @@ export async function clientHandshake(
   channel: string,
   index: number,
   expectName?: string,
-): Promise<NodeSpec> {
+): Promise<ServerHello> {
   conn.frameBytesMax = cfg.handshakeFrameBytesMax;
   const nonceC = cfg.nonce();
+  const instanceC = cfg.instance ?? ZERO_INSTANCE;
   await conn.write([encodeValue({
     t: "hello",
     v: PROTOCOL_VERSION,
@@ -104,58 +194,85 @@ export async function clientHandshake(
     channel,
     index,
     nonce: nonceC,
+    instance: instanceC,
   })]);
-  const ch = await readMap(conn, "challenge");
-  if (ch.v !== PROTOCOL_VERSION) throw new HandshakeError(`peer speaks protocol ${String(ch.v)}`);
-  if (ch.cluster !== cfg.cluster) throw new HandshakeError(`peer is in another cluster`);
-  if (!isNonce(ch.nonce)) throw new ProtocolError("handshake: bad server nonce");
+  const ch = await readMap(conn, "challenge", cfg);
+  if (ch.v !== PROTOCOL_VERSION) {
+    throw new HandshakeError(`peer speaks protocol ${String(ch.v)}`, { code: "protocol" });
+  }
+  if (ch.cluster !== cfg.cluster) {
+    throw new HandshakeError(`peer is in another cluster`, { code: "cluster" });
+  }
+  if (!isBytes(ch.nonce, NONCE_BYTES)) throw new ProtocolError("handshake: bad server nonce");
+  if (!isBytes(ch.instance, INSTANCE_BYTES)) throw new ProtocolError("handshake: bad instance");
   const server = validateSpec(ch.spec);
   const transcript = [
     PROTOCOL_VERSION,
     cfg.cluster,
     cfg.spec.name,
     cfg.spec.incarnation,
+    instanceC,
     server.name,
     server.incarnation,
+    ch.instance,
     channel,
     index,
     nonceC,
     ch.nonce,
   ];
   if (!sameMac(ch.mac, mac(cfg.cookie, "s", transcript))) {
-    throw new HandshakeError("peer failed authentication (cookie mismatch)");
+    // Say why before closing, so that the server can log it (it cannot tell otherwise).
+    const reason = "authentication failed (cookie mismatch)";
+    await conn.write([encodeValue({ t: "reject", code: "auth", reason })]).catch(() => {});
+    throw new HandshakeError(`peer failed ${reason}`, { code: "auth" });
   }
   if (expectName !== undefined && server.name !== expectName) {
-    throw new HandshakeError(`expected node "${expectName}" but "${server.name}" answered`);
+    throw new HandshakeError(`expected node "${expectName}" but "${server.name}" answered`, {
+      code: "mismatch",
+    });
   }
   await conn.write([encodeValue({ t: "auth", mac: mac(cfg.cookie, "c", transcript) })]);
-  await readMap(conn, "welcome");
-  return server;
+  await readMap(conn, "welcome", cfg, transcript);
+  return { spec: server, instance: ch.instance };
 }
 
 /**
  * Runs the server side on an accepted connection. `admit` decides, once the
- * client is authenticated, whether to take it: it returns a refusal reason or
- * `undefined`.
+ * client is authenticated, whether to take it: it returns a {@linkcode Refusal}
+ * or `undefined`.
  */
 export async function serverHandshake(
   conn: FrameConnection,
   cfg: HandshakeConfig,
-  admit: (client: Accepted) => string | undefined,
+  admit: (client: Accepted) => Refusal | undefined,
+  hooks: ServerHandshakeHooks = {},
 ): Promise<Accepted> {
   conn.frameBytesMax = cfg.handshakeFrameBytesMax;
-  const hello = await readMap(conn, "hello");
-  const refuse = async (reason: string): Promise<never> => {
+  const hello = await readMap(conn, "hello", cfg);
+  hooks.onHello?.();
+  const refuse = async (r: Refusal, transcript?: unknown[]): Promise<never> => {
+    const frame: Record<string, unknown> = { t: "reject", code: r.code, reason: r.reason };
+    if (r.known !== undefined) frame.known = r.known;
+    if (r.owner !== undefined) frame.owner = r.owner;
+    if (transcript !== undefined) {
+      frame.mac = mac(cfg.cookie, "r", [...transcript, r.code, r.reason, r.known ?? null]);
+    }
     try {
-      await conn.write([encodeValue({ t: "reject", reason })]);
+      await conn.write([encodeValue(frame)]);
     } catch { /* the peer is gone anyway */ }
-    throw new HandshakeError(reason);
+    throw new HandshakeError(r.reason, { code: r.code });
   };
   if (hello.v !== PROTOCOL_VERSION) {
-    return await refuse(`protocol ${String(hello.v)} is not ${PROTOCOL_VERSION}`);
+    return await refuse({
+      code: "protocol",
+      reason: `protocol ${String(hello.v)} is not ${PROTOCOL_VERSION}`,
+    });
   }
-  if (hello.cluster !== cfg.cluster) return await refuse("wrong cluster");
-  if (!isNonce(hello.nonce)) throw new ProtocolError("handshake: bad client nonce");
+  if (hello.cluster !== cfg.cluster) {
+    return await refuse({ code: "cluster", reason: "wrong cluster" });
+  }
+  if (!isBytes(hello.nonce, NONCE_BYTES)) throw new ProtocolError("handshake: bad client nonce");
+  if (!isBytes(hello.instance, INSTANCE_BYTES)) throw new ProtocolError("handshake: bad instance");
   if (!isName(hello.channel)) throw new ProtocolError("handshake: bad channel");
   const index = hello.index;
   if (typeof index !== "number" || !Number.isInteger(index) || index < 0 || index > 1024) {
@@ -163,13 +280,16 @@ export async function serverHandshake(
   }
   const client = validateSpec(hello.spec);
   const nonceS = cfg.nonce();
+  const instanceS = cfg.instance ?? ZERO_INSTANCE;
   const transcript = [
     PROTOCOL_VERSION,
     cfg.cluster,
     client.name,
     client.incarnation,
+    hello.instance,
     cfg.spec.name,
     cfg.spec.incarnation,
+    instanceS,
     hello.channel,
     index,
     hello.nonce,
@@ -181,15 +301,21 @@ export async function serverHandshake(
     cluster: cfg.cluster,
     spec: cfg.spec,
     nonce: nonceS,
+    instance: instanceS,
     mac: mac(cfg.cookie, "s", transcript),
   })]);
-  const auth = await readMap(conn, "auth");
+  const auth = await readMap(conn, "auth", cfg);
   if (!sameMac(auth.mac, mac(cfg.cookie, "c", transcript))) {
-    return await refuse("authentication failed (cookie mismatch)");
+    return await refuse({ code: "auth", reason: "authentication failed (cookie mismatch)" });
   }
-  const accepted: Accepted = { spec: client, channel: hello.channel, index };
-  const reason = admit(accepted);
-  if (reason !== undefined) return await refuse(reason);
+  const accepted: Accepted = {
+    spec: client,
+    channel: hello.channel,
+    index,
+    instance: hello.instance,
+  };
+  const refusal = admit(accepted);
+  if (refusal !== undefined) return await refuse(refusal, transcript);
   await conn.write([encodeValue({ t: "welcome" })]);
   return accepted;
 }

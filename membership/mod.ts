@@ -15,6 +15,11 @@
  */
 
 export * from "./clock.ts";
+export * from "./logger.ts";
+export * from "./options.ts";
+export * from "./messaging.ts";
+export * from "./strategy.ts";
+export * from "./full_mesh.ts";
 export * from "./errors.ts";
 export * from "./transport.ts";
 export * from "./tcp_transport.ts";

@@ -23,7 +23,8 @@
 
 import { encodeValue } from "../membership/codec.ts";
 import { type Clock, systemClock, type TimerId } from "../membership/clock.ts";
-import { consoleLogger, type Logger, type Node } from "../membership/node.ts";
+import type { Logger } from "../membership/logger.ts";
+import type { Node } from "../membership/node.ts";
 
 /** A subscriber's callback. */
 export type Listener = (event: unknown) => void;
@@ -176,7 +177,7 @@ export interface DataPublisherOptions {
   clock?: Clock;
   /** Period of the sequence tick that reveals lost updates (default 2000 ms). */
   syncIntervalMs?: number;
-  /** Receives log records. */
+  /** Receives log records (default: the node's logger). */
   logger?: Logger;
 }
 
@@ -293,7 +294,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
       throw new RangeError(`downGraceMs must be >= 0, got ${this.#graceMs}`);
     }
     this.#clock = options.clock ?? systemClock;
-    this.#log = options.logger ?? consoleLogger;
+    this.#log = options.logger ?? node.logger;
     this.#options = options.moduleOptions ?? {};
     this.#syncIntervalMs = options.syncIntervalMs ?? 2000;
     if (!(this.#syncIntervalMs > 0)) {

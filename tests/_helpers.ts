@@ -81,15 +81,43 @@ export class JsonProcess {
   }[] = [];
   readonly #pump: Promise<void>;
 
-  /** Runs `script` with `permissions`, then `args`. */
-  constructor(script: URL, permissions: string[], args: string[]) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...permissions, script.pathname, ...args],
+  #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #nextId = 1;
+
+  /**
+   * Runs `script` with `permissions`, then `args`. With `prefix` (such as
+   * `["ip", "netns", "exec", "ns1"]`) the deno command runs under it; with
+   * `stdin`, `command()` can write to the process.
+   */
+  constructor(
+    script: URL,
+    permissions: string[],
+    args: string[],
+    options: { prefix?: string[]; stdin?: boolean } = {},
+  ) {
+    const deno = [Deno.execPath(), "run", ...permissions, script.pathname, ...args];
+    const [cmd, ...rest] = [...(options.prefix ?? []), ...deno];
+    this.child = new Deno.Command(cmd!, {
+      args: rest,
       stdout: "piped",
       stderr: "inherit",
-      stdin: "null",
+      stdin: options.stdin ? "piped" : "null",
     }).spawn();
+    if (options.stdin) this.#stdin = this.child.stdin.getWriter();
     this.#pump = this.#read();
+  }
+
+  /** Writes one JSON command (examples/node.ts --control) and waits for its result line. */
+  async command(cmd: Record<string, unknown>, timeoutMs = 15000): Promise<Record<string, unknown>> {
+    if (this.#stdin === undefined) throw new Error("process started without stdin");
+    const id = this.#nextId++;
+    const result = this.waitFor(
+      (e) => e.event === "result" && e.id === id,
+      `result ${id}`,
+      timeoutMs,
+    );
+    await this.#stdin.write(new TextEncoder().encode(JSON.stringify({ ...cmd, id }) + "\n"));
+    return await result;
   }
 
   async #read(): Promise<void> {
@@ -152,6 +180,7 @@ export class JsonProcess {
     try {
       this.child.kill(signal);
     } catch { /* already gone */ }
+    await this.#stdin?.close().catch(() => {});
     await this.child.status;
     await this.#pump;
   }
@@ -173,4 +202,38 @@ export class NodeProcess extends JsonProcess {
     const e = await this.waitEvent("ready");
     return e.port as number;
   }
+}
+
+/** An authenticated connection to `addr` that speaks raw frames: what a hostile cluster member can do. */
+export async function rawPeer(
+  addr: { hostname: string; port: number },
+  name = "mallory",
+  cookie = "test-cookie",
+): Promise<import("../mod.ts").FrameConnection> {
+  const { clientHandshake, TcpTransport } = await import("../mod.ts");
+  const conn = await new TcpTransport().connect(addr);
+  try {
+    await clientHandshake(
+      conn,
+      {
+        cluster: "murmur",
+        cookie,
+        spec: { name, incarnation: 1, listenAddrs: [], channels: {} },
+        nonce: () => crypto.getRandomValues(new Uint8Array(16)),
+        handshakeFrameBytesMax: 16384,
+      },
+      "default",
+      0,
+    );
+  } catch (e) {
+    conn.close();
+    throw e;
+  }
+  return conn;
+}
+
+/** Median of a list of numbers. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
 }

@@ -1,0 +1,671 @@
+// Delivery: endpoints, fire-and-forget and acknowledged sends, calls,
+// retransmission and deduplication. Module-private: Node composes it.
+
+import type { TimerId } from "./clock.ts";
+import {
+  decodeMessage,
+  decodeValue,
+  encodeForWire,
+  encodeValue,
+  ENDPOINT_NAME_BYTES_MAX,
+  Tag,
+  type WireMessage,
+} from "./codec.ts";
+import {
+  AckTimeoutError,
+  CallTimeoutError,
+  ClosedError,
+  FrameTooLargeError,
+  NodeDownError,
+  QueueFullError,
+  RemoteHandlerError,
+  UnknownEndpointError,
+  UnknownNodeError,
+} from "./errors.ts";
+import type { Link } from "./_link.ts";
+import { DEFAULT_CHANNEL, type NodeConfig, timeoutOption } from "./_config.ts";
+import type { Peer, Peers } from "./_peers.ts";
+import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
+
+/** Counters kept by the delivery layer (part of NodeStats). */
+export interface DeliveryCounters {
+  sendDrops: number;
+  retransmits: number;
+  duplicates: number;
+}
+
+interface PendingCall {
+  node: string;
+  endpoint: string;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  cleanup: () => void;
+}
+
+interface PendingAck {
+  node: string;
+  endpoint: string;
+  frame: Uint8Array;
+  channel: string;
+  key: string | number | undefined;
+  lastSentAt: number;
+  admitted: boolean;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  cleanup: () => void;
+}
+
+interface Deduper {
+  seen: Set<number>;
+  order: number[];
+  head: number;
+}
+
+export function checkEndpoint(endpoint: unknown): asserts endpoint is string {
+  if (
+    typeof endpoint !== "string" || endpoint.length === 0 ||
+    endpoint.length > ENDPOINT_NAME_BYTES_MAX
+  ) {
+    throw new TypeError(
+      `endpoint name must be a string of 1-${ENDPOINT_NAME_BYTES_MAX} characters, got ${
+        typeof endpoint === "string" ? JSON.stringify(endpoint.slice(0, 40)) : typeof endpoint
+      }`,
+    );
+  }
+}
+
+function monoKey(endpoint: string, key: string | number | undefined): string {
+  return key === undefined ? endpoint : `${endpoint}\u0000${key}`;
+}
+
+export class Delivery {
+  readonly #cfg: NodeConfig;
+  readonly #peers: Peers;
+  readonly #isPartitioned: (name: string) => boolean;
+  readonly #isOpen: () => boolean;
+  readonly #isMember: (name: string) => boolean;
+  readonly handlers = new Map<string, Handler>();
+  readonly #unregisterListeners = new Set<(endpoint: string) => void>();
+  readonly #calls = new Map<number, PendingCall>();
+  readonly #acks = new Map<number, PendingAck>();
+  /** Bytes of admitted unacknowledged sends, per peer. */
+  readonly #ackBytes = new Map<string, number>();
+  /** Acknowledged sends waiting for room under `ackBytesMax`, per peer. */
+  readonly #ackWaiters = new Map<string, PendingAck[]>();
+  readonly #dedup = new Map<string, Deduper>();
+  #nextCallId = 1;
+  #nextAckSeq = 1;
+  readonly counters: DeliveryCounters = { sendDrops: 0, retransmits: 0, duplicates: 0 };
+
+  constructor(
+    cfg: NodeConfig,
+    peers: Peers,
+    hooks: {
+      isPartitioned: (name: string) => boolean;
+      isOpen: () => boolean;
+      isMember: (name: string) => boolean;
+    },
+  ) {
+    this.#cfg = cfg;
+    this.#peers = peers;
+    this.#isPartitioned = hooks.isPartitioned;
+    this.#isOpen = hooks.isOpen;
+    this.#isMember = hooks.isMember;
+  }
+
+  /** Unacknowledged bytes, all peers together. */
+  get ackBytes(): number {
+    let n = 0;
+    for (const b of this.#ackBytes.values()) n += b;
+    return n;
+  }
+
+  get acksOutstanding(): number {
+    return this.#acks.size;
+  }
+
+  get callsOutstanding(): number {
+    return this.#calls.size;
+  }
+
+  // ------------------------------------------------------------- endpoints
+
+  register(endpoint: string, handler: Handler): () => void {
+    checkEndpoint(endpoint);
+    if (typeof handler !== "function") throw new TypeError("handler must be a function");
+    if (this.handlers.has(endpoint)) {
+      throw new TypeError(`endpoint "${endpoint}" is already registered`);
+    }
+    this.handlers.set(endpoint, handler);
+    return () => {
+      if (this.handlers.get(endpoint) === handler) this.unregister(endpoint);
+    };
+  }
+
+  unregister(endpoint: string): boolean {
+    if (!this.handlers.delete(endpoint)) return false;
+    for (const fn of [...this.#unregisterListeners]) {
+      try {
+        fn(endpoint);
+      } catch (e) {
+        this.#log("error", "onUnregister callback threw", undefined, e);
+      }
+    }
+    return true;
+  }
+
+  onUnregister(fn: (endpoint: string) => void): () => void {
+    if (typeof fn !== "function") throw new TypeError("callback must be a function");
+    this.#unregisterListeners.add(fn);
+    return () => void this.#unregisterListeners.delete(fn);
+  }
+
+  // ------------------------------------------------------------- sending
+
+  channelOf(channel: string | undefined): string {
+    const c = channel ?? DEFAULT_CHANNEL;
+    if (typeof c !== "string" || !this.#cfg.channels.has(c)) {
+      throw new TypeError(`unknown channel ${JSON.stringify(c)}`);
+    }
+    return c;
+  }
+
+  /** Encodes a frame whose last element is the user's value; names the bad path on failure. */
+  #encodeFrame(frame: unknown[], msg: unknown, to: string, endpoint: string): Uint8Array {
+    const context = `cannot send to endpoint "${endpoint}" on node "${to}"`;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeForWire(frame, "frame", context);
+    } catch (e) {
+      encodeForWire(msg, "msg", context); // throws with the path inside msg when it is there
+      throw e;
+    }
+    if (bytes.length > this.#cfg.frameBytesMax) {
+      throw new FrameTooLargeError(bytes.length, this.#cfg.frameBytesMax);
+    }
+    return bytes;
+  }
+
+  send(to: string, endpoint: string, msg: unknown, options: SendOptions): Promise<void> {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("send options must be an object");
+    }
+    const channel = this.channelOf(options.channel);
+    checkEndpoint(endpoint);
+    if (typeof to !== "string") throw new TypeError("node name must be a string");
+    checkKey(options.partitionKey);
+    if (options.ack === true) {
+      const timeoutMs = timeoutOption("timeoutMs", options.timeoutMs, this.#cfg.ackTimeoutMs);
+      const seq = this.#nextAckSeq++;
+      const frame = this.#encodeFrame([Tag.AckMsg, seq, endpoint, msg], msg, to, endpoint);
+      return this.#sendAcked(to, seq, endpoint, frame, channel, timeoutMs, options);
+    }
+    const frame = this.#encodeFrame([Tag.Msg, endpoint, msg], msg, to, endpoint);
+    if (!this.#isOpen()) return this.#drop();
+    if (to === this.#cfg.name) {
+      this.#deliverLocal(endpoint, frame, channel);
+      return Promise.resolve();
+    }
+    const peer = this.#peers.peers.get(to);
+    if (peer === undefined || !peer.up) return this.#drop();
+    if (this.#isPartitioned(to)) {
+      this.#peers.counters.partitionDrops++;
+      return Promise.resolve();
+    }
+    return this.#enqueue(peer, channel, options.partitionKey, endpoint, frame);
+  }
+
+  #drop(): Promise<void> {
+    this.counters.sendDrops++;
+    return Promise.resolve();
+  }
+
+  #enqueue(
+    peer: Peer,
+    channel: string,
+    key: string | number | undefined,
+    endpoint: string,
+    frame: Uint8Array,
+  ): Promise<void> {
+    try {
+      const link = this.#peers.pick(peer, channel, key);
+      this.#peers.counters.framesOut++;
+      const waited = link.enqueue(frame, monoKey(endpoint, key));
+      return waited === undefined
+        ? Promise.resolve()
+        : waited.catch(() => void this.counters.sendDrops++);
+    } catch {
+      // Past the hard bound, or the link just closed: dropped, never a rejection.
+      return this.#drop();
+    }
+  }
+
+  async sendMany(
+    to: readonly string[],
+    endpoint: string,
+    msg: unknown,
+    options: Omit<SendOptions, "ack" | "signal" | "timeoutMs">,
+  ): Promise<{ node: string; error: unknown }[]> {
+    if (!Array.isArray(to)) throw new TypeError("to must be an array of node names");
+    const channel = this.channelOf(options.channel);
+    checkEndpoint(endpoint);
+    checkKey(options.partitionKey);
+    const failures: { node: string; error: unknown }[] = [];
+    let frame: Uint8Array | undefined;
+    const waits: Promise<void>[] = [];
+    const encoded = () => frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
+    for (const name of to) {
+      if (!this.#isOpen()) {
+        failures.push({ node: name, error: new ClosedError(`node "${this.#cfg.name}" is closed`) });
+        continue;
+      }
+      if (name === this.#cfg.name) {
+        this.#deliverLocal(endpoint, encoded(), channel);
+        continue;
+      }
+      const peer = this.#peers.peers.get(name);
+      if (peer === undefined || !peer.up) {
+        this.counters.sendDrops++;
+        failures.push({
+          node: name,
+          error: this.#isMember(name) ? new NodeDownError(name) : new UnknownNodeError(name),
+        });
+        continue;
+      }
+      if (this.#isPartitioned(name)) {
+        this.#peers.counters.partitionDrops++;
+        continue;
+      }
+      try {
+        const link = this.#peers.pick(peer, channel, options.partitionKey);
+        this.#peers.counters.framesOut++;
+        const w = link.enqueue(encoded(), monoKey(endpoint, options.partitionKey));
+        if (w !== undefined) {
+          waits.push(w.catch((error) => {
+            this.counters.sendDrops++;
+            failures.push({ node: name, error });
+          }));
+        }
+      } catch (error) {
+        if (error instanceof TypeError) throw error;
+        this.counters.sendDrops++;
+        failures.push({ node: name, error });
+      }
+    }
+    if (waits.length > 0) await Promise.all(waits);
+    return failures;
+  }
+
+  #sendAcked(
+    to: string,
+    seq: number,
+    endpoint: string,
+    frame: Uint8Array,
+    channel: string,
+    timeoutMs: number,
+    options: SendOptions,
+  ): Promise<void> {
+    if (!this.#isOpen()) {
+      return Promise.reject(new ClosedError(`node "${this.#cfg.name}" is closed`));
+    }
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    if (to === this.#cfg.name) {
+      this.#deliverLocal(endpoint, frame, channel);
+      return Promise.resolve();
+    }
+    if (this.#peers.peers.get(to) === undefined) return Promise.reject(new UnknownNodeError(to));
+    if (this.#acks.size >= this.#cfg.acksOutstandingMax) {
+      return Promise.reject(new QueueFullError(to, channel));
+    }
+    const waiting = this.#ackWaiters.get(to);
+    const room = (this.#ackBytes.get(to) ?? 0) + frame.length <= this.#cfg.ackBytesMax &&
+      (waiting === undefined || waiting.length === 0);
+    if (!room && (waiting?.length ?? 0) >= this.#cfg.link.sendWaitersMax) {
+      return Promise.reject(new QueueFullError(to, channel));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const { clock } = this.#cfg;
+      const onAbort = () => settle(() => reject(options.signal!.reason));
+      const timer: { id?: TimerId } = {};
+      const a: PendingAck = {
+        node: to,
+        endpoint,
+        frame,
+        channel,
+        key: options.partitionKey,
+        lastSentAt: clock.now(),
+        admitted: false,
+        resolve: () => settle(resolve),
+        reject: (e) => settle(() => reject(e)),
+        cleanup: () => {
+          this.#acks.delete(seq);
+          if (timer.id !== undefined) clock.clearTimeout(timer.id);
+          options.signal?.removeEventListener("abort", onAbort);
+          if (a.admitted) {
+            a.admitted = false;
+            this.#ackBytes.set(to, (this.#ackBytes.get(to) ?? 0) - frame.length);
+            this.#admitWaiting(to);
+          } else {
+            const ws = this.#ackWaiters.get(to);
+            const i = ws?.indexOf(a) ?? -1;
+            if (i >= 0) ws!.splice(i, 1);
+          }
+        },
+      };
+      let settled = false;
+      const settle = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        a.cleanup();
+        f();
+      };
+      timer.id = clock.setTimeout(
+        () => a.reject(new AckTimeoutError(to, endpoint, timeoutMs)),
+        timeoutMs,
+      );
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      this.#acks.set(seq, a);
+      if (room) this.#admit(a);
+      else {
+        let ws = this.#ackWaiters.get(to);
+        if (ws === undefined) this.#ackWaiters.set(to, ws = []);
+        ws.push(a);
+      }
+    });
+  }
+
+  #admit(a: PendingAck): void {
+    a.admitted = true;
+    this.#ackBytes.set(a.node, (this.#ackBytes.get(a.node) ?? 0) + a.frame.length);
+    const peer = this.#peers.peers.get(a.node);
+    if (peer?.up) this.#transmitAck(peer, a);
+  }
+
+  #admitWaiting(name: string): void {
+    const ws = this.#ackWaiters.get(name);
+    while (ws !== undefined && ws.length > 0) {
+      const next = ws[0]!;
+      if ((this.#ackBytes.get(name) ?? 0) + next.frame.length > this.#cfg.ackBytesMax) return;
+      ws.shift();
+      this.#admit(next);
+    }
+    if (ws !== undefined && ws.length === 0) this.#ackWaiters.delete(name);
+  }
+
+  #transmitAck(peer: Peer, a: PendingAck): void {
+    a.lastSentAt = this.#cfg.clock.now();
+    if (this.#isPartitioned(peer.name)) {
+      this.#peers.counters.partitionDrops++;
+      return;
+    }
+    try {
+      // Retransmissions use the control path: they must not wait behind the bound.
+      this.#peers.pick(peer, a.channel, a.key).enqueueControl(a.frame);
+      this.#peers.counters.framesOut++;
+    } catch { /* the retransmit timer tries again */ }
+  }
+
+  call(to: string, endpoint: string, msg: unknown, options: CallOptions): Promise<unknown> {
+    try {
+      if (typeof options !== "object" || options === null) {
+        throw new TypeError("call options must be an object");
+      }
+      if (!this.#isOpen()) throw new ClosedError(`node "${this.#cfg.name}" is closed`);
+      const channel = this.channelOf(options.channel);
+      checkEndpoint(endpoint);
+      checkKey(options.partitionKey);
+      const timeoutMs = timeoutOption("timeoutMs", options.timeoutMs, this.#cfg.callTimeoutMs);
+      options.signal?.throwIfAborted();
+      if (typeof to !== "string") throw new TypeError("node name must be a string");
+      const id = this.#nextCallId++;
+      const frame = this.#encodeFrame([Tag.Call, id, endpoint, msg], msg, to, endpoint);
+      if (to === this.#cfg.name) return this.#callLocal(endpoint, frame, channel);
+      const peer = this.#peers.peers.get(to);
+      if (peer === undefined) throw new UnknownNodeError(to);
+      if (!peer.up) throw new NodeDownError(to);
+      if (this.#calls.size >= this.#cfg.callsOutstandingMax) throw new QueueFullError(to, channel);
+      return new Promise<unknown>((resolve, reject) => {
+        const { clock } = this.#cfg;
+        const onAbort = () => settle(() => reject(options.signal!.reason));
+        const timer: { id?: TimerId } = {};
+        const pending: PendingCall = {
+          node: to,
+          endpoint,
+          resolve,
+          reject,
+          cleanup: () => {
+            this.#calls.delete(id);
+            if (timer.id !== undefined) clock.clearTimeout(timer.id);
+            options.signal?.removeEventListener("abort", onAbort);
+          },
+        };
+        const settle = (f: () => void) => {
+          if (!this.#calls.has(id)) return;
+          pending.cleanup();
+          f();
+        };
+        timer.id = clock.setTimeout(
+          () => settle(() => reject(new CallTimeoutError(to, endpoint, timeoutMs))),
+          timeoutMs,
+        );
+        options.signal?.addEventListener("abort", onAbort, { once: true });
+        this.#calls.set(id, pending);
+        if (this.#isPartitioned(to)) {
+          this.#peers.counters.partitionDrops++;
+          return;
+        }
+        try {
+          this.#peers.counters.framesOut++;
+          const waited = this.#peers.pick(peer, channel, options.partitionKey).enqueue(frame);
+          waited?.catch((e) => settle(() => reject(e)));
+        } catch (e) {
+          settle(() => reject(e));
+        }
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  // ------------------------------------------------------------- receiving
+
+  handle(m: WireMessage, link: Link): void {
+    switch (m.tag) {
+      case Tag.Msg:
+        this.#deliver(m.endpoint, m.payload, link.peer, link.channel);
+        return;
+      case Tag.AckMsg: {
+        // Deduplicated per sending process: a restart (new instance) starts afresh.
+        const key = `${link.peer}\u0000${link.instance}`;
+        let d = this.#dedup.get(key);
+        if (d === undefined) {
+          for (const k of this.#dedup.keys()) {
+            if (k.startsWith(`${link.peer}\u0000`)) this.#dedup.delete(k);
+          }
+          this.#dedup.set(key, d = { seen: new Set(), order: [], head: 0 });
+        }
+        if (d.seen.has(m.seq)) {
+          this.counters.duplicates++;
+        } else {
+          d.seen.add(m.seq);
+          d.order.push(m.seq);
+          if (d.order.length - d.head > this.#cfg.dedupWindow) d.seen.delete(d.order[d.head++]!);
+          if (d.head > 4096 && d.head * 2 > d.order.length) {
+            d.order = d.order.slice(d.head);
+            d.head = 0;
+          }
+          this.#deliver(m.endpoint, m.payload, link.peer, link.channel);
+        }
+        if (!this.#isPartitioned(link.peer)) link.enqueueControl(encodeValue([Tag.Ack, m.seq]));
+        return;
+      }
+      case Tag.Ack: {
+        const a = this.#acks.get(m.seq);
+        if (a !== undefined && a.node === link.peer) a.resolve();
+        return;
+      }
+      case Tag.Call:
+        void this.#answer(m.id, m.endpoint, m.payload, link);
+        return;
+      case Tag.Reply: {
+        const c = this.#calls.get(m.id);
+        if (c === undefined || c.node !== link.peer) return;
+        c.cleanup();
+        if (m.status === 0) c.resolve(m.value);
+        else if (m.status === 1) c.reject(new UnknownEndpointError(c.node, c.endpoint));
+        else {
+          const [name, message] = Array.isArray(m.value) ? m.value : [];
+          c.reject(
+            new RemoteHandlerError(
+              c.node,
+              c.endpoint,
+              String(name ?? "Error"),
+              String(message ?? ""),
+            ),
+          );
+        }
+        return;
+      }
+    }
+  }
+
+  #deliver(endpoint: string, payload: unknown, from: string, channel: string): void {
+    const h = this.handlers.get(endpoint);
+    if (h === undefined) {
+      this.#log("debug", `message for unknown endpoint "${endpoint}" dropped`, from);
+      return;
+    }
+    try {
+      const r = h(payload, { from, channel });
+      if (r instanceof Promise) {
+        r.catch((e) => this.#log("error", `handler "${endpoint}" failed`, from, e));
+      }
+    } catch (e) {
+      this.#log("error", `handler "${endpoint}" threw`, from, e);
+    }
+  }
+
+  #deliverLocal(endpoint: string, frame: Uint8Array, channel: string): void {
+    // Same copy semantics as the wire: the handler never shares the sender's object.
+    const m = decodeMessage(frame) as { payload: unknown };
+    queueMicrotask(() => this.#deliver(endpoint, m.payload, this.#cfg.name, channel));
+  }
+
+  async #callLocal(endpoint: string, frame: Uint8Array, channel: string): Promise<unknown> {
+    const h = this.handlers.get(endpoint);
+    if (h === undefined) throw new UnknownEndpointError(this.#cfg.name, endpoint);
+    const m = decodeMessage(frame) as { payload: unknown };
+    let r: unknown;
+    try {
+      r = await h(m.payload, { from: this.#cfg.name, channel });
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      throw new RemoteHandlerError(this.#cfg.name, endpoint, err.name, err.message);
+    }
+    return decodeValue(encodeForWire(r, "reply", `reply of endpoint "${endpoint}"`));
+  }
+
+  async #answer(id: number, endpoint: string, payload: unknown, link: Link): Promise<void> {
+    const h = this.handlers.get(endpoint);
+    let reply: unknown[];
+    if (h === undefined) {
+      reply = [Tag.Reply, id, 1, null];
+    } else {
+      try {
+        reply = [Tag.Reply, id, 0, await h(payload, { from: link.peer, channel: link.channel })];
+      } catch (e) {
+        const err = e instanceof Error ? e : new Error(String(e));
+        reply = [Tag.Reply, id, 2, [err.name, err.message.slice(0, 4096)]];
+      }
+    }
+    if (link.closed || this.#isPartitioned(link.peer)) return;
+    let frame: Uint8Array;
+    try {
+      frame = encodeForWire(reply, "frame");
+      if (frame.length > this.#cfg.frameBytesMax) {
+        throw new FrameTooLargeError(frame.length, this.#cfg.frameBytesMax);
+      }
+    } catch (e) {
+      let why = (e as Error).message;
+      try {
+        encodeForWire(reply[3], "reply");
+      } catch (inner) {
+        why = (inner as Error).message;
+      }
+      this.#log("warn", `reply of endpoint "${endpoint}" could not be sent: ${why}`, link.peer);
+      frame = encodeValue([Tag.Reply, id, 2, ["TypeError", `reply could not be sent: ${why}`]]);
+    }
+    link.enqueueControl(frame);
+  }
+
+  // ------------------------------------------------------------- peer events
+
+  /** A peer came up: what waits for its acknowledgement goes out again. */
+  peerUp(peer: Peer): void {
+    for (const a of this.#acks.values()) {
+      if (a.node === peer.name && a.admitted) this.#transmitAck(peer, a);
+    }
+  }
+
+  /** A peer went down: its calls fail (acknowledged sends wait for it to come back). */
+  peerDown(name: string, error: unknown): void {
+    for (const c of [...this.#calls.values()]) {
+      if (c.node === name) {
+        c.cleanup();
+        c.reject(
+          error instanceof ClosedError
+            ? error
+            : new NodeDownError(name, "went down", { cause: error }),
+        );
+      }
+    }
+  }
+
+  /** A peer left or was removed: what waits for its acknowledgement can never complete. */
+  peerDeparted(name: string, why: string): void {
+    let error: NodeDownError | undefined;
+    const reason = () => error ??= new NodeDownError(name, why);
+    for (const c of [...this.#calls.values()]) {
+      if (c.node === name) {
+        c.cleanup();
+        c.reject(reason());
+      }
+    }
+    for (const a of [...this.#acks.values()]) if (a.node === name) a.reject(reason());
+  }
+
+  retransmit(now: number): void {
+    for (const a of this.#acks.values()) {
+      if (!a.admitted) continue;
+      const peer = this.#peers.peers.get(a.node);
+      if (peer?.up && now - a.lastSentAt >= this.#cfg.retransmitIntervalMs) {
+        this.counters.retransmits++;
+        this.#transmitAck(peer, a);
+      }
+    }
+  }
+
+  close(error: ClosedError): void {
+    for (const c of [...this.#calls.values()]) {
+      c.cleanup();
+      c.reject(error);
+    }
+    for (const a of [...this.#acks.values()]) a.reject(error);
+  }
+
+  #log(level: "debug" | "warn" | "error", msg: string, peer?: string, error?: unknown): void {
+    this.#cfg.log({
+      level,
+      node: this.#cfg.name,
+      msg,
+      ...(peer === undefined ? {} : { peer }),
+      ...(error === undefined ? {} : { error }),
+    });
+  }
+}
+
+function checkKey(key: unknown): void {
+  if (key !== undefined && typeof key !== "string" && typeof key !== "number") {
+    throw new TypeError(`partitionKey must be a string or a number, got ${typeof key}`);
+  }
+}

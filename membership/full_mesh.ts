@@ -1,0 +1,374 @@
+/**
+ * The full-mesh membership strategy (the seed's default peer service manager):
+ * every node knows every member and keeps a connection to each. The view is
+ * the CRDT of {@linkcode step}; changes are pushed at once to `gossipFanout`
+ * random peers that are up, and the whole view every `gossipIntervalMs`.
+ * A member down (or never reached) for `deadMemberRemoveMs` is removed by a
+ * tombstone that gossip spreads; tombstones are forgotten after
+ * `tombstoneTtlMs`. No I/O: see {@linkcode MembershipStrategy}.
+ *
+ * @module
+ */
+
+import type { Random } from "./clock.ts";
+import { formatAddress } from "./transport.ts";
+import {
+  DEFAULT_MEMBERS_MAX,
+  DEFAULT_TOMBSTONES_MAX,
+  entriesForWire,
+  initialState,
+  type MemberEntry,
+  members as viewMembers,
+  type MembershipEvent,
+  type MembershipState,
+  type NodeSpec,
+  step,
+  validateEntries,
+} from "./membership_state.ts";
+import { ProtocolError } from "./errors.ts";
+import {
+  type MembershipStrategy,
+  noEffects,
+  type StrategyEffects,
+  type StrategyStats,
+} from "./strategy.ts";
+
+/** Options of {@linkcode FullMesh}. */
+export interface FullMeshConfig {
+  /** Randomness for the choice of gossip peers. */
+  random: Random;
+  /** Live members in the view (default 4096). */
+  membersMax?: number;
+  /** Tombstones in the view (default 4096). */
+  tombstonesMax?: number;
+  /** A member down or never reached this long is removed (default 60000 ms). */
+  deadMemberRemoveMs?: number;
+  /** Tombstones are forgotten after this long (default 600000 ms). */
+  tombstoneTtlMs?: number;
+  /** Period of whole-view gossip (default 1000 ms). */
+  gossipIntervalMs?: number;
+  /** Peers that receive each gossip round (default 4). */
+  gossipFanout?: number;
+}
+
+function sample<T>(items: T[], n: number, random: Random): T[] {
+  if (items.length <= n) return items;
+  const a = items.slice();
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(random.next() * (a.length - i));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a.slice(0, n);
+}
+
+function sameAddresses(a: NodeSpec, b: NodeSpec): boolean {
+  return a.listenAddrs.length === b.listenAddrs.length &&
+    a.listenAddrs.every((x, i) =>
+      x.hostname === b.listenAddrs[i]!.hostname && x.port === b.listenAddrs[i]!.port
+    );
+}
+
+/**
+ * The full-mesh strategy.
+ *
+ * @example Two nodes learn of a third by gossip
+ * ```ts
+ * import { FullMesh, seededRandom } from "@murmur/murmur/membership";
+ * const spec = (name: string) => ({ name, incarnation: 1, listenAddrs: [], channels: {} });
+ * const a = new FullMesh(spec("a"), { random: seededRandom(1) });
+ * const b = new FullMesh(spec("b"), { random: seededRandom(2) });
+ * b.seen(spec("c"), 0);
+ * a.seen(spec("b"), 0);
+ * a.receive("b", b.greeting("a"), 0);
+ * console.log(a.members()); // [ "a", "b", "c" ]
+ * ```
+ */
+export class FullMesh implements MembershipStrategy {
+  readonly kind = "full-mesh";
+  readonly stats: StrategyStats = {
+    invalidEntries: 0,
+    membersRejected: 0,
+    membersRemoved: 0,
+    gossipsOut: 0,
+  };
+  readonly #random: Random;
+  readonly #membersMax: number;
+  readonly #tombstonesMax: number;
+  readonly #deadMemberRemoveMs: number;
+  readonly #tombstoneTtlMs: number;
+  readonly #gossipIntervalMs: number;
+  readonly #fanout: number;
+  #self: NodeSpec;
+  #view: MembershipState;
+  #left = false;
+  readonly #up = new Set<string>();
+  /** Live members that are not up, and since when (added, or went down). */
+  readonly #downSince = new Map<string, number>();
+  #dirty = false;
+  #lastRound = -Infinity;
+  /** Foreign claims on this node's name already reported, by incarnation. */
+  readonly #claimsReported = new Set<number>();
+
+  /** Creates the strategy of the node `self`. */
+  constructor(self: NodeSpec, config: FullMeshConfig) {
+    this.#self = self;
+    this.#view = initialState(self);
+    this.#random = config.random;
+    this.#membersMax = config.membersMax ?? DEFAULT_MEMBERS_MAX;
+    this.#tombstonesMax = config.tombstonesMax ?? DEFAULT_TOMBSTONES_MAX;
+    this.#deadMemberRemoveMs = config.deadMemberRemoveMs ?? 60_000;
+    this.#tombstoneTtlMs = config.tombstoneTtlMs ?? 600_000;
+    this.#gossipIntervalMs = config.gossipIntervalMs ?? 1000;
+    this.#fanout = config.gossipFanout ?? 4;
+  }
+
+  /** The CRDT state (read it, do not change it). */
+  get view(): MembershipState {
+    return this.#view;
+  }
+
+  /** True unless this node left. */
+  get active(): boolean {
+    return !this.#left;
+  }
+
+  /** Every live member, self included (none after a leave), sorted. */
+  members(): string[] {
+    return this.#left ? [] : viewMembers(this.#view);
+  }
+
+  /** The entry known for `name`. */
+  entry(name: string): MemberEntry | undefined {
+    return this.#view.entries.get(name);
+  }
+
+  /** Specs of the live members, sorted by name. */
+  specs(): NodeSpec[] {
+    if (this.#left) return [];
+    const out: NodeSpec[] = [];
+    for (const e of this.#view.entries.values()) if (e.status === "alive") out.push(e.spec);
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Number of tombstones held. */
+  tombstones(): number {
+    return this.#view.tombstonedAt.size;
+  }
+
+  /** Joining through a node is seeing it. */
+  join(spec: NodeSpec, now: number): StrategyEffects {
+    return this.seen(spec, now);
+  }
+
+  /** Merges an authenticated node's spec. */
+  seen(spec: NodeSpec, now: number): StrategyEffects {
+    if (this.#left) return noEffects();
+    return this.#apply({ type: "seen", spec }, now);
+  }
+
+  /** A peer came up. */
+  up(name: string, _now: number): StrategyEffects {
+    this.#up.add(name);
+    this.#downSince.delete(name);
+    return noEffects();
+  }
+
+  /** A peer went down. */
+  down(name: string, now: number): StrategyEffects {
+    this.#up.delete(name);
+    if (this.#view.entries.get(name)?.status === "alive" && !this.#downSince.has(name)) {
+      this.#downSince.set(name, now);
+    }
+    return noEffects();
+  }
+
+  /** A gossiped view (`[[spec, status], ...]`). */
+  receive(_from: string, msg: unknown, now: number): StrategyEffects {
+    if (!Array.isArray(msg)) throw new ProtocolError("full-mesh gossip is not an entry list");
+    const { entries, invalid } = validateEntries(msg, this.#membersMax + this.#tombstonesMax);
+    if (this.#left) return noEffects();
+    const fx = this.#apply({ type: "gossip", entries }, now);
+    if (invalid > 0) {
+      this.stats.invalidEntries += invalid;
+      fx.logs.push({
+        level: "warn",
+        msg: `${invalid} invalid gossip entries dropped`,
+        peer: _from,
+      });
+    }
+    return fx;
+  }
+
+  /** Reaps members down for too long, forgets old tombstones, gossips every `gossipIntervalMs`. */
+  tick(now: number): StrategyEffects {
+    if (this.#left) return noEffects();
+    const dead: string[] = [];
+    for (const [name, since] of this.#downSince) {
+      if (now - since >= this.#deadMemberRemoveMs) dead.push(name);
+    }
+    const fx = dead.length > 0 ? this.#apply({ type: "remove", names: dead }, now) : noEffects();
+    if (dead.length > 0) {
+      fx.logs.push({
+        level: dead.length > 1 ? "warn" : "info",
+        msg:
+          `removed ${dead.length} member(s) down or unreachable for ${this.#deadMemberRemoveMs} ms` +
+          (dead.length <= 8 ? `: ${dead.join(", ")}` : ""),
+      });
+    }
+    if (this.#view.tombstonedAt.size > 0) {
+      this.#view = step(this.#view, { type: "expire", before: now - this.#tombstoneTtlMs }).state;
+    }
+    if (now - this.#lastRound >= this.#gossipIntervalMs) {
+      this.#lastRound = now;
+      this.#round(fx);
+      this.#dirty = false;
+    }
+    return fx;
+  }
+
+  /** Pushes the view to `gossipFanout` random peers if it changed since the last push. */
+  flush(_now: number): StrategyEffects {
+    const fx = noEffects();
+    if (!this.#dirty || this.#left) return fx;
+    this.#dirty = false;
+    this.#round(fx);
+    return fx;
+  }
+
+  /** The whole view, for a peer that just came up. */
+  greeting(_to: string): unknown {
+    return entriesForWire(this.#view);
+  }
+
+  /** Leaves: the view marks this node as departed and goes to every peer that is up. */
+  leave(now: number): StrategyEffects {
+    if (this.#left) return noEffects();
+    const fx = this.#apply({ type: "leave" }, now);
+    fx.flush = false;
+    this.#dirty = false;
+    const msg = entriesForWire(this.#view);
+    for (const name of this.#up) fx.sends.push({ to: name, msg });
+    this.stats.gossipsOut += fx.sends.length;
+    for (const name of viewMembers(this.#view)) {
+      if (name !== this.#self.name) {
+        fx.disconnect.push({ name, reason: "this node left", departed: true });
+      }
+    }
+    this.#left = true;
+    this.#up.clear();
+    this.#downSince.clear();
+    this.#view = step(initialState(this.#self), { type: "leave" }).state;
+    return fx;
+  }
+
+  /** Removes members by hand. */
+  remove(names: readonly string[], now: number): StrategyEffects {
+    return this.#apply({ type: "remove", names }, now);
+  }
+
+  /** Takes a new spec for this node (a rejoin after a leave, or a refutation). */
+  setSelf(spec: NodeSpec, now: number): StrategyEffects {
+    this.#self = spec;
+    if (this.#left) {
+      this.#left = false;
+      this.#view = initialState(spec);
+      this.#dirty = true;
+      return { ...noEffects(), flush: true };
+    }
+    return this.#apply({ type: "rejoin", spec }, now);
+  }
+
+  /** Up to `count` random removed members, to probe for a healed partition. */
+  probeCandidates(count: number): NodeSpec[] {
+    const removed: NodeSpec[] = [];
+    for (const [name] of this.#view.tombstonedAt) {
+      const e = this.#view.entries.get(name);
+      if (e?.status === "removed" && e.spec.listenAddrs.length > 0) removed.push(e.spec);
+    }
+    return sample(removed, count, this.#random);
+  }
+
+  #round(fx: StrategyEffects): void {
+    const up = [...this.#up];
+    if (up.length === 0) return;
+    const msg = entriesForWire(this.#view);
+    for (const name of sample(up, this.#fanout, this.#random)) fx.sends.push({ to: name, msg });
+    this.stats.gossipsOut += Math.min(up.length, this.#fanout);
+  }
+
+  #apply(event: MembershipEvent, now: number): StrategyEffects {
+    const r = step(this.#view, event, {
+      membersMax: this.#membersMax,
+      tombstonesMax: this.#tombstonesMax,
+      now,
+    });
+    const fx = noEffects();
+    if (r.rejected > 0) {
+      this.stats.membersRejected += r.rejected;
+      fx.logs.push({
+        level: "warn",
+        msg: `${r.rejected} members ignored: membersMax (${this.#membersMax}) reached`,
+      });
+    }
+    if (r.self !== undefined) this.#onSelfClaim(r.self, fx);
+    if (r.state === this.#view) return fx;
+    this.#view = r.state;
+    for (const c of r.changes) {
+      if (c.name === this.#self.name) continue;
+      fx.changes.push(c);
+      if (c.kind === "added") {
+        this.#downSince.set(c.name, now);
+        fx.connect.push(c.spec);
+      } else if (c.kind === "replaced") {
+        this.#up.delete(c.name);
+        this.#downSince.set(c.name, now);
+        fx.disconnect.push({
+          name: c.name,
+          reason: `restarted with incarnation ${c.spec.incarnation}`,
+          departed: false,
+        });
+        fx.connect.push(c.spec);
+      } else {
+        if (c.kind === "removed") this.stats.membersRemoved++;
+        this.#up.delete(c.name);
+        this.#downSince.delete(c.name);
+        fx.disconnect.push({
+          name: c.name,
+          reason: c.kind === "left" ? "left the cluster" : "removed from the cluster",
+          departed: true,
+        });
+      }
+    }
+    if (r.gossip) {
+      this.#dirty = true;
+      fx.flush = true;
+    }
+    return fx;
+  }
+
+  /** A peer's entry about this node supersedes its own. */
+  #onSelfClaim(e: MemberEntry, fx: StrategyEffects): void {
+    const mine = this.#self;
+    if (e.status !== "alive") {
+      // A peer thought this node dead (or gone): refute with a higher incarnation.
+      fx.refute = {
+        above: e.spec.incarnation,
+        reason: `the cluster has this node ${e.status} at incarnation ${e.spec.incarnation}`,
+      };
+    } else if (sameAddresses(e.spec, mine)) {
+      // This node's own former life (restarted with a lower incarnation): move past it.
+      fx.refute = {
+        above: e.spec.incarnation,
+        reason: `a former run of this node had incarnation ${e.spec.incarnation}`,
+      };
+    } else if (!this.#claimsReported.has(e.spec.incarnation)) {
+      this.#claimsReported.add(e.spec.incarnation);
+      fx.logs.push({
+        level: "warn",
+        msg: `another process claims this node's name at ${
+          e.spec.listenAddrs.map(formatAddress).join(", ")
+        } (incarnation ${e.spec.incarnation}); peers that reach it first refuse this one`,
+      });
+    }
+  }
+}

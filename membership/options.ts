@@ -1,0 +1,143 @@
+/**
+ * The options of {@linkcode Node.start}: every timing and limit, with its
+ * default. Times are milliseconds on the node's monotonic clock; `Infinity`
+ * means "never" wherever a timeout is taken.
+ *
+ * @module
+ */
+
+import type { Clock, Random } from "./clock.ts";
+import type { Logger } from "./logger.ts";
+import type { ChannelOptions } from "./membership_state.ts";
+import type { TlsOptions } from "./tcp_transport.ts";
+import type { Address, Transport } from "./transport.ts";
+
+/** Which membership strategy a node runs (the seed's peer service managers). */
+export type MembershipOptions = FullMeshOptions;
+
+/** The full mesh: every node knows and connects to every other (the default). */
+export interface FullMeshOptions {
+  /** `"full-mesh"`. */
+  strategy: "full-mesh";
+}
+
+/**
+ * Options of {@linkcode Node.start}. Every timing and limit has a documented
+ * default; see the README's limits table for what happens at each.
+ *
+ * @example A node reachable from other hosts
+ * ```ts
+ * import type { NodeOptions } from "@murmur/murmur/membership";
+ * const options: NodeOptions = {
+ *   name: "a",
+ *   cookie: "s3cret",
+ *   listen: { hostname: "0.0.0.0", port: 7000 },
+ *   advertise: [{ hostname: "10.0.0.1", port: 7000 }], // what peers dial
+ * };
+ * console.log(options.advertise?.[0]?.hostname);
+ * ```
+ */
+export interface NodeOptions {
+  /** Unique name of this node in the cluster (1-255 characters). */
+  name: string;
+  /** Shared secret; peers without it are refused. */
+  cookie: string;
+  /** Cluster name; peers of another cluster are refused (default `"murmur"`). */
+  cluster?: string;
+  /** Where to listen (default `{ hostname: "127.0.0.1", port: 0 }`; port 0 is any free port). */
+  listen?: Address;
+  /**
+   * Addresses published to peers: what they dial (default: the bound listen
+   * address). Required when listening on `0.0.0.0` or `::`, which nobody can
+   * dial. A port of 0 stands for the bound port.
+   */
+  advertise?: Address[];
+  /** Channels and their settings; `default` is always present (default `{ default: {} }`). */
+  channels?: Record<string, ChannelOptions>;
+  /** The membership strategy (default `{ strategy: "full-mesh" }`). */
+  membership?: MembershipOptions;
+  /** TLS for every connection (ignored when `transport` is given). */
+  tls?: TlsOptions;
+  /** The transport (default: a {@linkcode TcpTransport}). */
+  transport?: Transport;
+  /** Timers, monotonic and wall time (default the system clock). */
+  clock?: Clock;
+  /** Randomness for jitter, peer choice, nonces and the instance id (default `Math.random` / Web Crypto). */
+  random?: Random;
+  /**
+   * First incarnation of this run (default: the wall clock in ms). It only has
+   * to be a guess: a peer that remembers this name at a higher incarnation says
+   * so in the handshake and the node takes one above it.
+   */
+  incarnation?: number;
+  /** Receives log records (default {@linkcode consoleLogger}: `info` and above). */
+  logger?: Logger;
+  /** Period of anti-entropy gossip to `gossipFanout` random peers (default 1000 ms). */
+  gossipIntervalMs?: number;
+  /** Peers that receive each gossip round and each change (default 4). */
+  gossipFanout?: number;
+  /** Period of pings on each idle connection, and of liveness checks (default 1000 ms). */
+  pingIntervalMs?: number;
+  /** A peer silent this long is down (default 5000 ms). */
+  failureTimeoutMs?: number;
+  /**
+   * A member down (or never reached) this long is removed from the view, by a
+   * tombstone that gossip spreads (default 60000 ms).
+   */
+  deadMemberRemoveMs?: number;
+  /** Tombstones (departed and removed members) are forgotten after this long (default 600000 ms). */
+  tombstoneTtlMs?: number;
+  /**
+   * Period at which a few removed members are probed, so that a partition
+   * longer than `deadMemberRemoveMs` still heals (default 10000 ms).
+   */
+  deadProbeIntervalMs?: number;
+  /** Time for one outgoing connection attempt including the handshake (default 5000 ms). */
+  connectTimeoutMs?: number;
+  /** Time an incoming connection has to complete its handshake (default 3000 ms). */
+  handshakeTimeoutMs?: number;
+  /** First reconnection delay; doubles per failure with jitter (default 100 ms). */
+  reconnectBackoffMinMs?: number;
+  /** Largest reconnection delay (default 5000 ms). */
+  reconnectBackoffMaxMs?: number;
+  /** Period of retransmission of unacknowledged `ack: true` sends (default 1000 ms). */
+  retransmitIntervalMs?: number;
+  /** Default `call` timeout (default 5000 ms). */
+  callTimeoutMs?: number;
+  /** Default timeout of `ack: true` sends (default 30000 ms). */
+  ackTimeoutMs?: number;
+  /** Largest frame body (default 1 MiB). */
+  frameBytesMax?: number;
+  /** Largest frame body before the handshake succeeds (default 16 KiB). */
+  handshakeFrameBytesMax?: number;
+  /** Queued bytes per connection past which `send` waits (default 4 MiB). */
+  sendQueueBytesMax?: number;
+  /**
+   * Senders waiting on one full connection (or on one peer's acknowledgement
+   * bound) past which an acknowledged send or a call fails with
+   * `QueueFullError` and a fire-and-forget send is dropped (default 1024).
+   */
+  sendWaitersMax?: number;
+  /** Bytes written per batch (default 256 KiB). */
+  writeBatchBytesMax?: number;
+  /** Calls waiting for a reply (default 65536). */
+  callsOutstandingMax?: number;
+  /** Acknowledged sends waiting for their acknowledgement, all peers together (default 65536). */
+  acksOutstandingMax?: number;
+  /** Bytes of unacknowledged `ack: true` sends per peer; past it, sends wait (default 16 MiB). */
+  ackBytesMax?: number;
+  /** Acknowledged message ids remembered per sender for deduplication (default 65536). */
+  dedupWindow?: number;
+  /** Live members in the view (default 4096). */
+  membersMax?: number;
+  /** Tombstones in the view; the oldest are forgotten first (default 4096). */
+  tombstonesMax?: number;
+  /** Open connections, all peers together (default 4096). */
+  connectionsMax?: number;
+  /** Incoming connections still in their handshake (default 256). */
+  handshakesPendingMax?: number;
+  /** Incoming connections in their handshake from one remote address (default 32). */
+  handshakesPendingPerAddressMax?: number;
+  /** Outgoing connection attempts at once (default 64). */
+  connectsPendingMax?: number;
+}
