@@ -131,7 +131,9 @@ Deno.test(`fuzzed frames do not disturb a live node (FUZZ_SEED=${SEED})`, async 
         const pick = int(4);
         if (pick === 0) bad.push(bytes(1 + int(100)));
         else if (pick === 1) bad.push(encodeValue([99, "x"]));
-        else if (pick === 2) bad.push(encodeValue([Tag.Gossip, [[{ name: "" }, false]]]));
+        // A gossip frame that is not an entry list (an invalid entry inside a list is only
+        // dropped and counted: tests/membership_lifecycle_test.ts).
+        else if (pick === 2) bad.push(encodeValue([Tag.Gossip, { entries: "junk" }]));
         else {
           const f = encodeValue(validMessages[int(validMessages.length)]).slice();
           f[int(f.length)] = int(256);
