@@ -4,7 +4,7 @@
 //  2. scale: 100,000 members in 1,000 groups over 8 nodes; time for a restarted node
 //     to receive the full view, and the view's memory per member.
 
-import { Node, type NodeOptions, type PgEvent, ProcessGroups } from "../mod.ts";
+import { encodeValue, Node, type NodeOptions, type PgEvent, ProcessGroups } from "../mod.ts";
 
 const quiet = () => {};
 const opts: Partial<NodeOptions> = { logger: quiet, sendQueueBytesMax: 64 * 1024 * 1024 };
@@ -108,7 +108,7 @@ async function scale(): Promise<{ restartMs: number; bytesPerMember: number; fra
   const heap1 = Deno.memoryUsage().heapUsed;
   // 8 views of 100,000 members each (plus 12,500 local entries and endpoints per node).
   const bytesPerMember = (heap1 - heap0) / (8 * 100_000);
-  const frameBytes = new TextEncoder().encode(JSON.stringify(pgs[0]!.publisher.localData)).length;
+  const frameBytes = encodeValue(pgs[0]!.publisher.localData).length;
   // Restart node 7: a new process would start empty and learn the full view.
   await pgs[7]!.close();
   await nodes[7]!.close();

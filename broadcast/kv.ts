@@ -8,6 +8,7 @@
  */
 
 import { type Clock, systemClock } from "../membership/clock.ts";
+import { checkSendable } from "../membership/codec.ts";
 import type { Node } from "../membership/node.ts";
 import type { BroadcastHandler, GraftResult } from "./handler.ts";
 import type { Plumtree } from "./plumtree.ts";
@@ -107,18 +108,26 @@ export class KvHandler implements BroadcastHandler<KvWrite, KvId, KvPayload> {
     this.#unregister = node.register(`murmur.kv.${name}`, (msg) => this.#serveExchange(msg));
   }
 
-  /** Writes `value` at `key` everywhere (last writer wins). */
-  put(plumtree: Plumtree, key: string, value: unknown): Promise<void> {
-    if (typeof key !== "string") return Promise.reject(new TypeError("keys are strings"));
-    return plumtree.broadcast(
+  /**
+   * Writes `value` at `key` everywhere (last writer wins).
+   *
+   * @throws {TypeError} (rejects) a key that is not a string, or a value that
+   *   cannot cross the wire (naming its path: `value.run is a function`);
+   *   nothing changes here then.
+   */
+  async put(plumtree: Plumtree, key: string, value: unknown): Promise<void> {
+    if (typeof key !== "string") throw new TypeError("keys are strings");
+    checkSendable(value, "value", `cannot put "${key}" in "${this.name}"`);
+    await plumtree.broadcast(
       { key, value, deleted: false, version: this.#nextVersion() },
       this.name,
     );
   }
 
   /** Deletes `key` everywhere. */
-  delete(plumtree: Plumtree, key: string): Promise<void> {
-    return plumtree.broadcast(
+  async delete(plumtree: Plumtree, key: string): Promise<void> {
+    if (typeof key !== "string") throw new TypeError("keys are strings");
+    await plumtree.broadcast(
       { key, value: null, deleted: true, version: this.#nextVersion() },
       this.name,
     );
@@ -159,7 +168,7 @@ export class KvHandler implements BroadcastHandler<KvWrite, KvId, KvPayload> {
   }
 
   #nextVersion(): KvVersion {
-    const now = Math.floor(this.#clock.now());
+    const now = Math.floor(this.#clock.wallNow());
     if (now > this.#lastMs) {
       this.#lastMs = now;
       this.#counter = 0;

@@ -13,9 +13,10 @@ import {
   systemClock,
   type TimerId,
 } from "../membership/clock.ts";
+import { checkSendable } from "../membership/codec.ts";
 import type { Logger } from "../membership/logger.ts";
 import type { Node } from "../membership/node.ts";
-import type { BroadcastHandler, GraftResult } from "./handler.ts";
+import type { BroadcastHandler, BroadcastServer, GraftResult } from "./handler.ts";
 import {
   parsePlumtreeMessage,
   PlumtreeCore,
@@ -39,8 +40,10 @@ export interface PlumtreeOptions extends Omit<PlumtreeCoreOptions, "random"> {
   lazyTickMs?: number;
   /** Period of anti-entropy exchanges (default 10000 ms, as in Partisan). */
   exchangeTickMs?: number;
-  /** Exchanges running at once (default 1). */
+  /** Exchanges running at once; more wait their turn, one per handler and peer (default 1). */
   exchangesMax?: number;
+  /** Plumtree messages waiting while a handler's promise is pending; past it they are dropped (default 10000). */
+  inboxMax?: number;
   /** Default channel (default `"broadcast"` if the node has it, else `"default"`). */
   channel?: string;
   /** Timers (default: the system clock). */
@@ -72,6 +75,22 @@ export interface PlumtreeServerStats extends PlumtreeStats {
   exchanges: number;
   /** Messages whose send failed (peer down). */
   sendFailures: number;
+  /** Messages dropped because the inbox was at `inboxMax`. */
+  inboxDropped: number;
+}
+
+/** What a Plumtree server holds now; each figure is bounded by an option. */
+export interface PlumtreePending {
+  /** Announced ids waiting for their payload (`missingMax`). */
+  missing: number;
+  /** Trees kept (`rootsMax`). */
+  roots: number;
+  /** Lazy entries waiting to be announced or acknowledged (`lazyOutstandingMax` per peer). */
+  outstanding: number;
+  /** Exchanges running (`exchangesMax`) and waiting. */
+  exchanges: number;
+  /** Messages waiting in the inbox (`inboxMax`). */
+  inbox: number;
 }
 
 /**
@@ -93,7 +112,7 @@ export interface PlumtreeServerStats extends PlumtreeStats {
  * console.log(kvB.get("color")); // blue
  * ```
  */
-export class Plumtree implements AsyncDisposable {
+export class Plumtree implements AsyncDisposable, BroadcastServer {
   readonly #node: Node;
   readonly #core: PlumtreeCore;
   readonly #clock: Clock;
@@ -105,10 +124,13 @@ export class Plumtree implements AsyncDisposable {
   readonly #lazyTickMs: number;
   readonly #exchangeTickMs: number;
   readonly #exchangesMax: number;
+  readonly #inboxMax: number;
   readonly #exchanges = new Map<
     number,
     ExchangeInfo & { ctl: AbortController; done: Promise<void> }
   >();
+  /** Exchanges waiting for a slot, by handler and peer (one each). */
+  readonly #exchangeQueue = new Map<string, { handler: string; peer: string }>();
   #nextExchangeRef = 1;
   #lazyTimer: TimerId | undefined;
   #exchangeTimer: TimerId | undefined;
@@ -118,7 +140,7 @@ export class Plumtree implements AsyncDisposable {
   #draining = false;
   readonly #offs: (() => void)[] = [];
   #closed = false;
-  readonly #extra = { exchanges: 0, sendFailures: 0 };
+  readonly #extra = { exchanges: 0, sendFailures: 0, inboxDropped: 0 };
 
   private constructor(node: Node, options: PlumtreeOptions) {
     this.#node = node;
@@ -129,10 +151,13 @@ export class Plumtree implements AsyncDisposable {
     this.#lazyTickMs = options.lazyTickMs ?? 1000;
     this.#exchangeTickMs = options.exchangeTickMs ?? 10_000;
     this.#exchangesMax = options.exchangesMax ?? 1;
+    this.#inboxMax = options.inboxMax ?? 10_000;
     for (
       const [k, v] of Object.entries({
         lazyTickMs: this.#lazyTickMs,
         exchangeTickMs: this.#exchangeTickMs,
+        exchangesMax: this.#exchangesMax,
+        inboxMax: this.#inboxMax,
       })
     ) {
       if (!(v > 0)) throw new RangeError(`${k} must be > 0, got ${v}`);
@@ -147,29 +172,65 @@ export class Plumtree implements AsyncDisposable {
     }
   }
 
-  /** Starts Plumtree on `node` with the given handlers. */
+  /**
+   * Starts Plumtree on `node` with the given handlers: starts each handler
+   * that has a `start`, and exchanges at once with every peer already up (and
+   * then with each peer that comes up).
+   */
   static start(node: Node, options: PlumtreeOptions): Promise<Plumtree> {
     if (typeof options !== "object" || !Array.isArray(options?.handlers)) {
       return Promise.reject(new TypeError("options.handlers must be an array of handlers"));
     }
-    const p = new Plumtree(node, options);
+    let p: Plumtree;
+    try {
+      p = new Plumtree(node, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     p.#offs.push(node.register(PLUMTREE_ENDPOINT, (msg, ctx) => p.#receive(ctx.from, msg)));
     p.#offs.push(node.register(DEBUG_ENDPOINT, (root) => p.#core.peers(String(root))));
-    const refresh = () => p.#refreshMembers();
-    p.#offs.push(node.onUp("*", refresh), node.onDown("*", refresh));
+    p.#offs.push(
+      node.onUp("*", (peer) => {
+        p.#refreshMembers();
+        p.#exchangeWith(peer);
+      }),
+      node.onDown("*", () => p.#refreshMembers()),
+    );
     p.#refreshMembers();
     p.#scheduleLazy();
     p.#scheduleExchange();
+    for (const h of p.#handlers.values()) {
+      try {
+        h.start?.(p);
+      } catch (e) {
+        p.#log({
+          level: "error",
+          node: node.name,
+          msg: `handler "${h.name}" start threw`,
+          error: e,
+        });
+      }
+    }
+    for (const peer of node.connectedMembers()) if (peer !== node.name) p.#exchangeWith(peer);
     return Promise.resolve(p);
   }
 
-  /** Broadcasts `msg` through the handler named `handlerName`. */
+  /**
+   * Broadcasts `msg` through the handler named `handlerName`: spreads what
+   * `broadcastData(msg)` returns, after handing it to the local `merge` (whose
+   * answer does not decide whether it spreads: see {@linkcode BroadcastHandler}).
+   *
+   * @throws {TypeError} an unknown handler, a closed server, or an id or
+   *   payload that cannot cross the wire (nothing is stored or sent then).
+   */
   async broadcast(msg: unknown, handlerName: string): Promise<void> {
     if (this.#closed) throw new TypeError("plumtree is closed");
     const h = this.#handler(handlerName);
     const { id, payload } = h.broadcastData(msg);
-    const isNew = await h.merge(id, payload);
-    if (!isNew) return; // nothing new here: nothing to spread
+    checkSendable(id, "id", `cannot broadcast through "${h.name}"`);
+    checkSendable(payload, "payload", `cannot broadcast through "${h.name}"`);
+    await h.merge(id, payload);
+    if (this.#closed) return;
     this.#sendAll(this.#core.broadcast(h.name, id, payload, this.#clock.now()), h);
   }
 
@@ -194,14 +255,19 @@ export class Plumtree implements AsyncDisposable {
     }));
   }
 
-  /** Cancels exchanges (their signals abort). Returns how many. */
+  /**
+   * Cancels running exchanges (their signals abort) and drops matching ones
+   * waiting for a slot. Returns how many were running.
+   */
   cancelExchanges(selector: ExchangeSelector = "all"): number {
+    const hit = (e: { ref?: number; handler: string; peer: string }) =>
+      selector === "all" || (typeof selector === "number" && selector === e.ref) ||
+      (typeof selector === "object" && "peer" in selector && selector.peer === e.peer) ||
+      (typeof selector === "object" && "handler" in selector && selector.handler === e.handler);
+    for (const [k, q] of [...this.#exchangeQueue]) if (hit(q)) this.#exchangeQueue.delete(k);
     let n = 0;
     for (const e of [...this.#exchanges.values()]) {
-      const hit = selector === "all" || (typeof selector === "number" && selector === e.ref) ||
-        (typeof selector === "object" && "peer" in selector && selector.peer === e.peer) ||
-        (typeof selector === "object" && "handler" in selector && selector.handler === e.handler);
-      if (hit) {
+      if (hit(e)) {
         e.ctl.abort(new Error("exchange cancelled"));
         this.#exchanges.delete(e.ref);
         n++;
@@ -224,10 +290,34 @@ export class Plumtree implements AsyncDisposable {
     return { ...this.#core.stats, ...this.#extra };
   }
 
-  /** Stops: unregisters, clears timers, cancels exchanges. */
+  /** What the server holds now (each bounded by an option). */
+  pending(): PlumtreePending {
+    return {
+      missing: this.#core.missingCount,
+      roots: this.#core.rootCount,
+      outstanding: this.#core.outstandingCount,
+      exchanges: this.#exchanges.size + this.#exchangeQueue.size,
+      inbox: this.#queue.length,
+    };
+  }
+
+  /** Stops: stops the handlers, unregisters, clears timers, cancels exchanges. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const h of this.#handlers.values()) {
+      try {
+        h.stop?.();
+      } catch (e) {
+        this.#log({
+          level: "error",
+          node: this.#node.name,
+          msg: `handler "${h.name}" stop threw`,
+          error: e,
+        });
+      }
+    }
+    this.#exchangeQueue.clear();
     for (const off of this.#offs) off();
     for (const t of [this.#lazyTimer, this.#exchangeTimer, this.#graftTimer?.id]) {
       if (t !== undefined) this.#clock.clearTimeout(t);
@@ -309,6 +399,31 @@ export class Plumtree implements AsyncDisposable {
     }, this.#exchangeTickMs);
   }
 
+  /**
+   * A peer came up (a restart, a healed partition, a late start): every
+   * handler with anti-entropy exchanges with it now, `exchangesMax` at a time;
+   * the rest wait their turn (one entry per handler and peer).
+   */
+  #exchangeWith(peer: string): void {
+    if (this.#closed) return;
+    for (const h of this.#handlers.values()) {
+      this.#exchangeQueue.set(`${h.name}\u0000${peer}`, { handler: h.name, peer });
+    }
+    this.#pumpExchanges();
+  }
+
+  #pumpExchanges(): void {
+    while (!this.#closed && this.#exchanges.size < this.#exchangesMax) {
+      const next = this.#exchangeQueue.entries().next();
+      if (next.done) return;
+      this.#exchangeQueue.delete(next.value[0]);
+      const { handler, peer } = next.value[1];
+      const h = this.#handlers.get(handler);
+      if (h === undefined || !this.#node.connectedMembers().includes(peer)) continue;
+      void this.#exchange(h, peer);
+    }
+  }
+
   // deno-lint-ignore no-explicit-any
   async #exchange(h: BroadcastHandler<any, any, any>, peer: string): Promise<void> {
     const ctl = new AbortController();
@@ -332,7 +447,10 @@ export class Plumtree implements AsyncDisposable {
     this.#extra.exchanges++;
     const done = result.catch((e) => {
       if (!ctl.signal.aborted) failed("failed")(e);
-    }).finally(() => this.#exchanges.delete(ref));
+    }).finally(() => {
+      this.#exchanges.delete(ref);
+      this.#pumpExchanges();
+    });
     this.#exchanges.set(ref, {
       ref,
       handler: h.name,
@@ -347,6 +465,10 @@ export class Plumtree implements AsyncDisposable {
   #receive(from: string, raw: unknown): void {
     // One message at a time, in arrival order. Handlers that answer
     // synchronously are served synchronously; a promise holds the queue.
+    if (this.#queue.length >= this.#inboxMax) {
+      this.#extra.inboxDropped++;
+      return;
+    }
     this.#queue.push([from, raw]);
     if (!this.#draining) this.#drain();
   }
@@ -424,6 +546,25 @@ export class Plumtree implements AsyncDisposable {
       }
       case PT.IHave: {
         const [, batch, groups] = msg;
+        let ids = 0;
+        for (const g of groups) ids += g[2].length;
+        if (this.#core.announcerFull(from)) {
+          // This peer already has as many announcements waiting as it may: shed
+          // the frame without asking the handlers, and acknowledge it.
+          this.#core.stats.missingDropped += ids;
+          this.#sendAll([{ to: from, msg: [PT.Ignored, batch] }]);
+          return;
+        }
+        if (ids > this.#core.ihaveIdsMax) {
+          this.#core.stats.malformed++;
+          this.#log({
+            level: "warn",
+            node: this.#node.name,
+            peer: from,
+            msg: `IHAVE of ${ids} ids dropped (ihaveIdsMax ${this.#core.ihaveIdsMax})`,
+          });
+          return;
+        }
         const entries: {
           handler: string;
           id: unknown;
@@ -475,7 +616,7 @@ export class Plumtree implements AsyncDisposable {
         this.#core.onIgnored(from, msg[1]);
         return;
       case PT.Neighbor:
-        this.#core.onNeighbor(from, msg[1] === 1);
+        this.#sendAll(this.#core.onNeighbor(from, msg[1]));
         return;
     }
   }

@@ -31,7 +31,10 @@ export const PT = {
   Prune: 3,
   /** `[PT.Ignored, batch]`: the IHAVE batch was processed (missing ids are grafted separately). */
   Ignored: 4,
-  /** `[PT.Neighbor, 1 | 0]`: the sender takes (1) or drops (0) this node as an overlay neighbour. */
+  /**
+   * `[PT.Neighbor, 1 | 0 | 2]`: the sender takes (1) or drops (0) this node as
+   * an overlay neighbour, or acknowledges (2) that it was taken.
+   */
   Neighbor: 5,
 } as const;
 
@@ -42,7 +45,7 @@ export type PlumtreeMessage =
   | [typeof PT.Graft, string, unknown, number, string]
   | [typeof PT.Prune, string]
   | [typeof PT.Ignored, number]
-  | [typeof PT.Neighbor, 0 | 1];
+  | [typeof PT.Neighbor, 0 | 1 | 2];
 
 /** One message to send. */
 export interface Send {
@@ -52,7 +55,7 @@ export interface Send {
   msg: PlumtreeMessage;
 }
 
-/** Options of {@linkcode PlumtreeCore}. */
+/** Options of {@linkcode PlumtreeCore}. Every per-peer structure has a bound; what is shed is counted. */
 export interface PlumtreeCoreOptions {
   /** Random overlay neighbours besides the two ring neighbours (default 2). */
   fanout?: number;
@@ -66,8 +69,19 @@ export interface PlumtreeCoreOptions {
   lazyOutstandingMax?: number;
   /** Ids remembered for duplicate detection (default 100000). */
   idsRememberedMax?: number;
-  /** Ids in one IHAVE frame (default 1000). */
+  /** Ids in one IHAVE frame sent (default 1000). */
   ihaveBatchMax?: number;
+  /** Ids accepted in one IHAVE frame received; a larger frame is dropped whole (default 10000). */
+  ihaveIdsMax?: number;
+  /**
+   * Announced ids waiting for their payload (a graft), all peers together; past
+   * it the oldest is forgotten (default 10000).
+   */
+  missingMax?: number;
+  /** Announced ids waiting for their payload first announced by one peer; past it that peer's new ones are dropped (default 2000). */
+  missingPerPeerMax?: number;
+  /** Broadcast trees (one per root) kept; past it the least recently used is forgotten (default 1024). */
+  rootsMax?: number;
   /** Randomness for overlay choices. */
   random: Random;
 }
@@ -94,6 +108,10 @@ export interface PlumtreeStats {
   lazyDropped: number;
   /** Missing ids given up after `graftRetriesMax`. */
   graftGaveUp: number;
+  /** Announced ids dropped by `missingMax` or `missingPerPeerMax`. */
+  missingDropped: number;
+  /** Trees forgotten by `rootsMax`. */
+  rootsDropped: number;
 }
 
 interface Tree {
@@ -107,6 +125,8 @@ interface Missing {
   round: number;
   root: string;
   announcers: string[];
+  /** The first announcer, whose per-peer count this entry holds. */
+  owner: string;
   tries: number;
   at: number;
 }
@@ -167,6 +187,10 @@ export class PlumtreeCore {
   readonly #lazyMax: number;
   readonly #idsMax: number;
   readonly #ihaveBatchMax: number;
+  readonly #ihaveIdsMax: number;
+  readonly #missingMax: number;
+  readonly #missingPerPeerMax: number;
+  readonly #rootsMax: number;
   readonly #random: Random;
   #members: string[] = [];
   readonly #picked = new Set<string>();
@@ -178,6 +202,12 @@ export class PlumtreeCore {
   /** Recently delivered ids, with the sender and round of the copy kept. */
   readonly #recent = new Map<string, { from: string; round: number }>();
   readonly #missing = new Map<string, Missing>();
+  /** Missing entries per owner (first announcer). */
+  readonly #missingBy = new Map<string, number>();
+  /** The earliest graft deadline, or earlier (a deleted entry leaves it early: harmless). */
+  #nextAt: number | undefined;
+  /** Peers that sent this node any Plumtree message (so they know it as a neighbour). */
+  readonly #heard = new Set<string>();
   /** Protocol counters. */
   readonly stats: PlumtreeStats = {
     eager: 0,
@@ -190,6 +220,8 @@ export class PlumtreeCore {
     malformed: 0,
     lazyDropped: 0,
     graftGaveUp: 0,
+    missingDropped: 0,
+    rootsDropped: 0,
   };
 
   /** Creates the state of node `self`. */
@@ -202,6 +234,10 @@ export class PlumtreeCore {
     this.#lazyMax = options.lazyOutstandingMax ?? 10_000;
     this.#idsMax = options.idsRememberedMax ?? 100_000;
     this.#ihaveBatchMax = options.ihaveBatchMax ?? 1000;
+    this.#ihaveIdsMax = options.ihaveIdsMax ?? 10_000;
+    this.#missingMax = options.missingMax ?? 10_000;
+    this.#missingPerPeerMax = options.missingPerPeerMax ?? 2000;
+    this.#rootsMax = options.rootsMax ?? 1024;
     this.#random = options.random;
     for (
       const [k, v] of Object.entries({
@@ -210,7 +246,22 @@ export class PlumtreeCore {
       })
     ) {
       if (!Number.isInteger(v) || v < 0) {
-        throw new RangeError(`${k} must be a non-negative integer`);
+        throw new RangeError(`${k} must be a non-negative integer, got ${v}`);
+      }
+    }
+    for (
+      const [k, v] of Object.entries({
+        lazyOutstandingMax: this.#lazyMax,
+        idsRememberedMax: this.#idsMax,
+        ihaveBatchMax: this.#ihaveBatchMax,
+        ihaveIdsMax: this.#ihaveIdsMax,
+        missingMax: this.#missingMax,
+        missingPerPeerMax: this.#missingPerPeerMax,
+        rootsMax: this.#rootsMax,
+      })
+    ) {
+      if (!Number.isInteger(v) || v < 1) {
+        throw new RangeError(`${k} must be a positive integer, got ${v}`);
       }
     }
   }
@@ -276,14 +327,23 @@ export class PlumtreeCore {
     this.#inbound.delete(peer);
     this.#neighbours.delete(peer);
     this.#outstanding.delete(peer);
+    this.#heard.delete(peer);
     for (const t of this.#trees.values()) {
       t.eager.delete(peer);
       t.lazy.delete(peer);
     }
     for (const [k, m] of this.#missing) {
+      if (!m.announcers.includes(peer)) continue;
       m.announcers = m.announcers.filter((a) => a !== peer);
-      if (m.announcers.length === 0) this.#missing.delete(k);
+      if (m.announcers.length === 0) this.#deleteMissing(k, m);
     }
+  }
+
+  #deleteMissing(key: string, m: Missing): void {
+    if (!this.#missing.delete(key)) return;
+    const n = (this.#missingBy.get(m.owner) ?? 1) - 1;
+    if (n <= 0) this.#missingBy.delete(m.owner);
+    else this.#missingBy.set(m.owner, n);
   }
 
   #addNeighbour(peer: string): void {
@@ -293,10 +353,19 @@ export class PlumtreeCore {
     for (const t of this.#trees.values()) if (!t.eager.has(peer)) t.lazy.add(peer);
   }
 
+  /** The tree of `root`, created if needed; the least recently used goes past `rootsMax`. */
   #tree(root: string): Tree {
     let t = this.#trees.get(root);
     if (t === undefined) {
       t = { eager: new Set(this.#neighbours), lazy: new Set() };
+      if (this.#trees.size >= this.#rootsMax) {
+        this.#trees.delete(this.#trees.keys().next().value!);
+        this.stats.rootsDropped++;
+      }
+      this.#trees.set(root, t);
+    } else if (this.#trees.size > 1) {
+      // Keep the map in order of use (cheap: only when it is not already the newest).
+      this.#trees.delete(root);
       this.#trees.set(root, t);
     }
     return t;
@@ -392,10 +461,11 @@ export class PlumtreeCore {
     isNew: boolean,
   ): Send[] {
     const key = idKey(handler, id);
-    this.#addNeighbour(from);
+    this.#hear(from);
     if (isNew) {
       this.#remember(key, from, round);
-      this.#missing.delete(key);
+      const m = this.#missing.get(key);
+      if (m !== undefined) this.#deleteMissing(key, m);
       this.stats.deliveries++;
       return this.#push(handler, id, payload, round, root, from);
     }
@@ -414,22 +484,38 @@ export class PlumtreeCore {
     return [{ to: prune, msg: [PT.Prune, root] }];
   }
 
-  /** A PRUNE: `from` moves to the lazy set of `root`'s tree. */
+  /**
+   * A PRUNE: `from` moves to the lazy set of `root`'s tree. A PRUNE for a root
+   * this node has no tree of is ignored: there is nothing to prune (the next
+   * duplicate would prune again), and a flood of made-up roots creates nothing.
+   */
   onPrune(from: string, root: string): void {
-    this.#addNeighbour(from);
-    const t = this.#tree(root);
+    this.#hear(from);
+    const t = this.#trees.get(root);
+    if (t === undefined) return;
     t.eager.delete(from);
     t.lazy.add(from);
   }
 
-  /** A NEIGHBOR message: `from` takes (or drops) this node as an overlay neighbour. */
-  onNeighbor(from: string, add: boolean): void {
-    if (add) {
+  /**
+   * A NEIGHBOR message: `from` takes (1) or drops (0) this node as an overlay
+   * neighbour, or acknowledges (2) being taken. A take is acknowledged, so that
+   * the taker stops repeating it.
+   */
+  onNeighbor(from: string, kind: 0 | 1 | 2): Send[] {
+    this.#hear(from);
+    if (kind === 1) {
       this.#inbound.add(from);
-      this.#addNeighbour(from);
-    } else {
-      this.#inbound.delete(from);
+      return [{ to: from, msg: [PT.Neighbor, 2] }];
     }
+    if (kind === 0) this.#inbound.delete(from);
+    return [];
+  }
+
+  /** Any Plumtree message from `from`: it is a neighbour, and it knows this node. */
+  #hear(from: string): void {
+    this.#addNeighbour(from);
+    this.#heard.add(from);
   }
 
   /**
@@ -448,28 +534,59 @@ export class PlumtreeCore {
     }[],
     now: number,
   ): Send[] {
-    this.#addNeighbour(from);
+    this.#hear(from);
     for (const e of entries) {
       const key = idKey(e.handler, e.id);
       if (e.stale || this.#recent.has(key)) continue;
       const m = this.#missing.get(key);
       if (m === undefined) {
+        const owned = this.#missingBy.get(from) ?? 0;
+        if (owned >= this.#missingPerPeerMax) {
+          // The offending peer's new announcements are shed; everyone else's stay.
+          this.stats.missingDropped++;
+          continue;
+        }
+        if (this.#missing.size >= this.#missingMax) {
+          const [oldKey, old] = this.#missing.entries().next().value!;
+          this.#deleteMissing(oldKey, old);
+          this.stats.missingDropped++;
+        }
+        const at = now + this.#graftTimeoutMs;
         this.#missing.set(key, {
           handler: e.handler,
           id: e.id,
           round: e.round,
           root: e.root,
           announcers: [from],
+          owner: from,
           tries: 0,
-          at: now + this.#graftTimeoutMs,
+          at,
         });
-      } else if (!m.announcers.includes(from)) m.announcers.push(from);
+        this.#missingBy.set(from, owned + 1);
+        if (this.#nextAt === undefined || at < this.#nextAt) this.#nextAt = at;
+      } else if (!m.announcers.includes(from) && m.announcers.length < 8) m.announcers.push(from);
     }
     return [{ to: from, msg: [PT.Ignored, batch] }];
   }
 
+  /** The largest number of ids accepted in one IHAVE frame. */
+  get ihaveIdsMax(): number {
+    return this.#ihaveIdsMax;
+  }
+
+  /**
+   * True when an IHAVE from `from` can add nothing: the peer is at
+   * `missingPerPeerMax`. Its announcements of ids already missing only add an
+   * announcer, which its other entries give; the caller may skip the
+   * handler's `isStale` calls and just acknowledge (the ids are counted as dropped).
+   */
+  announcerFull(from: string): boolean {
+    return (this.#missingBy.get(from) ?? 0) >= this.#missingPerPeerMax;
+  }
+
   /** IGNORED: `from` processed IHAVE batch `batch`; stop announcing it. */
   onIgnored(from: string, batch: number): void {
+    this.#hear(from);
     const out = this.#outstanding.get(from);
     const entries = out?.unacked.get(batch);
     if (out === undefined || entries === undefined) return;
@@ -486,7 +603,7 @@ export class PlumtreeCore {
     root: string,
     result: { ok: unknown } | "stale" | { error: unknown },
   ): Send[] {
-    this.#addNeighbour(from);
+    this.#hear(from);
     const t = this.#tree(root);
     t.lazy.delete(from);
     t.eager.add(from);
@@ -504,6 +621,11 @@ export class PlumtreeCore {
    */
   lazyTick(): Send[] {
     const sends: Send[] = [];
+    // A NEIGHBOR can be lost (sent while the peer's Plumtree was not running yet):
+    // repeat it to picked neighbours that have not sent anything back since.
+    for (const p of this.#picked) {
+      if (!this.#heard.has(p)) sends.push({ to: p, msg: [PT.Neighbor, 1] });
+    }
     for (const [peer, out] of this.#outstanding) {
       if (out.size === 0) continue;
       // Unacknowledged batches are announced again, with what is new.
@@ -531,35 +653,51 @@ export class PlumtreeCore {
     return sends;
   }
 
-  /** The earliest graft deadline, if any. */
+  /** The earliest graft deadline, if any (possibly a little early). */
   nextDeadline(): number | undefined {
-    let min: number | undefined;
-    for (const m of this.#missing.values()) if (min === undefined || m.at < min) min = m.at;
-    return min;
+    return this.#missing.size === 0 ? undefined : this.#nextAt;
   }
 
   /** Fires graft timers due at `now`. */
   timers(now: number): Send[] {
     const sends: Send[] = [];
+    let next: number | undefined;
     for (const [key, m] of this.#missing) {
-      if (m.at > now) continue;
+      if (m.at > now) {
+        if (next === undefined || m.at < next) next = m.at;
+        continue;
+      }
       if (m.tries >= this.#graftRetriesMax || m.announcers.length === 0) {
-        this.#missing.delete(key);
+        this.#deleteMissing(key, m);
         this.stats.graftGaveUp++;
         continue;
       }
       const peer = m.announcers[m.tries % m.announcers.length]!;
       m.tries++;
       m.at = now + this.#graftRetryMs;
+      if (next === undefined || m.at < next) next = m.at;
       sends.push({ to: peer, msg: [PT.Graft, m.handler, m.id, m.round, m.root] });
       this.stats.graft++;
     }
+    this.#nextAt = next;
     return sends;
   }
 
   /** Ids announced but not received yet. */
   get missingCount(): number {
     return this.#missing.size;
+  }
+
+  /** Trees kept (one per root). */
+  get rootCount(): number {
+    return this.#trees.size;
+  }
+
+  /** Lazy entries waiting to be announced or acknowledged, all peers together. */
+  get outstandingCount(): number {
+    let n = 0;
+    for (const out of this.#outstanding.values()) n += out.size;
+    return n;
   }
 }
 
@@ -603,7 +741,9 @@ export function parsePlumtreeMessage(v: unknown): PlumtreeMessage | undefined {
     case PT.Ignored:
       return v.length === 2 && isRound(v[1]) ? v as PlumtreeMessage : undefined;
     case PT.Neighbor:
-      return v.length === 2 && (v[1] === 0 || v[1] === 1) ? v as PlumtreeMessage : undefined;
+      return v.length === 2 && (v[1] === 0 || v[1] === 1 || v[1] === 2)
+        ? v as PlumtreeMessage
+        : undefined;
   }
   return undefined;
 }

@@ -196,6 +196,11 @@ export class Delivery {
     checkKey(options.partitionKey);
     if (options.ack === true) {
       const timeoutMs = timeoutOption("timeoutMs", options.timeoutMs, this.#cfg.ackTimeoutMs);
+      // A peer with as many sends waiting as allowed: refuse before encoding (an overloaded
+      // sender must not pay to encode what is refused anyway).
+      if ((this.#ackWaiters.get(to)?.length ?? 0) >= this.#cfg.link.sendWaitersMax) {
+        return Promise.reject(new QueueFullError(to, channel));
+      }
       const seq = this.#nextAckSeq++;
       const frame = this.#encodeFrame([Tag.AckMsg, seq, endpoint, msg], msg, to, endpoint);
       return this.#sendAcked(to, seq, endpoint, frame, channel, timeoutMs, options);

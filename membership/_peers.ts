@@ -4,6 +4,7 @@
 // silent peer is down), and the read loop that hands decoded messages on.
 // Module-private: Node composes it.
 
+import { setImmediate } from "node:timers";
 import type { TimerId } from "./clock.ts";
 import { decodeMessage, encodeValue, Tag, type WireMessage } from "./codec.ts";
 import {
@@ -86,6 +87,10 @@ interface Pending {
   readonly host: string;
   progressed: boolean;
 }
+
+/** Frames, or bytes, one connection's read loop handles before it lets others run. */
+const READ_YIELD_FRAMES = 64;
+const READ_YIELD_BYTES = 128 * 1024;
 
 /** Hex form of an instance id. */
 export function instanceHex(b: Uint8Array): string {
@@ -643,10 +648,19 @@ export class Peers {
 
   async #readLoop(link: Link): Promise<void> {
     try {
+      let frames = 0, bytes = 0;
       for (;;) {
+        // Frames already buffered come back as resolved promises: without a yield,
+        // a flooding peer would hold the event loop until its buffer drains.
+        if (frames >= READ_YIELD_FRAMES || bytes >= READ_YIELD_BYTES) {
+          frames = bytes = 0;
+          await new Promise((r) => setImmediate(r));
+        }
         const frame = await link.conn.read();
         if (frame === null) break;
         if (link.closed) return;
+        frames++;
+        bytes += frame.length;
         if (this.#hooks.isPartitioned(link.peer)) {
           this.counters.partitionDrops++;
           continue;

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { encodeValue } from "../membership/codec.ts";
+import { checkSendable, encodeValue } from "../membership/codec.ts";
 import { type Clock, systemClock, type TimerId } from "../membership/clock.ts";
 import type { Logger } from "../membership/logger.ts";
 import type { Node } from "../membership/node.ts";
@@ -87,16 +87,31 @@ export class Subscriptions<Sub> {
   }
 }
 
-/** What `translateMessage` may return. */
+/**
+ * A module's version: any value compared with `===` (a number or a string,
+ * such as `2` or `"2.1"`; booleans work too).
+ */
+export type Version = number | string | boolean;
+
+/**
+ * What `translateMessage` may return: the five forms of the seed's
+ * `translate_message/2`.
+ */
 export type TranslatedMessage<Update, View, Local> =
-  /** A local update (as if `update()` were called here). */
+  /** A local update (as if `update()` were called here): `{update, Update, View}`. */
   | { type: "update"; update: Update; view: View }
-  /** Nothing to do. */
+  /** Nothing to do: `{drop, View}`. */
   | { type: "drop"; view: View }
-  /** An update from a peer of an old protocol. */
+  /** An update from a peer of an old protocol: `{update, Pid, Update, View}`. */
   | { type: "peerUpdate"; node: string; update: Update; view: View }
-  /** Full local data from a peer of an old protocol. */
-  | { type: "localData"; node: string; version: number; data: Local; view: View };
+  /** Full local data from a peer of an old protocol: `{local_data, Pid, Version, LocalData, View}`. */
+  | { type: "localData"; node: string; version: Version; data: Local; view: View }
+  /**
+   * A discover from a peer of an old protocol: `{discover, Pid, Version, View}`.
+   * The publisher answers as to a discover: it takes `node` as a peer of
+   * `version` and sends it this node's local data, translated.
+   */
+  | { type: "discover"; node: string; version: Version; view: View };
 
 /** A plain message for a peer of an old protocol, instead of translated data. */
 export interface PlainMessages {
@@ -130,8 +145,8 @@ export interface PlainMessages {
  * ```
  */
 export interface PublisherModule<Local, Update, View, Sub, SubResult> {
-  /** This module's version (a number; peers of other versions translate). */
-  version(): number;
+  /** This module's version (any value compared with `===`: a number or a string); peers of other versions translate. */
+  version(): Version;
   /** The local data of a node that published nothing. */
   initLocalData(options: Record<string, unknown>): Local;
   /** The global view of an empty scope. */
@@ -143,6 +158,14 @@ export interface PublisherModule<Local, Update, View, Sub, SubResult> {
    * change `data` in place and return it: the publisher owns it.
    */
   updateLocalData(update: Update, data: Local): Local;
+  /**
+   * Declares that `updateLocalData` and `updateGlobalViewAndNotify` check an
+   * update before they change anything, and that an update one of them
+   * accepts the other accepts too. Then `update()` takes no snapshot of the
+   * local data (default false: a snapshot is taken, so that a callback that
+   * throws halfway changes nothing).
+   */
+  readonly atomicUpdates?: boolean;
   /** Applies `node`'s update to the view and notifies the subscribers it concerns. */
   updateGlobalViewAndNotify(
     node: string,
@@ -155,9 +178,9 @@ export interface PublisherModule<Local, Update, View, Sub, SubResult> {
   /** Releases the view when the publisher stops. */
   stopGlobalView(view: View): void;
   /** Local data for a peer of version `peerVersion` (or plain messages for an old protocol). */
-  translateLocalData(myVersion: number, peerVersion: number, data: Local): Local | PlainMessages;
+  translateLocalData(myVersion: Version, peerVersion: Version, data: Local): Local | PlainMessages;
   /** An update for a peer of version `peerVersion` (or plain messages for an old protocol). */
-  translateUpdate(myVersion: number, peerVersion: number, update: Update): Update | PlainMessages;
+  translateUpdate(myVersion: Version, peerVersion: Version, update: Update): Update | PlainMessages;
   /** Reads a plain message (from a peer of an old protocol, or a local event). */
   translateMessage?(msg: unknown, view: View): TranslatedMessage<Update, View, Local>;
 }
@@ -184,28 +207,34 @@ export interface DataPublisherOptions {
 interface Peer<Local> {
   node: string;
   instance: string;
-  version: number;
+  version: Version;
   data: Local;
   /** Sequence of the last update applied from this peer. */
   seq: number;
 }
 
 type Wire =
-  | ["discover", string, number]
-  | ["local_data", string, number, unknown, number]
+  | ["discover", string, Version]
+  | ["local_data", string, Version, unknown, number]
   | ["update", string, number, unknown]
   | ["plain", string, number, unknown[]]
   | ["tick", string, number]
   | ["resync", string]
   | ["bye", string];
 
+/** True for a version value (compared with `===`). */
+export function isVersion(v: unknown): v is Version {
+  return (typeof v === "number" && !Number.isNaN(v)) || typeof v === "string" ||
+    typeof v === "boolean";
+}
+
 function isWire(v: unknown): v is Wire {
   if (!Array.isArray(v) || typeof v[1] !== "string") return false;
   switch (v[0]) {
     case "discover":
-      return v.length === 3 && typeof v[2] === "number";
+      return v.length === 3 && isVersion(v[2]);
     case "local_data":
-      return v.length === 5 && typeof v[2] === "number" && Number.isSafeInteger(v[4]);
+      return v.length === 5 && isVersion(v[2]) && Number.isSafeInteger(v[4]);
     case "update":
       return v.length === 4 && Number.isSafeInteger(v[2]);
     case "plain":
@@ -258,7 +287,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
   readonly #node: Node;
   readonly #scope: string;
   readonly #module: PublisherModule<Local, Update, View, Sub, SubResult>;
-  readonly #version: number;
+  readonly #version: Version;
   readonly #instance = crypto.randomUUID();
   readonly #standalone: boolean;
   readonly #graceMs: number;
@@ -288,6 +317,11 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
     this.#scope = scope;
     this.#module = module;
     this.#version = module.version();
+    if (!isVersion(this.#version)) {
+      throw new TypeError(
+        `module.version() must return a number, a string or a boolean, got ${typeof this.#version}`,
+      );
+    }
     this.#standalone = options.standalone ?? false;
     this.#graceMs = options.downGraceMs ?? 0;
     if (!(this.#graceMs >= 0)) {
@@ -324,13 +358,23 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
         "initGlobalView",
         "dataDiff",
         "updateLocalData",
+        "updateGlobalViewAndNotify",
+        "newSubscription",
+        "stopGlobalView",
+        "translateLocalData",
+        "translateUpdate",
       ] as const
     ) {
       if (typeof module?.[f] !== "function") {
         return Promise.reject(new TypeError(`module.${f} must be a function`));
       }
     }
-    const p = new DataPublisher(node, scope, module, options);
+    let p: DataPublisher<Local, Update, View, Sub, SubResult>;
+    try {
+      p = new DataPublisher(node, scope, module, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     p.#offs.push(node.register(p.#endpoint, (msg, ctx) => p.#receive(ctx.from, msg)));
     if (!p.#standalone) {
       p.#offs.push(node.onUp("*", (peer) => p.#send(peer, ["discover", p.#instance, p.#version])));
@@ -363,18 +407,28 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
   }
 
   /** The peers this publisher exchanges with: node name and module version. */
-  peers(): { node: string; version: number }[] {
+  peers(): { node: string; version: Version }[] {
     return [...this.#peers.values()].map((p) => ({ node: p.node, version: p.version })).sort((
       a,
       b,
     ) => a.node < b.node ? -1 : 1);
   }
 
-  /** Applies a local update: the view here, this node's data, and every peer (translated). */
+  /**
+   * Applies a local update: this node's data, the view here, and every peer
+   * (translated). All or nothing: an update that cannot cross the wire is
+   * refused with a `TypeError` naming its path before anything changes, and a
+   * module callback that throws leaves the local data and the view as they were
+   * (the promise rejects with its error; no peer hears of the update).
+   */
   update(update: Update): Promise<void> {
     if (this.#closed) return Promise.reject(new TypeError(`publisher "${this.#scope}" is closed`));
-    this.#applyLocal(update);
-    return Promise.resolve();
+    try {
+      this.#applyLocal(update);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -398,8 +452,12 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
     return this.#subs._remove(sub, ref);
   }
 
-  /** Hands a message to the module's `translateMessage` (a local event, such as a member going away). */
+  /**
+   * Hands a message to the module's `translateMessage` (a local event, such as
+   * a member going away). A callback's error is thrown, with nothing changed.
+   */
   message(msg: unknown): void {
+    if (this.#closed) throw new TypeError(`publisher "${this.#scope}" is closed`);
     this.#translate(msg, undefined);
   }
 
@@ -437,14 +495,37 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
     });
   }
 
-  #sendTranslated(peer: Peer<Local>, kind: "local_data" | "update", value: Local | Update): void {
+  /** The wire message of `value` for `peer`'s version (throws when it cannot cross the wire). */
+  #translated(peer: Peer<Local>, kind: "local_data" | "update", value: Local | Update): Wire {
     const t = kind === "local_data"
       ? this.#module.translateLocalData(this.#version, peer.version, value as Local)
       : this.#module.translateUpdate(this.#version, peer.version, value as Update);
-    if (isPlain(t)) this.#send(peer.node, ["plain", this.#instance, this.#seq, t.plainMessages]);
-    else if (kind === "local_data") {
-      this.#send(peer.node, ["local_data", this.#instance, this.#version, t, this.#seq]);
-    } else this.#send(peer.node, ["update", this.#instance, this.#seq, t]);
+    const what = `publisher "${this.#scope}": translated for version ${String(peer.version)}`;
+    if (isPlain(t)) {
+      checkSendable(t.plainMessages, "plainMessages", what);
+      return ["plain", this.#instance, this.#seq, t.plainMessages];
+    }
+    checkSendable(t, kind === "local_data" ? "data" : "update", what);
+    return kind === "local_data"
+      ? ["local_data", this.#instance, this.#version, t, this.#seq]
+      : ["update", this.#instance, this.#seq, t];
+  }
+
+  #sendTranslated(peer: Peer<Local>, kind: "local_data" | "update", value: Local | Update): void {
+    let w: Wire;
+    try {
+      w = this.#translated(peer, kind, value);
+    } catch (e) {
+      this.#log({
+        level: "error",
+        node: this.#node.name,
+        peer: peer.node,
+        msg: `publisher "${this.#scope}": ${kind} not sent`,
+        error: e,
+      });
+      return;
+    }
+    this.#send(peer.node, w);
   }
 
   #scheduleTick(): void {
@@ -470,11 +551,71 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
     this.#view = this.#module.updateGlobalViewAndNotify(node, update, this.#subs, this.#view);
   }
 
+  /**
+   * The local update, all or nothing: translations and encodability first
+   * (nothing changed yet), then local data (from a snapshot on failure, unless
+   * the module declares `atomicUpdates`), then the view (rebuilt from every
+   * node's data on failure), then the peers.
+   */
   #applyLocal(update: Update): void {
-    this.#notifyView(this.#node.name, update);
-    this.#local = this.#module.updateLocalData(update, this.#local);
+    const m = this.#module;
+    checkSendable(update, "update", `cannot update publisher "${this.#scope}"`);
+    const outgoing: [Peer<Local>, Wire][] = [];
+    for (const p of this.#peers.values()) outgoing.push([p, this.#translated(p, "update", update)]);
+    const snapshot = m.atomicUpdates === true ? undefined : structuredClone(this.#local);
+    const oldLocal = this.#local;
+    let local: Local;
+    try {
+      local = m.updateLocalData(update, this.#local);
+    } catch (e) {
+      if (snapshot !== undefined) this.#local = snapshot;
+      throw e;
+    }
+    try {
+      this.#view = m.updateGlobalViewAndNotify(this.#node.name, update, this.#subs, this.#view);
+    } catch (e) {
+      this.#local = snapshot ?? oldLocal;
+      this.#rebuildView();
+      throw e;
+    }
+    this.#local = local;
     this.#seq++;
-    for (const p of this.#peers.values()) this.#sendTranslated(p, "update", update);
+    for (const [p, w] of outgoing) {
+      // The sequence number is the one of this update.
+      if (w[0] === "update" || w[0] === "plain") w[2] = this.#seq;
+      this.#send(p.node, w);
+    }
+  }
+
+  /**
+   * Rebuilds the view from every node's data (this node's, the peers', those
+   * in their grace period), with subscribers not notified: after a module
+   * callback threw halfway through a view update.
+   */
+  #rebuildView(): void {
+    const m = this.#module;
+    const muted = new Subscriptions<Sub>();
+    try {
+      m.stopGlobalView(this.#view);
+    } catch { /* the view is being replaced anyway */ }
+    const empty = () => m.initLocalData(this.#options);
+    let view = m.initGlobalView(this.#scope, this.#options);
+    const add = (node: string, data: Local) => {
+      view = m.updateGlobalViewAndNotify(node, m.dataDiff(empty(), data), muted, view);
+    };
+    try {
+      add(this.#node.name, this.#local);
+      for (const p of this.#peers.values()) add(p.node, p.data);
+      for (const [node, z] of this.#zombies) add(node, z.data);
+    } catch (e) {
+      this.#log({
+        level: "error",
+        node: this.#node.name,
+        msg: `publisher "${this.#scope}": the view could not be rebuilt`,
+        error: e,
+      });
+    }
+    this.#view = view;
   }
 
   #receive(from: string, raw: unknown): void {
@@ -546,7 +687,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
         if (peer === undefined || peer.instance !== instance || !this.#inSequence(peer, seq)) {
           return;
         }
-        for (const m of messages) this.#translate(m, from);
+        for (const m of messages) this.#translate(m, from, instance);
         return;
       }
       case "tick": {
@@ -607,7 +748,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
     this.#zombies.set(node, { data: peer.data, timer });
   }
 
-  #translate(msg: unknown, from: string | undefined): void {
+  #translate(msg: unknown, from: string | undefined, instance?: string): void {
     const t = this.#module.translateMessage?.(msg, this.#view);
     if (t === undefined) return;
     this.#view = t.view;
@@ -617,6 +758,25 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
       case "update":
         this.#applyLocal(t.update);
         return;
+      case "discover": {
+        // An old peer's discover: take it as a peer of that version, answer with local data.
+        if (typeof t.node !== "string" || !isVersion(t.version)) return;
+        if (from !== undefined && from !== t.node) return;
+        let peer = this.#peers.get(t.node);
+        if (peer === undefined) {
+          peer = {
+            node: t.node,
+            instance: instance ?? `plain:${t.node}`,
+            version: t.version,
+            data: this.#adopt(t.node),
+            seq: -1,
+          };
+          this.#peers.set(t.node, peer);
+          this.#send(t.node, ["discover", this.#instance, this.#version]);
+        } else peer.version = t.version;
+        this.#sendTranslated(peer, "local_data", this.#local);
+        return;
+      }
       case "peerUpdate": {
         const peer = this.#peers.get(t.node);
         if (peer === undefined || (from !== undefined && from !== t.node)) return;

@@ -73,7 +73,7 @@ Deno.test("two nodes: malformed messages are dropped; a restarted publisher's da
 Deno.test("process groups: arguments are checked", async () => {
   await using node = await Node.start({ name: "a", cookie: "c", logger: () => {} });
   await using pg = await ProcessGroups.start(node, "args");
-  await assert.rejects(() => pg.join("", "x"), TypeError);
+  await assert.rejects(() => pg.join(42 as unknown as string, "x"), TypeError);
   await assert.rejects(() => pg.join("g", "unregistered"), TypeError);
   await assert.rejects(() => DataPublisher.start(node, "", Count), TypeError);
   await assert.rejects(

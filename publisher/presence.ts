@@ -7,6 +7,7 @@
  * @module
  */
 
+import { checkSendable, encodeValue } from "../membership/codec.ts";
 import type { Node } from "../membership/node.ts";
 import {
   DataPublisher,
@@ -15,8 +16,11 @@ import {
   type PublisherModule,
 } from "./data_publisher.ts";
 
-/** This node's presences: topic to key to metadata. */
-export type PresenceLocal = Record<string, Record<string, unknown>>;
+/**
+ * This node's presences: topic to key to metadata. `Map`s, here and on the
+ * wire: topics and keys are data, any string (`"__proto__"` and `""` included).
+ */
+export type PresenceLocal = Map<string, Map<string, unknown>>;
 /** An update: tracks (with metadata) and untracks. */
 export type PresenceUpdate = (["track", string, string, unknown] | ["untrack", string, string])[];
 /** The view: topic to key to node to metadata. */
@@ -28,7 +32,10 @@ export interface PresenceMeta {
   /** Its metadata. */
   meta: unknown;
 }
-/** What a topic's subscribers receive. */
+/**
+ * What a topic's subscribers receive. `joins` and `leaves` are records
+ * without a prototype: any key (`"__proto__"` too) is an own property.
+ */
 export interface PresenceDiff {
   /** The topic. */
   topic: string;
@@ -38,11 +45,39 @@ export interface PresenceDiff {
   leaves: Record<string, PresenceMeta[]>;
 }
 
+/** Longest topic or key, in UTF-16 code units. */
+export const PRESENCE_NAME_LENGTH_MAX = 1024;
+
 function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  const x = encodeValue(a), y = encodeValue(b);
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
-/** The presence publisher module (version 1). */
+function record<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+function isName(v: unknown): v is string {
+  return typeof v === "string" && v.length <= PRESENCE_NAME_LENGTH_MAX;
+}
+
+/** Checks an update's shape before anything is changed (the module is atomic). */
+function checkUpdate(update: unknown): asserts update is PresenceUpdate {
+  if (!Array.isArray(update)) throw new TypeError("a presence update is a list of operations");
+  for (const op of update) {
+    const ok = Array.isArray(op) && isName(op[1]) && isName(op[2]) &&
+      ((op[0] === "track" && op.length === 4) || (op[0] === "untrack" && op.length === 3));
+    if (!ok) {
+      throw new TypeError(
+        'a presence operation is ["track", topic, key, meta] or ["untrack", topic, key]',
+      );
+    }
+  }
+}
+
+/** The presence publisher module (version 1). Updates are checked before anything changes. */
 export const presenceModule: PublisherModule<
   PresenceLocal,
   PresenceUpdate,
@@ -51,35 +86,40 @@ export const presenceModule: PublisherModule<
   unknown
 > = {
   version: () => 1,
-  initLocalData: () => ({}),
+  atomicUpdates: true,
+  initLocalData: () => new Map(),
   initGlobalView: () => new Map(),
   dataDiff(oldData, newData) {
     const ops: PresenceUpdate = [];
-    for (const topic of new Set([...Object.keys(oldData), ...Object.keys(newData)])) {
-      const o = oldData[topic] ?? {}, n = newData[topic] ?? {};
-      for (const key of Object.keys(o)) if (!(key in n)) ops.push(["untrack", topic, key]);
-      for (const [key, meta] of Object.entries(n)) {
-        if (!(key in o) || !same(o[key], meta)) ops.push(["track", topic, key, meta]);
+    for (const topic of new Set([...oldData.keys(), ...newData.keys()])) {
+      const o = oldData.get(topic) ?? new Map(), n = newData.get(topic) ?? new Map();
+      for (const key of o.keys()) if (!n.has(key)) ops.push(["untrack", topic, key]);
+      for (const [key, meta] of n) {
+        if (!o.has(key) || !same(o.get(key), meta)) ops.push(["track", topic, key, meta]);
       }
     }
     return ops;
   },
   updateLocalData(update, data) {
+    checkUpdate(update);
+    if (!(data instanceof Map)) throw new TypeError("presence local data is a Map");
     // In place: the publisher owns this data.
     for (const op of update) {
       const [kind, topic, key] = op;
-      const keys = data[topic] ??= {};
-      if (kind === "track") keys[key] = op[3];
-      else delete keys[key];
-      if (Object.keys(keys).length === 0) delete data[topic];
+      let keys = data.get(topic);
+      if (keys === undefined) data.set(topic, keys = new Map());
+      if (kind === "track") keys.set(key, op[3]);
+      else keys.delete(key);
+      if (keys.size === 0) data.delete(topic);
     }
     return data;
   },
   updateGlobalViewAndNotify(node, update, subs, view) {
+    checkUpdate(update);
     const diffs = new Map<string, PresenceDiff>();
     const diff = (topic: string) => {
       let d = diffs.get(topic);
-      if (d === undefined) diffs.set(topic, d = { topic, joins: {}, leaves: {} });
+      if (d === undefined) diffs.set(topic, d = { topic, joins: record(), leaves: record() });
       return d;
     };
     for (const op of update) {
@@ -113,7 +153,7 @@ export const presenceModule: PublisherModule<
 };
 
 function listOf(view: PresenceView, topic: string): Record<string, PresenceMeta[]> {
-  const out: Record<string, PresenceMeta[]> = {};
+  const out = record<PresenceMeta[]>();
   for (const [key, nodes] of view.get(topic) ?? []) {
     out[key] = [...nodes].map(([node, meta]) => ({ node, meta })).sort((
       a,
@@ -121,6 +161,14 @@ function listOf(view: PresenceView, topic: string): Record<string, PresenceMeta[
     ) => (a.node < b.node ? -1 : 1));
   }
   return out;
+}
+
+function checkName(what: string, v: unknown): asserts v is string {
+  if (!isName(v)) {
+    throw new TypeError(
+      `${what} must be a string of at most ${PRESENCE_NAME_LENGTH_MAX} characters`,
+    );
+  }
 }
 
 /**
@@ -159,22 +207,31 @@ export class Presence implements AsyncDisposable {
     return this.#pub;
   }
 
-  /** Tracks `key` in `topic` from this node with `meta` (tracking again updates the metadata). */
+  /**
+   * Tracks `key` in `topic` from this node with `meta` (tracking again updates
+   * the metadata).
+   *
+   * @throws {TypeError} (rejects) a topic or key that is not a string, or
+   *   metadata that cannot cross the wire (naming its path: `meta.cb is a
+   *   function`); nothing changes then.
+   */
   async track(topic: string, key: string, meta: unknown = null): Promise<void> {
-    if (typeof topic !== "string" || typeof key !== "string" || topic === "" || key === "") {
-      throw new TypeError("topic and key are non-empty strings");
-    }
+    checkName("topic", topic);
+    checkName("key", key);
+    checkSendable(meta, "meta", `cannot track "${key}" in "${topic}"`);
     await this.#pub.update([["track", topic, key, meta]]);
   }
 
   /** Stops tracking `key` in `topic` from this node. Returns false when it was not tracked here. */
   async untrack(topic: string, key: string): Promise<boolean> {
-    if (!(key in (this.#pub.localData[topic] ?? {}))) return false;
+    checkName("topic", topic);
+    checkName("key", key);
+    if (!this.#pub.localData.get(topic)?.has(key)) return false;
     await this.#pub.update([["untrack", topic, key]]);
     return true;
   }
 
-  /** The presences of `topic`: key to the nodes that track it, with their metadata. */
+  /** The presences of `topic`: key to the nodes that track it, with their metadata (a record without a prototype). */
   list(topic: string): Record<string, PresenceMeta[]> {
     return listOf(this.#pub.view, topic);
   }

@@ -23,8 +23,12 @@ export interface Member {
   readonly id: string;
 }
 
-/** This node's groups: group name to member ids (a member may join a group several times). */
-export type PgLocal = Record<string, string[]>;
+/**
+ * This node's groups: group name to member ids (a member may join a group
+ * several times). A `Map`, here and on the wire: group names are data, any
+ * string (`"__proto__"` and `""` included).
+ */
+export type PgLocal = Map<string, string[]>;
 /** An update: joins and leaves. */
 export type PgUpdate = ["join" | "leave", string, string[]][];
 /** The view: group to node to member ids. */
@@ -43,8 +47,11 @@ export interface PgEvent {
   /** The members that joined or left. */
   members: Member[];
 }
-/** The whole scope (`""`) or one group. */
-export type PgSub = string;
+/** The whole scope (`null`) or one group (its name). */
+export type PgSub = string | null;
+
+/** Longest group name, in UTF-16 code units. */
+export const GROUP_NAME_LENGTH_MAX = 1024;
 
 function multisetDiff(a: readonly string[], b: readonly string[]): string[] {
   const counts = new Map<string, number>();
@@ -58,15 +65,30 @@ function multisetDiff(a: readonly string[], b: readonly string[]): string[] {
   return out;
 }
 
-/** The `pg` publisher module (version 1). */
+/** Checks an update's shape before anything is changed (the module is atomic). */
+function checkUpdate(update: unknown): asserts update is PgUpdate {
+  if (!Array.isArray(update)) throw new TypeError("a pg update is a list of operations");
+  for (const op of update) {
+    if (
+      !Array.isArray(op) || op.length !== 3 || (op[0] !== "join" && op[0] !== "leave") ||
+      typeof op[1] !== "string" || op[1].length > GROUP_NAME_LENGTH_MAX ||
+      !Array.isArray(op[2]) || !op[2].every((id: unknown) => typeof id === "string")
+    ) {
+      throw new TypeError('a pg operation is ["join" | "leave", group, ids]');
+    }
+  }
+}
+
+/** The `pg` publisher module (version 1). Updates are checked before anything changes. */
 export const pgModule: PublisherModule<PgLocal, PgUpdate, PgView, PgSub, unknown> = {
   version: () => 1,
-  initLocalData: () => ({}),
+  atomicUpdates: true,
+  initLocalData: () => new Map(),
   initGlobalView: (_scope, options) => ({ self: String(options.node ?? ""), groups: new Map() }),
   dataDiff(oldData, newData) {
     const ops: PgUpdate = [];
-    for (const g of new Set([...Object.keys(oldData), ...Object.keys(newData)])) {
-      const o = oldData[g] ?? [], n = newData[g] ?? [];
+    for (const g of new Set([...oldData.keys(), ...newData.keys()])) {
+      const o = oldData.get(g) ?? [], n = newData.get(g) ?? [];
       const joined = multisetDiff(n, o), left = multisetDiff(o, n);
       if (left.length > 0) ops.push(["leave", g, left]);
       if (joined.length > 0) ops.push(["join", g, joined]);
@@ -74,18 +96,24 @@ export const pgModule: PublisherModule<PgLocal, PgUpdate, PgView, PgSub, unknown
     return ops;
   },
   updateLocalData(update, data) {
+    checkUpdate(update);
+    if (!(data instanceof Map)) throw new TypeError("pg local data is a Map");
     // In place: the publisher owns this data (a copy per update would be O(n) each).
     for (const [op, g, ids] of update) {
-      if (op === "join") (data[g] ??= []).push(...ids);
-      else {
-        const rest = multisetDiff(data[g] ?? [], ids);
-        if (rest.length > 0) data[g] = rest;
-        else delete data[g];
+      if (op === "join") {
+        const list = data.get(g);
+        if (list === undefined) data.set(g, [...ids]);
+        else list.push(...ids);
+      } else {
+        const rest = multisetDiff(data.get(g) ?? [], ids);
+        if (rest.length > 0) data.set(g, rest);
+        else data.delete(g);
       }
     }
     return data;
   },
   updateGlobalViewAndNotify(node, update, subs, view) {
+    checkUpdate(update);
     for (const [op, g, ids] of update) {
       if (ids.length === 0) continue;
       let byNode = view.groups.get(g);
@@ -103,12 +131,12 @@ export const pgModule: PublisherModule<PgLocal, PgUpdate, PgView, PgSub, unknown
       }
       const event: PgEvent = { type: op, group: g, members: ids.map((id) => ({ node, id })) };
       subs.notify(g, event);
-      subs.notify("", event);
+      subs.notify(null, event);
     }
     return view;
   },
   newSubscription(sub, view) {
-    return sub === "" ? [...view.groups.keys()].sort() : membersOf(view, sub);
+    return sub === null ? [...view.groups.keys()].sort() : membersOf(view, sub);
   },
   stopGlobalView() {},
   translateLocalData: (_mine, _peer, data) => data,
@@ -140,8 +168,10 @@ function membersOf(view: PgView, group: string): Member[] {
 }
 
 function checkGroup(group: unknown): asserts group is string {
-  if (typeof group !== "string" || group.length === 0 || group.length > 1024) {
-    throw new TypeError("a group name is a non-empty string of at most 1024 characters");
+  if (typeof group !== "string" || group.length > GROUP_NAME_LENGTH_MAX) {
+    throw new TypeError(
+      `a group name is a string of at most ${GROUP_NAME_LENGTH_MAX} characters (any string: "" too)`,
+    );
   }
 }
 
@@ -209,7 +239,7 @@ export class ProcessGroups implements AsyncDisposable {
   async leave(group: string, ids: string | readonly string[]): Promise<boolean> {
     checkGroup(group);
     const list = typeof ids === "string" ? [ids] : [...ids];
-    const have = this.#pub.localData[group] ?? [];
+    const have = this.#pub.localData.get(group) ?? [];
     const leaving = multisetDiff(list, multisetDiff(list, have));
     if (leaving.length === 0) return false;
     await this.#pub.update([["leave", group, leaving]]);
@@ -223,7 +253,7 @@ export class ProcessGroups implements AsyncDisposable {
 
   /** The members of `group` on this node. */
   getLocalMembers(group: string): string[] {
-    return [...(this.#pub.localData[group] ?? [])].sort();
+    return [...(this.#pub.localData.get(group) ?? [])].sort();
   }
 
   /** Every group with at least one member, sorted. */
@@ -233,12 +263,12 @@ export class ProcessGroups implements AsyncDisposable {
 
   /** The groups with a member on this node, sorted. */
   whichLocalGroups(): string[] {
-    return Object.keys(this.#pub.localData).sort();
+    return [...this.#pub.localData.keys()].sort();
   }
 
   /** Follows every join and leave of the scope. Returns a reference and the current groups. */
   monitorScope(listener: (event: PgEvent) => void): { ref: number; groups: string[] } {
-    const { ref, result } = this.#pub.subscribe("", listener as Listener);
+    const { ref, result } = this.#pub.subscribe(null, listener as Listener);
     return { ref, groups: result as string[] };
   }
 

@@ -1,108 +1,11 @@
 // Plumtree under faults, on a simulated network in virtual time (seeded) and over TCP.
 
 import assert from "node:assert/strict";
-import {
-  type BroadcastHandler,
-  KvHandler,
-  MemoryNetwork,
-  Node,
-  Plumtree,
-  PLUMTREE_ENDPOINT,
-  seededRandom,
-  SimulatedClock,
-} from "../mod.ts";
+import { Plumtree, PLUMTREE_ENDPOINT, seededRandom } from "../mod.ts";
 import { converged, startNode } from "./_helpers.ts";
+import { LogHandler, simCluster, type SimNode } from "./_plumtree_fixture.ts";
 
 const SEED = Number(Deno.env.get("SIM_SEED") ?? Date.now() % 2 ** 31);
-
-/** Records each message the application receives. */
-class LogHandler implements BroadcastHandler<{ id: string; body: string }, string, string> {
-  readonly name = "log";
-  readonly store = new Map<string, string>();
-  readonly delivered: string[] = [];
-  broadcastData(m: { id: string; body: string }) {
-    return { id: m.id, payload: m.body };
-  }
-  merge(id: string, body: string): boolean {
-    if (this.store.has(id)) return false;
-    this.store.set(id, body);
-    this.delivered.push(id); // what the application sees
-    return true;
-  }
-  isStale(id: string): boolean {
-    return this.store.has(id);
-  }
-  graft(id: string) {
-    const b = this.store.get(id);
-    return b === undefined ? { error: "unknown" } : { ok: b };
-  }
-  exchange(): "ignore" {
-    return "ignore";
-  }
-}
-
-interface SimNode {
-  node: Node;
-  plumtree: Plumtree; // replaced by tests that restart it
-  log: LogHandler;
-  kv: KvHandler;
-}
-
-async function simCluster(n: number, seed: number) {
-  const clock = new SimulatedClock(1_000_000);
-  const net = new MemoryNetwork({ clock, seed, latencyMs: [1, 10], lossFreeFrames: 4 });
-  const random = seededRandom(seed);
-  const nodes: SimNode[] = [];
-  const add = async (i: number) => {
-    const node = await Node.start({
-      name: `n${String(i).padStart(2, "0")}`,
-      cookie: "sim",
-      transport: net.transport(`h${i}`),
-      listen: { hostname: `h${i}`, port: 1 },
-      clock,
-      random,
-      logger: () => {},
-      pingIntervalMs: 500,
-      failureTimeoutMs: 4000,
-      gossipIntervalMs: 1000,
-    });
-    const log = new LogHandler();
-    const kv = new KvHandler("kv", node, { clock });
-    const plumtree = await Plumtree.start(node, {
-      handlers: [log, kv],
-      clock,
-      random,
-      logger: () => {},
-      lazyTickMs: 200,
-      exchangeTickMs: 1000,
-    });
-    const s = { node, plumtree, log, kv };
-    nodes.push(s);
-    return s;
-  };
-  for (let i = 0; i < n; i++) await add(i);
-  const joins = nodes.slice(1).map((s) => s.node.join(nodes[0]!.node.spec));
-  const run = async (ms: number, until?: () => boolean) => {
-    for (let t = 0; t < ms; t += 50) {
-      if (until?.()) return t;
-      await clock.advance(50);
-    }
-    if (until && !until()) {
-      throw new Error(`not reached within ${ms} virtual ms (SIM_SEED=${seed})`);
-    }
-    return ms;
-  };
-  await run(20_000, () => nodes.every((s) => s.node.connectedMembers().length === n));
-  await Promise.all(joins);
-  const close = async () => {
-    for (const s of nodes) {
-      await s.plumtree.close();
-      s.kv.close();
-      await s.node.close();
-    }
-  };
-  return { clock, net, nodes, run, add, close };
-}
 
 Deno.test(`plumtree: 16 nodes, 20% frame loss: every broadcast reaches every node exactly once (SIM_SEED=${SEED})`, async () => {
   console.log(`SIM_SEED=${SEED}`);
@@ -333,14 +236,20 @@ Deno.test(`plumtree: heartbeats reach every node; exchanges are listed and can b
       logger: () => {},
     });
     c.nodes[0]!.plumtree = p0;
-    const running = p0.exchangeNow("n01", "slow");
+    // The server already exchanges with every peer that is up, one at a time (exchangesMax 1).
     await c.run(10);
     assert.deepEqual(p0.exchanges().map((e) => [e.handler, e.peer]), [["slow", "n01"]]);
-    assert.equal(p0.cancelExchanges({ peer: "n02" }), 0);
-    assert.equal(p0.cancelExchanges({ peer: "n01" }), 1);
+    const running = p0.exchangeNow("n01", "slow");
+    await c.run(10);
+    assert.equal(p0.exchanges().length, 2, "exchangeNow runs beside the queued ones");
+    assert.equal(p0.cancelExchanges({ peer: "n01" }), 2);
     await running;
     assert.ok(aborted);
-    assert.deepEqual(p0.exchanges(), []);
+    await c.run(10);
+    assert.ok(p0.exchanges().every((e) => e.peer !== "n01"), "the next waiting peer's turn");
+    assert.ok(p0.cancelExchanges("all") >= 1);
+    await c.run(10);
+    assert.deepEqual(p0.exchanges(), [], "nothing runs or waits after cancelling all");
   } finally {
     for (const s of stops) s();
     await c.close();

@@ -139,7 +139,7 @@ async function runScenario(ops: Op[], seed: number): Promise<void> {
     await advance(15_000);
     const expected: Record<string, string[]> = {};
     for (const [i, pg] of pgs.entries()) {
-      for (const [g, ids] of Object.entries(pg!.publisher.localData)) {
+      for (const [g, ids] of pg!.publisher.localData) {
         for (const id of ids) (expected[g] ??= []).push(`n${i}/${id}`);
       }
     }
