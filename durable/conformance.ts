@@ -8,8 +8,10 @@
 import assert from "node:assert/strict";
 import {
   atomic,
+  commitCost,
   type Entry,
   type Key,
+  type Mutation,
   type Storage,
   StorageLimitError,
   subspace,
@@ -262,6 +264,44 @@ export function testStorage(name: string, fixture: StorageFixture): void {
       (await atomic(db).set(["max"], new Uint8Array(L.valueBytesMax)).commit()).ok,
       "exactly the limit is fine",
     );
+  });
+
+  t("a commit exactly at commitBytesMax commits; one byte more is refused by name", async (db) => {
+    const L = db.limits;
+    // Long keys (they count twice for a set) and large values, under both commit limits.
+    const pad = "k".repeat(Math.max(1, Math.min(1500, L.keyBytesMax - 40)));
+    const key = (i: number): Key => ["fill", pad, i];
+    const mutations: Mutation[] = [];
+    const cost = () => commitCost([], mutations);
+    for (let i = 0; i < L.mutationsMax; i++) {
+      mutations.push({ type: "set", key: key(i), value: new Uint8Array(L.valueBytesMax) });
+      const c = cost();
+      if (c.bytes > L.commitBytesMax || c.keyBytes > L.commitKeysBytesMax) {
+        mutations.pop();
+        break;
+      }
+    }
+    // Grow the last value up to the byte limit where the value limit allows.
+    const last = mutations.at(-1) as { type: "set"; key: Key; value: Uint8Array };
+    const room = L.commitBytesMax - cost().bytes;
+    const size = Math.min(L.valueBytesMax, last.value.length + room);
+    mutations[mutations.length - 1] = { ...last, value: new Uint8Array(size) };
+    const exact = cost().bytes === L.commitBytesMax;
+    assert.ok((await db.commit([], mutations)).ok, "what commitCost allows commits");
+    if (exact) {
+      const over = [...mutations];
+      over.push({ type: "delete", key: ["fill", "x"] });
+      await assert.rejects(() => db.commit([], over), StorageLimitError);
+    }
+    for (let i = 0; i < mutations.length; i += 100) {
+      await db.commit(
+        [],
+        mutations.slice(i, i + 100).map((m) => ({
+          type: "delete",
+          key: (m as { key: Key }).key,
+        })),
+      );
+    }
   });
 
   t("tenants are isolated", async (db) => {

@@ -56,6 +56,7 @@ export const FOUNDATIONDB_LIMITS: StorageLimits = Object.freeze({
   mutationsMax: 10_000,
   checksMax: 1_000,
   commitBytesMax: 9_000_000,
+  commitKeysBytesMax: 9_000_000,
   listLimitMax: 10_000,
 });
 

@@ -88,8 +88,10 @@ export interface StorageLimits {
   mutationsMax: number;
   /** Checks per commit. */
   checksMax: number;
-  /** Keys plus values of all mutations of one commit. */
+  /** Cost of one commit in bytes, as {@linkcode commitCost} counts it. */
   commitBytesMax: number;
+  /** Bytes of all mutation keys of one commit, as {@linkcode commitCost} counts them. */
+  commitKeysBytesMax: number;
   /** Entries per `list` call. */
   listLimitMax: number;
 }
@@ -144,9 +146,11 @@ export class StorageLimitError extends MurmurError {
   readonly actual: number;
   /** The limit in force. */
   readonly max: number;
-  /** Creates the error. */
-  constructor(limit: keyof StorageLimits, actual: number, max: number) {
-    super(`${limit} exceeded: ${actual} > ${max}`);
+  /** Creates the error; `detail` says what was being written. */
+  constructor(limit: keyof StorageLimits, actual: number, max: number, detail?: string) {
+    super(
+      `${limit} exceeded: ${actual} > ${max} (by ${actual - max})${detail ? `: ${detail}` : ""}`,
+    );
     this.limit = limit;
     this.actual = actual;
     this.max = max;
@@ -171,8 +175,12 @@ export const PORTABLE_LIMITS: StorageLimits = Object.freeze({
   mutationsMax: 1000,
   checksMax: 100,
   commitBytesMax: 800 * 1024,
+  commitKeysBytesMax: 80 * 1024,
   listLimitMax: 1000,
 });
+
+/** Bytes of the order part an ordered append adds to its prefix, at most. */
+export const APPEND_STAMP_BYTES_MAX = 18;
 
 // ------------------------------------------------------------------ key codec
 
@@ -319,6 +327,65 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
+/** What a commit costs, in the units of {@linkcode StorageLimits}. */
+export interface CommitCost {
+  /** Against `commitBytesMax`. */
+  bytes: number;
+  /** Against `commitKeysBytesMax`. */
+  keyBytes: number;
+  /** Against `checksMax` (an ordered append checks its prefix's sequence). */
+  checks: number;
+}
+
+/**
+ * What a commit costs, counted the way Deno KV does (the strictest of the
+ * built-in backends, so that code that fits here fits everywhere): every check
+ * key and every mutation key once, and a `set`'s or `sum`'s key once more with
+ * its value; an ordered append as a `set` under its prefix and an order stamp,
+ * plus, once per prefix, a check and a `set` of the prefix's sequence. `keySize`
+ * gives the encoded size of a key (a subspace adds its prefix's).
+ *
+ * @example
+ * ```ts
+ * import { commitCost } from "@murmur/murmur/durable";
+ * console.log(commitCost([], [{ type: "set", key: ["k"], value: new Uint8Array(10) }]));
+ * ```
+ */
+export function commitCost(
+  checks: readonly Check[],
+  mutations: readonly Mutation[],
+  keySize: (key: Key) => number = (k) => encodeKey(k).length,
+): CommitCost {
+  let bytes = 0, keyBytes = 0, nChecks = checks.length;
+  for (const c of checks) bytes += keySize(c.key);
+  const prefixes = new Map<string, number>();
+  for (const m of mutations) {
+    if (m.type === "appendOrdered") {
+      const p = keySize(m.prefix);
+      const k = p + APPEND_STAMP_BYTES_MAX;
+      bytes += 2 * k + m.value.length;
+      keyBytes += k;
+      prefixes.set(hexOf(encodeKey(m.prefix)), p);
+    } else {
+      const k = keySize(m.key);
+      keyBytes += k;
+      bytes += m.type === "delete" ? k : 2 * k + (m.type === "set" ? m.value.length : 8);
+    }
+  }
+  for (const p of prefixes.values()) {
+    bytes += 3 * p + 8; // a check of the sequence, and its set
+    keyBytes += p;
+    nChecks++;
+  }
+  return { bytes, keyBytes, checks: nChecks };
+}
+
+function hexOf(b: Uint8Array): string {
+  let s = "";
+  for (const x of b) s += x.toString(16).padStart(2, "0");
+  return s;
+}
+
 /**
  * Checks checks and mutations against limits; throws {@linkcode StorageLimitError}.
  *
@@ -333,17 +400,16 @@ export function checkCommitLimits(
   checks: readonly Check[],
   mutations: readonly Mutation[],
 ): void {
-  if (checks.length > limits.checksMax) {
-    throw new StorageLimitError("checksMax", checks.length, limits.checksMax);
-  }
   if (mutations.length > limits.mutationsMax) {
     throw new StorageLimitError("mutationsMax", mutations.length, limits.mutationsMax);
   }
   for (const c of checks) keyBytes(limits, c.key);
-  let total = 0;
   for (const m of mutations) {
     const k = keyBytes(limits, m.type === "appendOrdered" ? m.prefix : m.key) +
-      (m.type === "appendOrdered" ? 16 : 0);
+      (m.type === "appendOrdered" ? APPEND_STAMP_BYTES_MAX : 0);
+    if (k > limits.keyBytesMax) {
+      throw new StorageLimitError("keyBytesMax", k, limits.keyBytesMax, "an ordered append's key");
+    }
     if (m.type === "set" || m.type === "appendOrdered") {
       if (!(m.value instanceof Uint8Array)) {
         throw new TypeError(`${m.type} needs a Uint8Array value`);
@@ -351,15 +417,19 @@ export function checkCommitLimits(
       if (m.value.length > limits.valueBytesMax) {
         throw new StorageLimitError("valueBytesMax", m.value.length, limits.valueBytesMax);
       }
-      total += m.value.length;
     } else if (m.type === "sum") {
       if (typeof m.value !== "bigint") throw new TypeError("sum needs a bigint value");
-      total += 8;
     }
-    total += k;
   }
-  if (total > limits.commitBytesMax) {
-    throw new StorageLimitError("commitBytesMax", total, limits.commitBytesMax);
+  const cost = commitCost(checks, mutations);
+  if (cost.checks > limits.checksMax) {
+    throw new StorageLimitError("checksMax", cost.checks, limits.checksMax);
+  }
+  if (cost.bytes > limits.commitBytesMax) {
+    throw new StorageLimitError("commitBytesMax", cost.bytes, limits.commitBytesMax);
+  }
+  if (cost.keyBytes > limits.commitKeysBytesMax) {
+    throw new StorageLimitError("commitKeysBytesMax", cost.keyBytes, limits.commitKeysBytesMax);
   }
 }
 

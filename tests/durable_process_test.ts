@@ -183,3 +183,65 @@ Deno.test("a lock held by a killed process is taken over after lockTimeoutMs", a
     await removeKv(path);
   }
 });
+
+Deno.test("locks are decided from storage, not clocks: 10 s and 60 s of skew between processes", async () => {
+  const path = await tempKv();
+  const workers: Worker[] = [];
+  const worker = (args: string[]) => {
+    const w = new Worker(["--path", path, "--lock-timeout-ms", "800", ...args]);
+    workers.push(w);
+    return w;
+  };
+  try {
+    await using storage = await DenoKvStorage.open(path, { pollIntervalMs: 20 });
+    const producer = await DurableServer.start(Reader, null, {
+      storage,
+      tenant: ["counter"],
+      consume: false,
+      logger: () => {},
+    });
+    // A live holder 10 s behind a consumer: its lock is never taken over.
+    const holder = worker([
+      "--mode",
+      "slowlock",
+      "--locked-ms",
+      "2500",
+      "--clock-offset-ms=-10000",
+    ]);
+    await holder.waitEvent("ready", 20_000);
+    await producer.cast("long");
+    const locked = await holder.waitEvent("locked", 20_000);
+    const taker = worker(["--mode", "slowlock", "--locked-ms", "100"]);
+    await taker.waitEvent("ready", 20_000);
+    const unlocked = await holder.waitEvent("unlocked", 20_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const overlap = taker.events.filter((e) =>
+      e.event === "locked" && (e.t as number) < (unlocked.t as number)
+    );
+    assert.deepEqual(overlap, [], "handleLocked never ran in two processes at once");
+    assert.equal(holder.events.filter((e) => e.event === "locked").length, 1);
+    assert.ok((unlocked.t as number) - (locked.t as number) >= 2400, "the holder kept its lock");
+    await holder.kill();
+    await taker.kill();
+
+    // A dead holder is still taken over after lockTimeoutMs, by a consumer 60 s behind.
+    const doomed = worker(["--mode", "lock"]);
+    await doomed.waitEvent("ready", 20_000);
+    await producer.cast("long");
+    await doomed.waitEvent("locked", 20_000);
+    await doomed.kill("SIGKILL");
+    const killedAt = Date.now();
+    const late = worker(["--mode", "slowlock", "--clock-offset-ms=-60000"]);
+    const took = await late.waitEvent("locked", 20_000);
+    const ms = (took.t as number) - killedAt;
+    console.log(
+      `a dead holder's lock taken over ${ms} ms after the kill (lockTimeoutMs 800, taker 60 s behind)`,
+    );
+    assert.ok(ms >= 700, `not before lockTimeoutMs (${ms} ms)`);
+    await late.waitEvent("unlocked", 20_000);
+    await producer.stop();
+  } finally {
+    for (const w of workers) await w.kill();
+    await removeKv(path);
+  }
+});

@@ -3,8 +3,10 @@
 //   --mode consume   consume the counter's queue (callbacks sleep a little, to be killed mid-way)
 //   --mode produce   cast --count increments, one commit each, tagged with --producer
 //   --mode lock      consume; a "long" cast locks and handleLocked never returns (to be SIGKILLed)
+//   --mode slowlock  consume; a "long" cast locks and handleLocked takes --locked-ms
+//   --clock-offset-ms N  this process's clock runs N ms off (wall and "monotonic" alike)
 import { parseArgs } from "node:util";
-import { DenoKvStorage, type DurableBehaviour, DurableServer } from "../mod.ts";
+import { type Clock, DenoKvStorage, type DurableBehaviour, DurableServer } from "../mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -14,12 +16,22 @@ const { values } = parseArgs({
     count: { type: "string", default: "0" },
     producer: { type: "string", default: "p" },
     "lock-timeout-ms": { type: "string", default: "1000" },
+    "locked-ms": { type: "string", default: "0" },
+    "clock-offset-ms": { type: "string", default: "0" },
   },
 });
 
 export type CounterState = { n: number; seen: Record<string, number>; order: string[] };
 export type CounterCast = { by: string; i: number } | "long";
-const emit = (e: Record<string, unknown>) => console.log(JSON.stringify(e));
+const emit = (e: Record<string, unknown>) => console.log(JSON.stringify({ t: Date.now(), ...e }));
+const offset = Number(values["clock-offset-ms"]);
+// A skewed clock: what a process whose system clock is off would use.
+const clock: Clock = {
+  now: () => Date.now() + offset,
+  wallNow: () => Date.now() + offset,
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as number),
+};
 
 const hang = values.mode === "lock";
 const Counter: DurableBehaviour<CounterState, "get", CounterCast> = {
@@ -36,6 +48,8 @@ const Counter: DurableBehaviour<CounterState, "get", CounterCast> = {
   handleLocked: async (_ev, _m, s) => {
     emit({ event: "locked", pid: Deno.pid });
     if (hang) await new Promise(() => {}); // holds the lock until SIGKILLed
+    await new Promise((r) => setTimeout(r, Number(values["locked-ms"])));
+    emit({ event: "unlocked", pid: Deno.pid });
     return { state: { ...s, order: [...s.order, `unlocked-by-${Deno.pid}`] } };
   },
 };
@@ -47,6 +61,7 @@ const server = await DurableServer.start(Counter, null, {
   consume: values.mode !== "produce",
   consumeBatch: 4,
   lockTimeoutMs: Number(values["lock-timeout-ms"]),
+  clock,
   logger: () => {},
 });
 emit({ event: "ready", pid: Deno.pid });
