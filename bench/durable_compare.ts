@@ -1,8 +1,15 @@
 // `deno task bench:durable`: one run, side by side, on MemoryStorage, Deno KV
-// `:memory:` and Deno KV on a file. For each storage: the raw sequential commit
+// `:memory:`, Deno KV on a file, and etcd (a 3-member cluster started here on
+// 127.0.0.1, when etcd is installed). For each storage: the raw sequential commit
 // rate (one small set per commit), then casts processed per second (one
 // producer; batches of 1 and of consumeBatch) and calls per second (1 and 32
 // concurrent callers), each as a ratio of that raw rate.
+//
+// etcd's raw rate is etcd's own limit for this access pattern, measured without
+// murmur: a loop of single-key compare-and-put transactions (compare the key's
+// mod_revision with the one the previous answer gave, put 16 bytes), sent one at
+// a time over one keep-alive HTTP connection to the leader's v3 JSON gateway, with
+// the request bodies prebuilt (only the revision changes).
 
 import {
   atomic,
@@ -12,6 +19,8 @@ import {
   MemoryStorage,
   type Storage,
 } from "../mod.ts";
+import { EtcdStorage } from "../durable/etcd.ts";
+import { EtcdCluster, etcdUnavailable } from "../tests/_etcd_cluster.ts";
 
 const DURATION_MS = Number(Deno.env.get("BENCH_MS") ?? 1500);
 const BATCH = 64;
@@ -133,7 +142,69 @@ for (const [name, open] of [storages[1]!, storages[0]!, storages[2]!]) {
   await db.close();
 }
 for (const s of ["", "-wal", "-shm"]) await Deno.remove(file + s).catch(() => {});
+
+/** etcd's own rate for sequential single-key compare-and-put transactions, over its gateway. */
+async function rawEtcd(endpoint: string): Promise<number> {
+  const key = btoa("murmur-bench-raw");
+  const value = btoa("0123456789abcdef");
+  const put = async (body: string) => {
+    const res = await fetch(`${endpoint}/v3/kv/txn`, { method: "POST", body });
+    const j = await res.json();
+    if (!j.succeeded) throw new Error(`raw etcd txn failed: ${JSON.stringify(j)}`);
+    return String(j.header.revision);
+  };
+  const head = `{"compare":[{"key":"${key}","target":"MOD","mod_revision":"`;
+  const tail = `"}],"success":[{"request_put":{"key":"${key}","value":"${value}"}}]}`;
+  // Start from a known revision: delete, then create.
+  await fetch(`${endpoint}/v3/kv/deleterange`, {
+    method: "POST",
+    body: JSON.stringify({ key }),
+  }).then((r) => r.body?.cancel());
+  let rev = await put(head + "0" + tail);
+  let n = 0;
+  const start = performance.now();
+  while (performance.now() - start < DURATION_MS) {
+    rev = await put(head + rev + tail);
+    n++;
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+async function etcdRow(tmpfs: boolean): Promise<void> {
+  const cluster = await EtcdCluster.start(3, { tmpfs });
+  try {
+    const where = cluster.data.startsWith("/dev/shm") ? "tmpfs" : "disk";
+    const leader = cluster.endpoints[await cluster.leader()]!;
+    const others = cluster.endpoints.filter((e) => e !== leader);
+    await rawEtcd(leader); // warm-up
+    const raw = await rawEtcd(leader);
+    const db = await EtcdStorage.open({ endpoints: [leader, ...others], prefix: ["bench"] });
+    const own = await rawCommits(db);
+    const c1 = await casts(db, 1);
+    const cb = await casts(db, BATCH);
+    const k1 = await calls(db, 1);
+    const k32 = await calls(db, 32);
+    const r = (x: number) => `${fmt(x)} (**${(x / raw).toFixed(2)}x**)`;
+    console.log(
+      `| etcd, 3 members, ${where} (raw txn loop ${fmt(raw)}/s) | ${r(own)} | ${r(c1)} | ${
+        r(cb)
+      } | ${r(k1)} | ${r(k32)} |`,
+    );
+    await db.close();
+  } finally {
+    await cluster.close();
+  }
+}
+
+const why = await etcdUnavailable();
+if (why) console.log(`| etcd | skipped: ${why} | | | | |`);
+else {
+  await etcdRow(false);
+  await etcdRow(true);
+}
 console.log(
   "\nRatios (in bold) are to the raw sequential Deno KV commit rate of the same run: the file's for the file,\n" +
-    "Deno KV :memory:'s for the two in-memory rows. Targets: batched casts >= 1.0x; calls >= 0.3x.",
+    "Deno KV :memory:'s for the two in-memory rows; for etcd, to the raw etcd transaction loop of its row\n" +
+    "(data on disk or on tmpfs, as the row says), where the raw commits/s column is murmur's EtcdStorage.commit\n" +
+    "(one small set per commit). Targets: batched casts >= 1.0x; calls >= 0.3x.",
 );

@@ -105,10 +105,15 @@ export async function watchReply<S, Call, Cast, Info, Reply>(
     for await (const [e] of c.db.watch([key], signal)) {
       if (e === undefined) continue;
       if (e.value === null) {
-        // Deleted: by a local consumer that answered through the waiter, or by kill().
-        if (seen) waiter.reject(new DurableKilledError("the reply key was deleted"));
-        if (seen) return;
-        continue;
+        // Deleted: by a local consumer that answers through the waiter (its settle may
+        // come after the watch sees the deletion), or by kill(), which removes the epoch.
+        if (!seen) continue;
+        try {
+          await c.assertAlive();
+        } catch (err) {
+          waiter.reject(err);
+        }
+        return;
       }
       seen = true;
       const [status, value] = dec<ReplyRecord>(e);

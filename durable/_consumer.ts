@@ -131,7 +131,9 @@ export class Consumer<S, Call, Cast, Info, Reply> {
       }
       leaseVs = lease.versionstamp;
     } else this.#seen.forget("lease");
-    const batch = this.#single ? 1 : c.o.batch;
+    // A message costs up to two mutations (its dequeue, its reply); leave room for the state.
+    const fit = Math.max(1, Math.floor((c.db.limits.mutationsMax - 8) / 2));
+    const batch = this.#single ? 1 : Math.min(c.o.batch, fit);
     const items = await c.db.list({ prefix: K_QUEUE }, { limit: batch });
     if (items.length === 0) {
       this.#single = false;

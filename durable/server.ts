@@ -109,6 +109,8 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
   readonly #tenant: Key;
   #consumer: Consumer<S, Call, Cast, Info, Reply> | undefined;
   readonly #inline: InlineCalls<S, Call, Cast, Info, Reply>;
+  /** Enqueues of calls that timed out before their enqueue was done. */
+  readonly #late = new Set<Promise<void>>();
   #stopReason: unknown;
   #gcTimer: TimerId | undefined;
   readonly #stopped = Promise.withResolvers<unknown>();
@@ -258,24 +260,31 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       const inline = await withTimeout(this.#inline.run(msg, id), c, timeoutMs);
       if (inline.done) return inline.reply;
     }
-    const remainingMs = Math.max(1, timeoutMs - (c.clock.now() - started));
+    let remainingMs = Math.max(1, timeoutMs - (c.clock.now() - started));
     const replyKey: Key = [K_REPLY, id];
     const waiter = Promise.withResolvers<unknown>();
     c.waiters.set(id, waiter);
     const expires = c.clock.wallNow() + (Number.isFinite(remainingMs) ? remainingMs : 1e12);
+    // The enqueue counts toward the timeout too; one that outlasts it goes on (stop waits for it),
+    // and its reply key expires with the call.
+    const enqueued = this.#enqueue([
+      {
+        type: "set",
+        key: replyKey,
+        value: enc([0, null, expires + c.o.replyTtlMs] satisfies ReplyRecord),
+      },
+      { type: "appendOrdered", prefix: K_QUEUE, value: record },
+      { type: "sum", key: K_QV, value: 1n },
+      qlenAdd(1),
+    ]);
     try {
-      await this.#enqueue([
-        {
-          type: "set",
-          key: replyKey,
-          value: enc([0, null, expires + c.o.replyTtlMs] satisfies ReplyRecord),
-        },
-        { type: "appendOrdered", prefix: K_QUEUE, value: record },
-        { type: "sum", key: K_QV, value: 1n },
-        qlenAdd(1),
-      ]);
+      await withTimeout(enqueued, c, remainingMs, timeoutMs);
     } catch (e) {
       c.waiters.delete(id);
+      if (e instanceof DurableTimeoutError) {
+        const late = enqueued.catch(() => {}).finally(() => this.#late.delete(late));
+        this.#late.add(late);
+      }
       throw e;
     }
     // A local consumer answers through `waiter`; another process's through the reply key,
@@ -287,6 +296,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       ? c.clock.setTimeout(startWatch, REMOTE_REPLY_WATCH_DELAY_MS)
       : undefined;
     if (!c.o.consume) startWatch();
+    remainingMs = Math.max(1, timeoutMs - (c.clock.now() - started));
     try {
       return await withTimeout(waiter.promise, c, remainingMs, timeoutMs) as Reply;
     } catch (e) {
@@ -524,6 +534,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       if (this.#gcTimer !== undefined) c.clock.clearTimeout(this.#gcTimer);
     }
     await this.#consumer?.loop;
+    await Promise.all(this.#late);
     this.#stopped.resolve(this.#stopReason);
   }
 

@@ -1,28 +1,11 @@
 // Durable servers across real processes on one file-backed Deno KV.
 
 import assert from "node:assert/strict";
-import { DenoKvStorage, type DurableBehaviour, DurableServer } from "../mod.ts";
+import { DenoKvStorage, type DurableBehaviour, durableKeyPrefix, DurableServer } from "../mod.ts";
 import type { CounterCast, CounterState } from "./durable_worker.ts";
-import { JsonProcess } from "./_helpers.ts";
+import { crashRun, DurableWorker, Reader } from "./_durable_crash.ts";
 
 const SEED = Number(Deno.env.get("CRASH_SEED") ?? Date.now() % 2 ** 31);
-
-/** A durable-server process (tests/durable_worker.ts). */
-class Worker extends JsonProcess {
-  constructor(args: string[]) {
-    super(
-      new URL("./durable_worker.ts", import.meta.url),
-      ["--unstable-kv", "--allow-read", "--allow-write", "--allow-env"],
-      args,
-    );
-  }
-}
-
-const Reader: DurableBehaviour<CounterState, "get", CounterCast> = {
-  init: () => ({ state: { n: 0, seen: {}, order: [] } }),
-  handleCall: (_m, _f, s) => ({ reply: s, state: s }),
-  handleCast: (_m, s) => ({ state: s }),
-};
 
 async function tempKv(): Promise<string> {
   return await Deno.makeTempFile({ prefix: "murmur-durable-", suffix: ".sqlite" });
@@ -33,68 +16,22 @@ async function removeKv(path: string): Promise<void> {
 
 Deno.test(`crash safety: a consumer SIGKILLed again and again loses nothing, applies nothing twice (CRASH_SEED=${SEED})`, async () => {
   console.log(`CRASH_SEED=${SEED}`);
-  let rnd = SEED;
-  const next = () => ((rnd = (rnd * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   const path = await tempKv();
-  let producer: Worker | undefined;
-  let consumer: Worker | undefined;
   try {
-    producer = new Worker([
-      "--path",
-      path,
-      "--mode",
-      "produce",
-      "--count",
-      "1000",
-      "--producer",
-      "p1",
-    ]);
-    let kills = 0;
-    for (let round = 0; round < 40; round++) {
-      consumer = new Worker(["--path", path, "--mode", "consume"]);
-      await consumer.waitEvent("ready", 20_000);
-      await new Promise((r) => setTimeout(r, 50 + next() * 200));
-      await consumer.kill("SIGKILL");
-      kills++;
-      if (producer.events.some((l) => l.event === "produced") && kills >= 8) break;
-    }
-    await producer.waitEvent("produced", 60_000);
-    // Recovery: one last consumer drains the queue.
-    consumer = new Worker(["--path", path, "--mode", "consume"]);
-    await consumer.waitEvent("ready", 20_000);
-    await using storage = await DenoKvStorage.open(path, { pollIntervalMs: 20 });
-    const reader = await DurableServer.start(Reader, null, {
-      storage,
-      tenant: ["counter"],
-      consume: false,
+    const r = await crashRun({
+      storageArgs: ["--path", path],
+      open: () => DenoKvStorage.open(path, { pollIntervalMs: 20 }),
+      seed: SEED,
     });
-    let state: CounterState | undefined;
-    for (let i = 0; i < 600; i++) {
-      state = await reader.priorityCall("get") as CounterState;
-      const queued = await storage.list({ prefix: ["counter", "queue"] });
-      if (state.n === 1000 && queued.length === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await reader.stop();
-    console.log(`${kills} SIGKILLs; counter = ${state?.n}`);
-    assert.ok(kills >= 8, `killed ${kills} times`);
-    assert.equal(state?.n, 1000, "exactly 1,000: no increment lost, none applied twice");
-    assert.equal(
-      (await storage.list({ prefix: ["counter", "queue"] })).length,
-      0,
-      "the queue is empty",
-    );
-    assert.equal(state?.seen.p1, 999, "in FIFO order");
+    console.log(`${r.kills} SIGKILLs; counter = ${r.state?.n}`);
   } finally {
-    await producer?.kill("SIGTERM");
-    await consumer?.kill("SIGTERM");
     await removeKv(path);
   }
 });
 
 Deno.test("two consumers in two processes and two in this one: each message once, FIFO per producer", async () => {
   const path = await tempKv();
-  const workers: Worker[] = [];
+  const workers: DurableWorker[] = [];
   try {
     await using storage = await DenoKvStorage.open(path, { pollIntervalMs: 20 });
     const local = await Promise.all([0, 1].map(() =>
@@ -114,10 +51,12 @@ Deno.test("two consumers in two processes and two in this one: each message once
         { storage, tenant: ["counter"], consumeBatch: 4, logger: () => {} },
       )
     ));
-    for (let i = 0; i < 2; i++) workers.push(new Worker(["--path", path, "--mode", "consume"]));
+    for (let i = 0; i < 2; i++) {
+      workers.push(new DurableWorker(["--path", path, "--mode", "consume"]));
+    }
     for (const w of workers) await w.waitEvent("ready", 20_000);
     const producers = ["p1", "p2", "p3"].map((p) =>
-      new Worker(["--path", path, "--mode", "produce", "--count", "150", "--producer", p])
+      new DurableWorker(["--path", path, "--mode", "produce", "--count", "150", "--producer", p])
     );
     workers.push(...producers);
     for (const p of producers) await p.waitEvent("produced", 60_000);
@@ -143,10 +82,10 @@ Deno.test("two consumers in two processes and two in this one: each message once
 
 Deno.test("a lock held by a killed process is taken over after lockTimeoutMs", async () => {
   const path = await tempKv();
-  let holder: Worker | undefined;
+  let holder: DurableWorker | undefined;
   try {
     await using storage = await DenoKvStorage.open(path, { pollIntervalMs: 20 });
-    holder = new Worker(["--path", path, "--mode", "lock", "--lock-timeout-ms", "600"]);
+    holder = new DurableWorker(["--path", path, "--mode", "lock", "--lock-timeout-ms", "600"]);
     await holder.waitEvent("ready", 20_000);
     const producer = await DurableServer.start(Reader, null, {
       storage,
@@ -159,7 +98,14 @@ Deno.test("a lock held by a killed process is taken over after lockTimeoutMs", a
     await holder.kill("SIGKILL");
     const killedAt = Date.now();
     // A fresh consumer (another process) finds the stale lock and finishes the locked work.
-    const taker = new Worker(["--path", path, "--mode", "consume", "--lock-timeout-ms", "600"]);
+    const taker = new DurableWorker([
+      "--path",
+      path,
+      "--mode",
+      "consume",
+      "--lock-timeout-ms",
+      "600",
+    ]);
     try {
       let state: CounterState | undefined;
       for (let i = 0; i < 300; i++) {
@@ -173,7 +119,7 @@ Deno.test("a lock held by a killed process is taken over after lockTimeoutMs", a
       assert.equal(state?.n, 1, "the queue moved on after the lock was released");
       // The lock was set just before the kill: nobody may take it before lockTimeoutMs (600 ms).
       assert.ok(tookMs >= 500, `taken over only after the timeout (${tookMs} ms after the kill)`);
-      assert.equal((await storage.get(["counter", "lock"])).value, null);
+      assert.equal((await storage.get([...durableKeyPrefix(["counter"]), "lock"])).value, null);
     } finally {
       await taker.kill("SIGTERM");
     }
@@ -186,9 +132,9 @@ Deno.test("a lock held by a killed process is taken over after lockTimeoutMs", a
 
 Deno.test("locks are decided from storage, not clocks: 10 s and 60 s of skew between processes", async () => {
   const path = await tempKv();
-  const workers: Worker[] = [];
+  const workers: DurableWorker[] = [];
   const worker = (args: string[]) => {
-    const w = new Worker(["--path", path, "--lock-timeout-ms", "800", ...args]);
+    const w = new DurableWorker(["--path", path, "--lock-timeout-ms", "800", ...args]);
     workers.push(w);
     return w;
   };

@@ -1,17 +1,29 @@
 // A durable-server process for the multi-process tests. Prints one JSON line per event.
 //   --path FILE      the Deno KV file
+//   --etcd URLS      or an etcd cluster (comma-separated client URLs), with --prefix NAME
 //   --mode consume   consume the counter's queue (callbacks sleep a little, to be killed mid-way)
-//   --mode produce   cast --count increments, one commit each, tagged with --producer
+//   --mode produce   cast --count increments, one commit each, tagged with --producer,
+//                    --pace-ms apart
 //   --mode lock      consume; a "long" cast locks and handleLocked never returns (to be SIGKILLed)
 //   --mode slowlock  consume; a "long" cast locks and handleLocked takes --locked-ms
 //   --clock-offset-ms N  this process's clock runs N ms off (wall and "monotonic" alike)
 import { parseArgs } from "node:util";
-import { type Clock, DenoKvStorage, type DurableBehaviour, DurableServer } from "../mod.ts";
+import {
+  type Clock,
+  DenoKvStorage,
+  type DurableBehaviour,
+  DurableServer,
+  type Storage,
+} from "../mod.ts";
+import { EtcdStorage } from "../durable/etcd.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     path: { type: "string" },
+    etcd: { type: "string" },
+    prefix: { type: "string", default: "crash" },
+    "pace-ms": { type: "string", default: "0" },
     mode: { type: "string", default: "consume" },
     count: { type: "string", default: "0" },
     producer: { type: "string", default: "p" },
@@ -54,7 +66,14 @@ const Counter: DurableBehaviour<CounterState, "get", CounterCast> = {
   },
 };
 
-const storage = await DenoKvStorage.open(values.path!, { pollIntervalMs: 20 });
+const storage: Storage = values.etcd
+  ? await EtcdStorage.open({
+    endpoints: values.etcd.split(","),
+    prefix: [values.prefix],
+    requestTimeoutMs: 1000,
+    watchPollMs: 250,
+  })
+  : await DenoKvStorage.open(values.path!, { pollIntervalMs: 20 });
 const server = await DurableServer.start(Counter, null, {
   storage,
   tenant: ["counter"],
@@ -66,7 +85,11 @@ const server = await DurableServer.start(Counter, null, {
 });
 emit({ event: "ready", pid: Deno.pid });
 if (values.mode === "produce") {
-  for (let i = 0; i < Number(values.count); i++) await server.cast({ by: values.producer, i });
+  const pace = Number(values["pace-ms"]);
+  for (let i = 0; i < Number(values.count); i++) {
+    await server.cast({ by: values.producer, i });
+    if (pace > 0) await new Promise((r) => setTimeout(r, pace));
+  }
   emit({ event: "produced", count: Number(values.count) });
   await server.stop();
   await storage.close();
