@@ -344,7 +344,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
 
   #refreshMembers(): void {
     if (this.#closed) return;
-    this.#sendAll(this.#core.setMembers(this.#node.connectedMembers()));
+    this.#sendAll(this.#core.setMembers(this.#node.connectedMembers(), this.#clock.now()));
   }
 
   // deno-lint-ignore no-explicit-any
@@ -382,7 +382,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   #scheduleLazy(): void {
     this.#lazyTimer = this.#clock.setTimeout(() => {
       this.#scheduleLazy();
-      this.#sendAll(this.#core.lazyTick());
+      this.#sendAll(this.#core.lazyTick(this.#clock.now()));
     }, this.#lazyTickMs);
   }
 

@@ -82,6 +82,14 @@ export interface PlumtreeCoreOptions {
   missingPerPeerMax?: number;
   /** Broadcast trees (one per root) kept; past it the least recently used is forgotten (default 1024). */
   rootsMax?: number;
+  /**
+   * A new neighbour is announced the ids delivered here in the last `catchupMs`
+   * (default 10000 ms), at most `catchupIdsMax` (default 1000): a node that
+   * joins, or reconnects after its neighbours failed, grafts what it missed.
+   */
+  catchupMs?: number;
+  /** See `catchupMs` (default 1000; 0 turns catch-up off). */
+  catchupIdsMax?: number;
   /** Randomness for overlay choices. */
   random: Random;
 }
@@ -157,6 +165,11 @@ interface Lazy {
   readonly root: string;
 }
 
+/** A delivered id, for catch-up. */
+interface Recent extends Lazy {
+  readonly at: number;
+}
+
 /** What one peer still has to be told: new entries, and batches sent but not acknowledged. */
 interface Outstanding {
   pending: Lazy[];
@@ -191,7 +204,14 @@ export class PlumtreeCore {
   readonly #missingMax: number;
   readonly #missingPerPeerMax: number;
   readonly #rootsMax: number;
+  readonly #catchupMs: number;
+  readonly #catchupMax: number;
   readonly #random: Random;
+  /** The last ids delivered here (a ring), for new neighbours. */
+  readonly #delivered: (Recent | undefined)[];
+  #deliveredAt = 0;
+  /** The latest time any input carried. */
+  #now = 0;
   #members: string[] = [];
   readonly #picked = new Set<string>();
   readonly #inbound = new Set<string>();
@@ -238,7 +258,16 @@ export class PlumtreeCore {
     this.#missingMax = options.missingMax ?? 10_000;
     this.#missingPerPeerMax = options.missingPerPeerMax ?? 2000;
     this.#rootsMax = options.rootsMax ?? 1024;
+    this.#catchupMs = options.catchupMs ?? 10_000;
+    this.#catchupMax = options.catchupIdsMax ?? 1000;
     this.#random = options.random;
+    if (!Number.isInteger(this.#catchupMax) || this.#catchupMax < 0) {
+      throw new RangeError(`catchupIdsMax must be a non-negative integer, got ${this.#catchupMax}`);
+    }
+    if (!(this.#catchupMs >= 0)) {
+      throw new RangeError(`catchupMs must be non-negative, got ${this.#catchupMs}`);
+    }
+    this.#delivered = new Array(this.#catchupMax);
     for (
       const [k, v] of Object.entries({
         fanout: this.#fanout,
@@ -286,10 +315,12 @@ export class PlumtreeCore {
   /**
    * Folds a membership change in. The overlay is the two ring neighbours (in
    * name order) plus `fanout` random members, made symmetric by NEIGHBOR
-   * messages. New neighbours join existing trees as lazy links; departed
-   * members leave every set.
+   * messages. New neighbours join existing trees as lazy links and are
+   * announced the ids delivered in the last `catchupMs`; departed members
+   * leave every set.
    */
-  setMembers(members: readonly string[]): Send[] {
+  setMembers(members: readonly string[], now?: number): Send[] {
+    if (now !== undefined) this.#now = now;
     const next = [...new Set(members)].sort();
     if (!next.includes(this.self)) next.push(this.self), next.sort();
     const gone = this.#members.filter((m) => !next.includes(m));
@@ -351,6 +382,27 @@ export class PlumtreeCore {
     this.#neighbours.add(peer);
     // Existing trees take the new link as lazy: they stay as they are.
     for (const t of this.#trees.values()) if (!t.eager.has(peer)) t.lazy.add(peer);
+    this.#catchUp(peer);
+  }
+
+  /** Announces recent deliveries to a new neighbour (it grafts what it lacks). */
+  #catchUp(peer: string): void {
+    const n = this.#catchupMax;
+    if (n === 0) return;
+    const since = this.#now - this.#catchupMs;
+    let out: Outstanding | undefined;
+    for (let k = 1; k <= n; k++) {
+      const e = this.#delivered[(this.#deliveredAt - k + n) % n];
+      if (e === undefined || e.at < since) break;
+      if (out === undefined) {
+        out = this.#outstanding.get(peer);
+        if (out === undefined) {
+          this.#outstanding.set(peer, out = { pending: [], unacked: new Map(), size: 0 });
+        }
+      }
+      out.pending.push(e);
+      if (++out.size > this.#lazyMax) this.#dropOldest(out);
+    }
   }
 
   /** The tree of `root`, created if needed; the least recently used goes past `rootsMax`. */
@@ -402,7 +454,8 @@ export class PlumtreeCore {
   }
 
   /** A broadcast from this node, already merged locally. */
-  broadcast(handler: string, id: unknown, payload: unknown, _now: number): Send[] {
+  broadcast(handler: string, id: unknown, payload: unknown, now: number): Send[] {
+    this.#now = now;
     const key = idKey(handler, id);
     this.#remember(key, this.self, 0);
     this.stats.deliveries++;
@@ -425,6 +478,10 @@ export class PlumtreeCore {
       if (p === from || p === this.self) continue;
       sends.push({ to: p, msg });
       this.stats.eager++;
+    }
+    if (this.#catchupMax > 0) {
+      this.#delivered[this.#deliveredAt] = { handler, id, round: round + 1, root, at: this.#now };
+      this.#deliveredAt = (this.#deliveredAt + 1) % this.#catchupMax;
     }
     // Lazy announcements go to every neighbour but the sender, eager ones too:
     // an eager push can be lost (a dropped connection, a lossy network), and on
@@ -534,6 +591,7 @@ export class PlumtreeCore {
     }[],
     now: number,
   ): Send[] {
+    this.#now = now;
     this.#hear(from);
     for (const e of entries) {
       const key = idKey(e.handler, e.id);
@@ -619,7 +677,8 @@ export class PlumtreeCore {
    * with the ids grouped by handler and root. Entries stay outstanding until
    * their batch is acknowledged, and are announced again at the next tick.
    */
-  lazyTick(): Send[] {
+  lazyTick(now?: number): Send[] {
+    if (now !== undefined) this.#now = now;
     const sends: Send[] = [];
     // A NEIGHBOR can be lost (sent while the peer's Plumtree was not running yet):
     // repeat it to picked neighbours that have not sent anything back since.
@@ -660,6 +719,7 @@ export class PlumtreeCore {
 
   /** Fires graft timers due at `now`. */
   timers(now: number): Send[] {
+    this.#now = now;
     const sends: Send[] = [];
     let next: number | undefined;
     for (const [key, m] of this.#missing) {

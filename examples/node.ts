@@ -12,11 +12,16 @@
  *   deno task node --name b --host 0.0.0.0 --port 7000 --advertise 10.0.0.2:7000 \
  *     --join 10.0.0.1:7000 --cookie s3cret
  *
+ * `--membership hyparview` runs HyParView partial views (for large clusters:
+ * a node connects to a few neighbours only; process groups and presence, which
+ * need the full mesh, are then off).
+ *
  * It logs membership changes, answers `echo` and `info` calls, and with
  * `--json` prints one JSON object per line (used by the demo and the tests).
  * With `--control` it also reads one JSON command per line on stdin
  * (`{ "id": 1, "op": "call", "to": "b", "endpoint": "echo", "msg": "hi" }`,
- * `{ "id": 2, "op": "members" }`, `{ "id": 3, "op": "stats" }`) and answers
+ * `{ "id": 2, "op": "members" }`, `{ "id": 3, "op": "stats" }`,
+ * `{ "id": 4, "op": "join", "target": "127.0.0.1:7000" }`) and answers
  * with a `result` line carrying the same id.
  *
  * @module
@@ -47,13 +52,16 @@ const { values } = parseArgs({
     "ping-interval-ms": { type: "string", default: "300" },
     "dead-member-remove-ms": { type: "string", default: "60000" },
     "log-level": { type: "string", default: "info" },
+    membership: { type: "string", default: "full-mesh" },
+    "lazy-tick-ms": { type: "string", default: "200" },
     json: { type: "boolean", default: false },
     control: { type: "boolean", default: false },
   },
 });
 
 const USAGE = "usage: node.ts --name NAME --cookie SECRET [--host 127.0.0.1] [--port 0] " +
-  "[--advertise HOST:PORT]... [--join HOST:PORT]... [--log-level info] [--json] [--control]";
+  "[--advertise HOST:PORT]... [--join HOST:PORT]... [--membership full-mesh|hyparview] " +
+  "[--log-level info] [--json] [--control]";
 if (!values.name || !values.cookie) {
   console.error(USAGE);
   Deno.exit(2);
@@ -63,6 +71,12 @@ if (!["debug", "info", "warn", "error"].includes(logLevel)) {
   console.error(`--log-level must be debug, info, warn or error\n${USAGE}`);
   Deno.exit(2);
 }
+
+if (values.membership !== "full-mesh" && values.membership !== "hyparview") {
+  console.error(`--membership must be full-mesh or hyparview\n${USAGE}`);
+  Deno.exit(2);
+}
+const hyparview = values.membership === "hyparview";
 
 const started = Date.now();
 function emit(event: string, fields: Record<string, unknown> = {}): void {
@@ -83,6 +97,7 @@ const node = await Node.start({
   pingIntervalMs: Number(values["ping-interval-ms"]),
   deadMemberRemoveMs: Number(values["dead-member-remove-ms"]),
   reconnectBackoffMaxMs: 1000,
+  membership: hyparview ? { strategy: "hyparview" } : { strategy: "full-mesh" },
   logger: (r) => {
     if (!values.json) return console_(r);
     if (r.level === "warn" || r.level === "error") {
@@ -99,7 +114,7 @@ node.register("echo", (msg) => msg);
 const chat = new ChatLog();
 const plumtree = await Plumtree.start(node, {
   handlers: [chat],
-  lazyTickMs: 200,
+  lazyTickMs: Number(values["lazy-tick-ms"]),
   logger: () => {},
 });
 node.register("chat.say", async (msg) => {
@@ -113,29 +128,33 @@ node.register(
   "chat.stats",
   () => ({ received: chat.lines.size, delivered: chat.delivered, plumtree: plumtree.stats() }),
 );
-// Process groups and presence: `pg.join` registers a local member endpoint and joins it to a
-// group; `presence.track` tracks a key; `groups` reports what this node sees.
-const pg = await ProcessGroups.start(node, "demo-pg");
-const presence = await Presence.start(node, "demo-presence", { downGraceMs: 1000 });
-node.register("pg.join", async (msg) => {
-  const { group, id } = msg as { group: string; id: string };
-  if (!node.registered(id)) node.register(id, (m) => m);
-  await pg.join(group, id);
-  return pg.getMembers(group);
-});
-node.register("presence.track", async (msg) => {
-  const { topic, key, meta } = msg as { topic: string; key: string; meta: unknown };
-  await presence.track(topic, key, meta);
-  return presence.list(topic);
-});
-node.register("groups", (msg) => {
-  const { group, topic } = msg as { group: string; topic: string };
-  return {
-    groups: pg.whichGroups(),
-    members: pg.getMembers(group),
-    presences: presence.list(topic),
-  };
-});
+// Process groups and presence (full mesh only): `pg.join` registers a local member endpoint
+// and joins it to a group; `presence.track` tracks a key; `groups` reports what this node sees.
+const publishers = hyparview ? [] : await startPublishers();
+async function startPublishers(): Promise<{ close(): Promise<void> }[]> {
+  const pg = await ProcessGroups.start(node, "demo-pg");
+  const presence = await Presence.start(node, "demo-presence", { downGraceMs: 1000 });
+  node.register("pg.join", async (msg) => {
+    const { group, id } = msg as { group: string; id: string };
+    if (!node.registered(id)) node.register(id, (m) => m);
+    await pg.join(group, id);
+    return pg.getMembers(group);
+  });
+  node.register("presence.track", async (msg) => {
+    const { topic, key, meta } = msg as { topic: string; key: string; meta: unknown };
+    await presence.track(topic, key, meta);
+    return presence.list(topic);
+  });
+  node.register("groups", (msg) => {
+    const { group, topic } = msg as { group: string; topic: string };
+    return {
+      groups: pg.whichGroups(),
+      members: pg.getMembers(group),
+      presences: presence.list(topic),
+    };
+  });
+  return [pg, presence];
+}
 node.register(
   "info",
   () => ({ name: node.name, incarnation: node.spec.incarnation, pid: Deno.pid }),
@@ -157,7 +176,18 @@ node.onDown("*", (peer) => {
   emit("down", { peer });
   reportMembers();
 });
-const poll = setInterval(reportMembers, 200);
+// Membership changes are reported as they happen (coalesced per task); a slow
+// poll catches the rest (a HyParView passive view changes without events).
+let reportQueued = false;
+node.onMemberChange(() => {
+  if (reportQueued) return;
+  reportQueued = true;
+  queueMicrotask(() => {
+    reportQueued = false;
+    reportMembers();
+  });
+});
+const poll = setInterval(reportMembers, 1000);
 
 emit("ready", {
   name: node.name,
@@ -208,7 +238,9 @@ async function control(): Promise<void> {
         } else if (cmd.op === "members") {
           value = { members: node.members(), connected: node.connectedMembers() };
         } else if (cmd.op === "stats") value = node.stats();
-        else throw new TypeError(`unknown op ${JSON.stringify(cmd.op)}`);
+        else if (cmd.op === "join") {
+          value = await node.join(String((cmd as { target?: unknown }).target));
+        } else throw new TypeError(`unknown op ${JSON.stringify(cmd.op)}`);
         emit("result", { id, ok: true, value });
       } catch (e) {
         emit("result", { id, ok: false, error: String(e) });
@@ -222,8 +254,7 @@ async function shutdown(): Promise<void> {
   clearInterval(poll);
   emit("stopping");
   await plumtree.close();
-  await pg.close();
-  await presence.close();
+  for (const p of publishers) await p.close();
   await node.close();
   Deno.exit(0);
 }

@@ -84,6 +84,8 @@ export class Delivery {
   readonly #isPartitioned: (name: string) => boolean;
   readonly #isOpen: () => boolean;
   readonly #isMember: (name: string) => boolean;
+  /** A peer for a node this node knows but keeps no connection to (a direct connection), or undefined. */
+  readonly #reach: (name: string) => Peer | undefined;
   readonly handlers = new Map<string, Handler>();
   readonly #unregisterListeners = new Set<(endpoint: string) => void>();
   readonly #calls = new Map<number, PendingCall>();
@@ -104,6 +106,7 @@ export class Delivery {
       isPartitioned: (name: string) => boolean;
       isOpen: () => boolean;
       isMember: (name: string) => boolean;
+      reach?: (name: string) => Peer | undefined;
     },
   ) {
     this.#cfg = cfg;
@@ -111,6 +114,12 @@ export class Delivery {
     this.#isPartitioned = hooks.isPartitioned;
     this.#isOpen = hooks.isOpen;
     this.#isMember = hooks.isMember;
+    this.#reach = hooks.reach ?? (() => undefined);
+  }
+
+  /** The peer of `name`, opening a direct connection when the strategy allows one. */
+  #peer(name: string): Peer | undefined {
+    return this.#peers.peers.get(name) ?? this.#reach(name);
   }
 
   /** Unacknowledged bytes, all peers together. */
@@ -211,8 +220,15 @@ export class Delivery {
       this.#deliverLocal(endpoint, frame, channel);
       return Promise.resolve();
     }
-    const peer = this.#peers.peers.get(to);
-    if (peer === undefined || !peer.up) return this.#drop();
+    const peer = this.#peer(to);
+    if (peer === undefined) return this.#drop();
+    if (!peer.up) {
+      // A direct connection being opened: send once it is up.
+      return peer.whenUp === undefined ? this.#drop() : peer.whenUp.then(
+        () => this.#enqueue(peer, channel, options.partitionKey, endpoint, frame),
+        () => this.#drop(),
+      );
+    }
     if (this.#isPartitioned(to)) {
       this.#peers.counters.partitionDrops++;
       return Promise.resolve();
@@ -235,6 +251,7 @@ export class Delivery {
     try {
       const link = this.#peers.pick(peer, channel, key);
       this.#peers.counters.framesOut++;
+      peer.usedAt = this.#cfg.clock.now();
       const waited = link.enqueue(frame, monoKey(endpoint, key));
       return waited === undefined
         ? Promise.resolve()
@@ -318,7 +335,7 @@ export class Delivery {
       this.#deliverLocal(endpoint, frame, channel);
       return Promise.resolve();
     }
-    if (this.#peers.peers.get(to) === undefined) return Promise.reject(new UnknownNodeError(to));
+    if (this.#peer(to) === undefined) return Promise.reject(new UnknownNodeError(to));
     if (this.#acks.size >= this.#cfg.acksOutstandingMax) {
       return Promise.reject(new QueueFullError(to, channel));
     }
@@ -425,9 +442,13 @@ export class Delivery {
       const id = this.#nextCallId++;
       const frame = this.#encodeFrame([Tag.Call, id, endpoint, msg], msg, to, endpoint);
       if (to === this.#cfg.name) return this.#callLocal(endpoint, frame, channel);
-      const peer = this.#peers.peers.get(to);
+      const peer = this.#peer(to);
       if (peer === undefined) throw new UnknownNodeError(to);
-      if (!peer.up) throw new NodeDownError(to);
+      if (!peer.up) {
+        if (peer.whenUp === undefined) throw new NodeDownError(to);
+        // A direct connection being opened (bounded by connectTimeoutMs): call once it is up.
+        return peer.whenUp.then(() => this.call(to, endpoint, msg, options));
+      }
       if (this.#calls.size >= this.#cfg.callsOutstandingMax) throw new QueueFullError(to, channel);
       return new Promise<unknown>((resolve, reject) => {
         const { clock } = this.#cfg;

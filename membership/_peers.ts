@@ -61,6 +61,10 @@ export interface Peer {
   lastHeard: number;
   /** The peer's process instance, from the last successful outgoing handshake. */
   instance: string | undefined;
+  /** For a direct connection (not a neighbour): settles when it is up, or failed. */
+  whenUp?: Promise<void>;
+  /** When a message was last queued to it (a direct connection unused for long is closed). */
+  usedAt: number;
 }
 
 export interface PeersHooks {
@@ -189,6 +193,7 @@ export class Peers {
       rr: new Map(),
       lastHeard: this.#cfg.clock.now(),
       instance: undefined,
+      usedAt: this.#cfg.clock.now(),
     };
     this.peers.set(spec.name, peer);
     this.connectNow(peer);
@@ -231,6 +236,16 @@ export class Peers {
     if (peer.up) {
       peer.up = false;
       this.#hooks.down(peer, why, reason());
+    }
+  }
+
+  /** Closes the incoming connections of a node this node keeps no peer for (a refusal). */
+  closeIncoming(name: string, why: string): void {
+    for (const l of [...this.incoming]) {
+      if (l.peer === name) {
+        l.close(new NodeDownError(name, why));
+        this.incoming.delete(l);
+      }
     }
   }
 

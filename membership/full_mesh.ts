@@ -2,7 +2,11 @@
  * The full-mesh membership strategy (the seed's default peer service manager):
  * every node knows every member and keeps a connection to each. The view is
  * the CRDT of {@linkcode step}; changes are pushed at once to `gossipFanout`
- * random peers that are up, and the whole view every `gossipIntervalMs`.
+ * random peers that are up. Every `gossipIntervalMs` the same number of peers
+ * get a digest of the view (a hash), and only a peer whose view differs
+ * answers with its whole view (and gets this one's back when it lacks
+ * something): idle gossip costs a few bytes per round, whatever the size of
+ * the cluster.
  * A member down (or never reached) for `deadMemberRemoveMs` is removed by a
  * tombstone that gossip spreads; tombstones are forgotten after
  * `tombstoneTtlMs`. No I/O: see {@linkcode MembershipStrategy}.
@@ -61,6 +65,33 @@ function sample<T>(items: T[], n: number, random: Random): T[] {
   return a.slice(0, n);
 }
 
+/** First element of a digest message, and of a view answering one. */
+const DIGEST = "d";
+const VIEW = "v";
+const STATUS_CODE = { alive: 0, left: 1, removed: 2 } as const;
+
+/**
+ * An order-independent 64-bit digest of view entries (name, incarnation,
+ * status, addresses), as 16 hex digits: the sum of one FNV-1a hash per entry.
+ */
+function digestOf(entries: Iterable<MemberEntry>): string {
+  let lo = 0, hi = 0;
+  for (const e of entries) {
+    const s = e.spec;
+    let key = `${s.name}\u0000${s.incarnation}\u0000${e.status}`;
+    for (const a of s.listenAddrs) key += `\u0000${a.hostname}:${a.port}`;
+    let h1 = 0x811c9dc5, h2 = 0xcbf29ce4;
+    for (let i = 0; i < key.length; i++) {
+      const c = key.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 ^ c, 0x0100019d);
+    }
+    lo = (lo + (h1 >>> 0)) >>> 0;
+    hi = (hi + (h2 >>> 0)) >>> 0;
+  }
+  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
+}
+
 function sameAddresses(a: NodeSpec, b: NodeSpec): boolean {
   return a.listenAddrs.length === b.listenAddrs.length &&
     a.listenAddrs.every((x, i) =>
@@ -106,6 +137,10 @@ export class FullMesh implements MembershipStrategy {
   readonly #downSince = new Map<string, number>();
   #dirty = false;
   #lastRound = -Infinity;
+  /** Names whose entries changed since the last push (what a push carries). */
+  readonly #changed = new Set<string>();
+  #digestOf: MembershipState | undefined;
+  #digestValue = "";
   /** Foreign claims on this node's name already reported, by incarnation. */
   readonly #claimsReported = new Set<number>();
 
@@ -182,12 +217,32 @@ export class FullMesh implements MembershipStrategy {
     return noEffects();
   }
 
-  /** A gossiped view (`[[spec, status], ...]`). */
+  /**
+   * Gossip: a pushed view (`[[spec, status], ...]`), a digest (`["d", hash]`),
+   * or a view answering a digest (`["v", entries]`).
+   */
   receive(_from: string, msg: unknown, now: number): StrategyEffects {
     if (!Array.isArray(msg)) throw new ProtocolError("full-mesh gossip is not an entry list");
-    const { entries, invalid } = validateEntries(msg, this.#membersMax + this.#tombstonesMax);
+    if (msg[0] === DIGEST) {
+      const fx = noEffects();
+      if (typeof msg[1] !== "string") throw new ProtocolError("full-mesh digest is not a string");
+      if (!this.#left && msg[1] !== this.#digest()) {
+        fx.sends.push({ to: _from, msg: [VIEW, entriesForWire(this.#view)] });
+        this.stats.gossipsOut++;
+      }
+      return fx;
+    }
+    const answer = msg[0] === VIEW;
+    const list = answer ? msg[1] : msg;
+    if (!Array.isArray(list)) throw new ProtocolError("full-mesh gossip is not an entry list");
+    const { entries, invalid } = validateEntries(list, this.#membersMax + this.#tombstonesMax);
     if (this.#left) return noEffects();
     const fx = this.#apply({ type: "gossip", entries }, now);
+    if (answer && this.#digest() !== digestOf(entries)) {
+      // It answered this node's digest and lacks something this node has: push the view back.
+      fx.sends.push({ to: _from, msg: entriesForWire(this.#view) });
+      this.stats.gossipsOut++;
+    }
     if (invalid > 0) {
       this.stats.invalidEntries += invalid;
       fx.logs.push({
@@ -220,7 +275,7 @@ export class FullMesh implements MembershipStrategy {
     }
     if (now - this.#lastRound >= this.#gossipIntervalMs) {
       this.#lastRound = now;
-      this.#round(fx);
+      this.#round(fx, this.#dirty);
       this.#dirty = false;
     }
     return fx;
@@ -231,7 +286,7 @@ export class FullMesh implements MembershipStrategy {
     const fx = noEffects();
     if (!this.#dirty || this.#left) return fx;
     this.#dirty = false;
-    this.#round(fx);
+    this.#round(fx, true);
     return fx;
   }
 
@@ -272,6 +327,7 @@ export class FullMesh implements MembershipStrategy {
     if (this.#left) {
       this.#left = false;
       this.#view = initialState(spec);
+      this.#changed.add(spec.name);
       this.#dirty = true;
       return { ...noEffects(), flush: true };
     }
@@ -288,12 +344,35 @@ export class FullMesh implements MembershipStrategy {
     return sample(removed, count, this.#random);
   }
 
-  #round(fx: StrategyEffects): void {
+  /**
+   * Pushes what changed since the last push (after a change) or a digest (a
+   * periodic round) to `gossipFanout` peers.
+   */
+  #round(fx: StrategyEffects, push: boolean): void {
     const up = [...this.#up];
     if (up.length === 0) return;
-    const msg = entriesForWire(this.#view);
+    let msg: unknown;
+    if (push) {
+      const delta: [NodeSpec, number][] = [];
+      for (const name of this.#changed) {
+        const e = this.#view.entries.get(name);
+        if (e !== undefined) delta.push([e.spec, STATUS_CODE[e.status]]);
+      }
+      this.#changed.clear();
+      if (delta.length === 0) return;
+      msg = delta;
+    } else msg = [DIGEST, this.#digest()];
     for (const name of sample(up, this.#fanout, this.#random)) fx.sends.push({ to: name, msg });
     this.stats.gossipsOut += Math.min(up.length, this.#fanout);
+  }
+
+  /** The digest of the current view (computed once per view). */
+  #digest(): string {
+    if (this.#digestOf !== this.#view) {
+      this.#digestOf = this.#view;
+      this.#digestValue = digestOf(this.#view.entries.values());
+    }
+    return this.#digestValue;
   }
 
   #apply(event: MembershipEvent, now: number): StrategyEffects {
@@ -312,6 +391,7 @@ export class FullMesh implements MembershipStrategy {
     }
     if (r.self !== undefined) this.#onSelfClaim(r.self, fx);
     if (r.state === this.#view) return fx;
+    const old = this.#view;
     this.#view = r.state;
     for (const c of r.changes) {
       if (c.name === this.#self.name) continue;
@@ -340,6 +420,11 @@ export class FullMesh implements MembershipStrategy {
       }
     }
     if (r.gossip) {
+      // What to push: every name whose entry differs now (tombstones of unknown names too).
+      for (const [name, e] of r.state.entries) {
+        if (old.entries.get(name) !== e) this.#changed.add(name);
+      }
+      if (this.#changed.size > this.#membersMax + this.#tombstonesMax) this.#changed.clear();
       this.#dirty = true;
       fx.flush = true;
     }

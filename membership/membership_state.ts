@@ -178,6 +178,20 @@ export function members(state: MembershipState): string[] {
 
 const RANK: Record<MemberStatus, number> = { alive: 0, removed: 1, left: 2 };
 
+/** Equal channel settings (specs are built canonically: only these two fields). */
+function sameChannels(a: NodeSpec["channels"], b: NodeSpec["channels"]): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    const x = a[k]!, y = b[k];
+    if (
+      y === undefined || (x.parallelism ?? 1) !== (y.parallelism ?? 1) ||
+      (x.monotonic === true) !== (y.monotonic === true)
+    ) return false;
+  }
+  return true;
+}
+
 /** Orders two specs of one name and incarnation by content (addresses, then channels). */
 function compareContent(a: NodeSpec, b: NodeSpec): number {
   const n = Math.min(a.listenAddrs.length, b.listenAddrs.length);
@@ -189,6 +203,7 @@ function compareContent(a: NodeSpec, b: NodeSpec): number {
   if (a.listenAddrs.length !== b.listenAddrs.length) {
     return a.listenAddrs.length - b.listenAddrs.length;
   }
+  if (sameChannels(a.channels, b.channels)) return 0; // the common case, without serializing
   const ca = JSON.stringify(Object.entries(a.channels).sort());
   const cb = JSON.stringify(Object.entries(b.channels).sort());
   return ca < cb ? -1 : ca > cb ? 1 : 0;

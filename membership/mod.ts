@@ -20,6 +20,7 @@ export * from "./options.ts";
 export * from "./messaging.ts";
 export * from "./strategy.ts";
 export * from "./full_mesh.ts";
+export * from "./hyparview.ts";
 export * from "./errors.ts";
 export * from "./transport.ts";
 export * from "./tcp_transport.ts";

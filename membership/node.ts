@@ -20,7 +20,7 @@ import {
   NodeDownError,
   UnknownNodeError,
 } from "./errors.ts";
-import type { Accepted, HandshakeConfig, Refusal } from "./handshake.ts";
+import type { HandshakeConfig } from "./handshake.ts";
 import type { Link } from "./_link.ts";
 import {
   checkAddress,
@@ -31,6 +31,10 @@ import {
   timeoutOption,
 } from "./_config.ts";
 import { Delivery } from "./_delivery.ts";
+import { admit } from "./_admission.ts";
+import { DirectLinks } from "./_direct.ts";
+import { ChangeListeners, NamedListeners, UpWaiters } from "./_listeners.ts";
+import { Partitions } from "./_partitions.ts";
 import { FATAL_CODES, type Peer, Peers } from "./_peers.ts";
 import { FullMesh } from "./full_mesh.ts";
 import type { Logger, LogLevel } from "./logger.ts";
@@ -38,6 +42,7 @@ import { isName, type MembershipChange, type NodeSpec } from "./membership_state
 import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
 import type { NodeOptions } from "./options.ts";
 import type { MembershipStrategy, StrategyEffects } from "./strategy.ts";
+import { HyParView } from "./hyparview.ts";
 import { TcpTransport } from "./tcp_transport.ts";
 import {
   type Address,
@@ -48,94 +53,8 @@ import {
 } from "./transport.ts";
 
 export { DEFAULT_CHANNEL } from "./_config.ts";
-
-/** A partition injected with {@linkcode Node.injectPartition}. */
-export interface PartitionInfo {
-  /** Reference for {@linkcode Node.resolvePartition}. */
-  readonly ref: number;
-  /** Nodes cut off from this node. */
-  readonly nodes: readonly string[];
-  /** When it heals by itself (the node's monotonic clock), or undefined. */
-  readonly expiresAt: number | undefined;
-}
-
-/** What {@linkcode Node.join} resolves with. */
-export interface JoinResult {
-  /** The node joined through. */
-  readonly node: string;
-  /** This node's incarnation after the join (raised if the cluster knew a higher one). */
-  readonly incarnation: number;
-  /**
-   * This node's stale specs the cluster held (a crashed former run, maybe at
-   * another address) and that the join replaced: the seed's `connect` with `prune`.
-   */
-  readonly stale: readonly NodeSpec[];
-}
-
-/** Options of {@linkcode Node.onUp} and {@linkcode Node.onDown}. */
-export interface UpDownOptions {
-  /**
-   * Only for this channel (the seed's `on_up/3`). Every channel of a peer
-   * comes up together and a lost channel takes the peer down, so the callback
-   * fires at the same transitions; the option checks the channel exists.
-   */
-  channel?: string;
-}
-
-/** Counters of a node. Everything dropped or refused is counted. */
-export interface NodeStats {
-  /** Frames received after handshakes. */
-  framesIn: number;
-  /** Frames queued for sending. */
-  framesOut: number;
-  /** Connections closed for a protocol violation (bad frame, bad handshake, oversize). */
-  badConnections: number;
-  /** Frames dropped by injected partitions. */
-  partitionDrops: number;
-  /** Fire-and-forget sends dropped: unknown or down node, closed connection, queue past its bound. */
-  sendDrops: number;
-  /** Acknowledged messages retransmitted. */
-  retransmits: number;
-  /** Duplicate acknowledged messages suppressed at this receiver. */
-  duplicates: number;
-  /** Acknowledged sends waiting for their acknowledgement. */
-  acksOutstanding: number;
-  /** Bytes of unacknowledged `ack: true` sends, all peers together. */
-  ackBytes: number;
-  /** Calls waiting for a reply. */
-  callsOutstanding: number;
-  /** Membership messages sent. */
-  gossipsOut: number;
-  /** Open connections. */
-  connections: number;
-  /** Bytes waiting in send queues, all connections together. */
-  queuedBytes: number;
-  /** Incoming handshakes refused (wrong cookie, cluster or protocol, stale, name in use, full, limits). */
-  handshakesRefused: number;
-  /** Pending handshakes closed to make room (slow or silent connections). */
-  handshakesEvicted: number;
-  /** Incoming handshakes that did not finish within `handshakeTimeoutMs`. */
-  handshakesTimedOut: number;
-  /** Outgoing connects refused by the peer. */
-  connectsRefused: number;
-  /** Gossip entries dropped as invalid. */
-  invalidEntries: number;
-  /** Live entries refused because the view was at `membersMax`. */
-  membersRejected: number;
-  /** Members removed: reaped after `deadMemberRemoveMs`, or by `leave(name)`. */
-  membersRemoved: number;
-  /** Live members in the view, self included. */
-  members: number;
-  /** Tombstones held. */
-  tombstones: number;
-  /** Times this node took a higher incarnation because a peer had it stale or dead. */
-  refutations: number;
-}
-
-type Listener = { fn: (name: string) => void };
-
-/** Changes of one event logged one per line; more are summarized. */
-const CHANGES_LOGGED_MAX = 16;
+export type { JoinResult, NodeStats, PartitionInfo, UpDownOptions } from "./node_types.ts";
+import type { JoinResult, NodeStats, PartitionInfo, UpDownOptions } from "./node_types.ts";
 
 /**
  * A member of a murmur cluster.
@@ -161,23 +80,17 @@ export class Node implements AsyncDisposable {
   #spec: NodeSpec;
   #closed = false;
   #refutations = 0;
-  readonly #upListeners = new Map<string, Set<Listener>>();
-  readonly #downListeners = new Map<string, Set<Listener>>();
-  readonly #changeListeners = new Set<(change: MembershipChange) => void>();
-  readonly #partitions = new Map<
-    number,
-    { nodes: Set<string>; expiresAt?: number; timer?: TimerId }
-  >();
-  readonly #joinWaiters = new Map<
-    string,
-    Set<{ resolve: () => void; reject: (e: unknown) => void }>
-  >();
-  #nextPartitionRef = 1;
+  readonly #upListeners: NamedListeners;
+  readonly #downListeners: NamedListeners;
+  readonly #changeListeners: ChangeListeners;
+  readonly #partitions: Partitions;
+  readonly #joinWaiters: UpWaiters;
   #tickTimer: TimerId | undefined;
   #retransmitTimer: TimerId | undefined;
   #probeTimer: TimerId | undefined;
   #flushTimer: TimerId | undefined;
   readonly #tasks = new Set<Promise<unknown>>();
+  readonly #direct: DirectLinks;
 
   private constructor(
     cfg: NodeConfig,
@@ -207,17 +120,48 @@ export class Node implements AsyncDisposable {
         }]),
       ),
     };
-    this.#strategy = new FullMesh(this.#spec, {
-      random: cfg.random,
-      membersMax: cfg.membersMax,
-      tombstonesMax: cfg.tombstonesMax,
-      deadMemberRemoveMs: cfg.deadMemberRemoveMs,
-      tombstoneTtlMs: cfg.tombstoneTtlMs,
-      gossipIntervalMs: cfg.gossipIntervalMs,
-      gossipFanout: cfg.gossipFanout,
+    const m = options.membership;
+    const threw = (name: string, e: unknown) =>
+      this.#log("error", "up/down callback threw", name, e);
+    this.#upListeners = new NamedListeners(threw);
+    this.#downListeners = new NamedListeners(threw);
+    this.#joinWaiters = new UpWaiters(this.#clock);
+    this.#changeListeners = new ChangeListeners((level, msg, peer, error) =>
+      this.#log(level, msg, peer, error)
+    );
+    this.#partitions = new Partitions(cfg.name, this.#clock, {
+      log: (msg) => this.#log("info", msg),
+      healed: (name) => {
+        const p = this.#peers.peers.get(name);
+        if (p !== undefined && !p.up) this.#peers.retryNow(p);
+      },
     });
+    this.#strategy = m?.strategy === "hyparview"
+      ? new HyParView(this.#spec, { ...m, random: cfg.random })
+      : new FullMesh(this.#spec, {
+        random: cfg.random,
+        membersMax: cfg.membersMax,
+        tombstonesMax: cfg.tombstonesMax,
+        deadMemberRemoveMs: cfg.deadMemberRemoveMs,
+        tombstoneTtlMs: cfg.tombstoneTtlMs,
+        gossipIntervalMs: cfg.gossipIntervalMs,
+        gossipFanout: cfg.gossipFanout,
+      });
     this.#peers = new Peers(cfg, transport, listener, {
-      admit: (a, instance) => this.#admit(a, instance),
+      admit: (a, instance) =>
+        admit(
+          {
+            self: this.#spec,
+            strategy: this.#strategy,
+            peers: this.#peers,
+            failureTimeoutMs: cfg.failureTimeoutMs,
+            membersMax: cfg.membersMax,
+            now: this.#clock.now(),
+            isPartitioned: (name) => this.#isPartitioned(name),
+          },
+          a,
+          instance,
+        ),
       accepted: (a) => this.#run(this.#strategy.seen(a.spec, this.#clock.now())),
       up: (peer) => this.#onUp(peer),
       down: (peer, why, error) => this.#onDown(peer, why, error),
@@ -232,7 +176,20 @@ export class Node implements AsyncDisposable {
       isPartitioned: (name) => this.#isPartitioned(name),
       isOpen: () => !this.#closed && this.#strategy.active,
       isMember: (name) => this.#strategy.entry(name)?.status === "alive",
+      reach: (name) => this.#direct.reach(name),
     });
+    this.#direct = new DirectLinks(
+      cfg.name,
+      m?.strategy === "hyparview" ? timeoutOption("directIdleMs", m.directIdleMs, 30_000) : 30_000,
+      this.#peers,
+      this.#delivery,
+      this.#strategy,
+      {
+        open: () => !this.#closed && this.#strategy.active,
+        isPartitioned: (name) => this.#isPartitioned(name),
+        debug: (msg, peer, error) => this.#log("debug", msg, peer, error),
+      },
+    );
   }
 
   /**
@@ -267,8 +224,12 @@ export class Node implements AsyncDisposable {
       throw new TypeError(`invalid cluster name ${JSON.stringify(options.cluster)}`);
     }
     const strategy = options.membership?.strategy ?? "full-mesh";
-    if (strategy !== "full-mesh") {
-      throw new TypeError(`unknown membership strategy ${JSON.stringify(strategy)}`);
+    if (strategy !== "full-mesh" && strategy !== "hyparview") {
+      throw new TypeError(
+        `unknown membership strategy ${
+          JSON.stringify(strategy)
+        } (expected "full-mesh" or "hyparview")`,
+      );
     }
     const cfg = resolveConfig(options);
     const listen = checkAddress(options.listen ?? { hostname: "127.0.0.1", port: 0 }, "listen");
@@ -320,21 +281,30 @@ export class Node implements AsyncDisposable {
     return this.#clock;
   }
 
-  /** The membership strategy's name (`"full-mesh"`). */
+  /** The membership strategy's name (`"full-mesh"` or `"hyparview"`). */
   get strategy(): string {
     return this.#strategy.kind;
   }
 
-  /** Sorted names of all members, self included (empty after `leave()`). */
+  /**
+   * Sorted names of the members this node knows, self included (empty after
+   * `leave()`). Full mesh: the cluster. HyParView: the active and passive views.
+   */
   members(): string[] {
     return this.#strategy.members();
   }
 
-  /** Sorted names of the members with live connections, self included. */
+  /**
+   * Sorted names of the members with live connections, self included. Full
+   * mesh: every member that is up. HyParView: the active view (neighbours);
+   * direct connections opened for `send`/`call` do not count.
+   */
   connectedMembers(): string[] {
     if (!this.#strategy.active) return [];
     const out = [this.#cfg.name];
-    for (const p of this.#peers.peers.values()) if (p.up) out.push(p.name);
+    for (const p of this.#peers.peers.values()) {
+      if (p.up && !this.#direct.has(p.name)) out.push(p.name);
+    }
     return out.sort();
   }
 
@@ -395,7 +365,8 @@ export class Node implements AsyncDisposable {
    * connections are established. Returns a function that removes the callback.
    */
   onUp(name: string, fn: (name: string) => void, options: UpDownOptions = {}): () => void {
-    return this.#addListener(this.#upListeners, name, fn, options);
+    if (options.channel !== undefined) this.#delivery.channelOf(options.channel);
+    return this.#upListeners.add(name, fn);
   }
 
   /**
@@ -404,7 +375,8 @@ export class Node implements AsyncDisposable {
    * transition.
    */
   onDown(name: string, fn: (name: string) => void, options: UpDownOptions = {}): () => void {
-    return this.#addListener(this.#downListeners, name, fn, options);
+    if (options.channel !== undefined) this.#delivery.channelOf(options.channel);
+    return this.#downListeners.add(name, fn);
   }
 
   /**
@@ -421,8 +393,7 @@ export class Node implements AsyncDisposable {
    */
   onMemberChange(fn: (change: MembershipChange) => void): () => void {
     if (typeof fn !== "function") throw new TypeError("callback must be a function");
-    this.#changeListeners.add(fn);
-    return () => void this.#changeListeners.delete(fn);
+    return this.#changeListeners.add(fn);
   }
 
   /**
@@ -508,7 +479,7 @@ export class Node implements AsyncDisposable {
       stale,
     });
     if (this.#peers.peers.get(spec.name)?.up) return result();
-    const upped = this.#waitUp(spec.name, timeoutMs);
+    const upped = this.#joinWaiters.wait(spec.name, timeoutMs);
     this.#run(this.#strategy.join(spec, this.#clock.now()));
     const peer = this.#peers.peers.get(spec.name);
     if (peer !== undefined) this.#peers.retryNow(peer);
@@ -620,44 +591,17 @@ export class Node implements AsyncDisposable {
    */
   injectPartition(nodes: string | readonly string[], options: { ttlMs?: number } = {}): number {
     this.#assertOpen();
-    const list = typeof nodes === "string" ? [nodes] : [...nodes];
-    if (list.length === 0 || !list.every(isName)) throw new TypeError("nodes must be node names");
-    if (list.includes(this.#cfg.name)) throw new TypeError("a node cannot partition itself");
-    const ref = this.#nextPartitionRef++;
-    const entry: { nodes: Set<string>; expiresAt?: number; timer?: TimerId } = {
-      nodes: new Set(list),
-    };
-    if (options.ttlMs !== undefined) {
-      const ttl = timeoutOption("ttlMs", options.ttlMs, 1);
-      entry.expiresAt = this.#clock.now() + ttl;
-      entry.timer = this.#clock.setTimeout(() => this.resolvePartition(ref), ttl);
-    }
-    this.#partitions.set(ref, entry);
-    this.#log("info", `partition ${ref} injected: ${list.join(",")}`);
-    return ref;
+    return this.#partitions.inject(nodes, options);
   }
 
   /** Heals a partition. Returns false for an unknown reference. */
   resolvePartition(ref: number): boolean {
-    const entry = this.#partitions.get(ref);
-    if (entry === undefined) return false;
-    this.#partitions.delete(ref);
-    if (entry.timer !== undefined) this.#clock.clearTimeout(entry.timer);
-    this.#log("info", `partition ${ref} resolved`);
-    for (const name of entry.nodes) {
-      const p = this.#peers.peers.get(name);
-      if (p !== undefined && !p.up && !this.#isPartitioned(name)) this.#peers.retryNow(p);
-    }
-    return true;
+    return this.#partitions.resolve(ref);
   }
 
   /** The partitions in force. */
   partitions(): PartitionInfo[] {
-    return [...this.#partitions].map(([ref, e]) => ({
-      ref,
-      nodes: [...e.nodes].sort(),
-      expiresAt: e.expiresAt,
-    }));
+    return this.#partitions.list();
   }
 
   /**
@@ -671,9 +615,6 @@ export class Node implements AsyncDisposable {
     for (const t of [this.#tickTimer, this.#retransmitTimer, this.#probeTimer, this.#flushTimer]) {
       if (t !== undefined) this.#clock.clearTimeout(t);
     }
-    for (const e of this.#partitions.values()) {
-      if (e.timer !== undefined) this.#clock.clearTimeout(e.timer);
-    }
     this.#partitions.clear();
     const closed = new ClosedError(`node "${this.#cfg.name}" is closed`);
     this.#peers.close(closed);
@@ -681,7 +622,7 @@ export class Node implements AsyncDisposable {
     this.#upListeners.clear();
     this.#downListeners.clear();
     this.#changeListeners.clear();
-    for (const w of this.#joinWaiters.values()) for (const j of [...w]) j.reject(closed);
+    this.#joinWaiters.failAll(closed);
     // Wait for every read, write and accept loop so that no I/O outlives close().
     while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
   }
@@ -713,9 +654,7 @@ export class Node implements AsyncDisposable {
   }
 
   #isPartitioned(name: string): boolean {
-    if (this.#partitions.size === 0) return false;
-    for (const e of this.#partitions.values()) if (e.nodes.has(name)) return true;
-    return false;
+    return this.#partitions.has(name);
   }
 
   #handshakeConfig(): HandshakeConfig {
@@ -737,22 +676,32 @@ export class Node implements AsyncDisposable {
   /** Carries out what the strategy asked for. */
   #run(fx: StrategyEffects): void {
     for (const l of fx.logs) this.#log(l.level, l.msg, l.peer);
-    if (fx.changes.length > CHANGES_LOGGED_MAX) this.#summarizeChanges(fx.changes);
-    for (const c of fx.changes) this.#reportChange(c, fx.changes.length <= CHANGES_LOGGED_MAX);
+    this.#changeListeners.report(fx.changes);
     for (const d of fx.disconnect) {
+      if (this.#direct.has(d.name)) {
+        // This node's direct connection stays (it closes when idle); the node's own
+        // connections to this one close, so that it sees the refusal.
+        this.#peers.closeIncoming(d.name, d.reason);
+        continue;
+      }
       const peer = this.#peers.peers.get(d.name);
-      if (peer !== undefined) this.#peers.drop(peer, d.reason);
+      if (d.graceful && peer?.up) {
+        // After what these effects send it (a DISCONNECT): flush, then close.
+        this.#track(this.#dropAfterFlush(peer, d.reason));
+      } else if (peer !== undefined) this.#peers.drop(peer, d.reason);
+      else this.#peers.closeIncoming(d.name, d.reason);
       if (d.departed) {
         this.#delivery.peerDeparted(d.name, d.reason);
-        const waiters = this.#joinWaiters.get(d.name);
-        if (waiters !== undefined && waiters.size > 0) {
-          const error = new NodeDownError(d.name, d.reason);
-          for (const w of [...waiters]) w.reject(error);
-        }
+        this.#joinWaiters.fail(d.name, new NodeDownError(d.name, d.reason));
       }
     }
     if (!this.#closed && this.#strategy.active) {
-      for (const spec of fx.connect) if (spec.name !== this.#cfg.name) this.#peers.ensure(spec);
+      for (const spec of fx.connect) {
+        if (spec.name === this.#cfg.name) continue;
+        const promoted = this.#direct.promote(spec); // a direct connection becomes a neighbour
+        if (promoted === undefined) this.#peers.ensure(spec);
+        else if (promoted.up) queueMicrotask(() => this.#onUp(promoted));
+      }
     }
     let last: unknown, frame: Uint8Array | undefined;
     for (const s of fx.sends) {
@@ -772,39 +721,10 @@ export class Node implements AsyncDisposable {
     }
   }
 
-  /** One line per kind for a large batch (junk gossip must not flood the log). */
-  #summarizeChanges(changes: readonly MembershipChange[]): void {
-    const byKind = new Map<string, string[]>();
-    for (const c of changes) {
-      let names = byKind.get(c.kind);
-      if (names === undefined) byKind.set(c.kind, names = []);
-      names.push(c.name);
-    }
-    for (const [kind, names] of byKind) {
-      const shown = names.slice(0, 4).join(", ");
-      this.#log(
-        names.length > 100 ? "warn" : "info",
-        `${names.length} members ${kind}: ${shown}${names.length > 4 ? ", ..." : ""}`,
-      );
-    }
-  }
-
-  #reportChange(c: MembershipChange, log: boolean): void {
-    const addrs = (s: NodeSpec) => s.listenAddrs.map(formatAddress).join(",");
-    const msg = c.kind === "replaced"
-      ? `member replaced: incarnation ${c.previous!.incarnation} -> ${c.spec.incarnation}` +
-        (c.previous && addrs(c.previous) !== addrs(c.spec)
-          ? `, stale spec at ${addrs(c.previous)} pruned for ${addrs(c.spec)}`
-          : "")
-      : `member ${c.kind} (incarnation ${c.spec.incarnation}, ${addrs(c.spec) || "no address"})`;
-    if (log) this.#log("info", msg, c.name);
-    for (const fn of [...this.#changeListeners]) {
-      try {
-        fn(c);
-      } catch (e) {
-        this.#log("error", "member-change callback threw", c.name, e);
-      }
-    }
+  async #dropAfterFlush(peer: Peer, reason: string): Promise<void> {
+    const l = peer.slots.get(DEFAULT_CHANNEL)?.[0];
+    if (l !== undefined) await raceTimeout(l.flush(), this.#clock, this.#cfg.connectTimeoutMs);
+    if (this.#peers.peers.get(peer.name) === peer) this.#peers.drop(peer, reason);
   }
 
   /** Takes an incarnation above `above` (this node was stale or declared dead) and says so. */
@@ -826,79 +746,27 @@ export class Node implements AsyncDisposable {
     this.#run(this.#strategy.setSelf(this.#spec, this.#clock.now()));
   }
 
-  /** Admission of an authenticated incoming connection. */
-  #admit(a: Accepted, instance: string): Refusal | undefined {
-    const name = a.spec.name;
-    if (!this.#strategy.active) return { code: "left", reason: "this node has left the cluster" };
-    if (name === this.#cfg.name) {
-      return {
-        code: "name-in-use",
-        reason: `this node is "${name}"`,
-        owner: this.#spec.listenAddrs,
-      };
-    }
-    if (this.#isPartitioned(name)) return { code: "partitioned", reason: "partitioned" };
-    const known = this.#strategy.entry(name);
-    const peer = this.#peers.peers.get(name);
-    const now = this.#clock.now();
-    const live = peer !== undefined && peer.up &&
-      now - peer.lastHeard <= this.#cfg.failureTimeoutMs;
-    const knownInstance = peer?.instance ?? this.#incomingInstance(name);
-    if (
-      known?.status === "alive" && live && knownInstance !== undefined && knownInstance !== instance
-    ) {
-      return {
-        code: "name-in-use",
-        reason: `node name "${name}" is in use by a live node`,
-        owner: known.spec.listenAddrs,
-      };
-    }
-    if (known !== undefined) {
-      const k = known.spec.incarnation, c = a.spec.incarnation;
-      const otherProcess = knownInstance !== undefined && knownInstance !== instance;
-      if (
-        (known.status !== "alive" && k >= c) || (known.status === "alive" && k > c) ||
-        (known.status === "alive" && k === c && !live &&
-          (otherProcess || !sameSpec(known.spec, a.spec)))
-      ) {
-        return {
-          code: "stale",
-          reason: `stale incarnation ${c}: this cluster has "${name}" ${
-            known.status === "alive" ? "at" : known.status + " at"
-          } incarnation ${k}`,
-          known: known.spec,
-        };
-      }
-    } else if (this.#strategy.members().length >= this.#cfg.membersMax) {
-      return { code: "full", reason: `membersMax (${this.#cfg.membersMax}) reached` };
-    }
-    return undefined;
-  }
-
-  #incomingInstance(name: string): string | undefined {
-    for (const l of this.#peers.incoming) if (l.peer === name && !l.closed) return l.instance;
-    return undefined;
-  }
-
   #onUp(peer: Peer): void {
+    if (this.#direct.up(peer)) return; // not a neighbour: only its senders are told
     this.#log("info", `up (incarnation ${peer.spec.incarnation})`, peer.name);
     this.#run(this.#strategy.up(peer.name, this.#clock.now()));
+    if (this.#peers.peers.get(peer.name) !== peer || !peer.up) return; // the strategy closed it
     const hello = this.#strategy.greeting(peer.name);
     if (hello !== undefined) {
       peer.slots.get(DEFAULT_CHANNEL)?.[0]?.enqueueControl(this.#frame(hello));
       this.#strategy.stats.gossipsOut++;
     }
     this.#delivery.peerUp(peer);
-    this.#fire(this.#upListeners, peer.name);
-    const waiters = this.#joinWaiters.get(peer.name);
-    if (waiters !== undefined) { for (const w of [...waiters]) w.resolve(); }
+    this.#upListeners.fire(peer.name);
+    this.#joinWaiters.up(peer.name);
   }
 
   #onDown(peer: Peer, why: string, error: unknown): void {
+    if (this.#direct.down(peer, error)) return;
     this.#log("info", `down: ${why}`, peer.name);
     this.#run(this.#strategy.down(peer.name, this.#clock.now()));
     this.#delivery.peerDown(peer.name, error);
-    this.#fire(this.#downListeners, peer.name);
+    this.#downListeners.fire(peer.name);
   }
 
   #onMessage(link: Link, m: WireMessage): void {
@@ -910,43 +778,20 @@ export class Node implements AsyncDisposable {
   }
 
   #onConnectFailed(peer: Peer, e: unknown, code: HandshakeCode | undefined): void {
+    if (this.#direct.connectFailed(peer, e)) return;
     const addr = peer.spec.listenAddrs.map(formatAddress).join(",");
+    const unreachable = this.#strategy.unreachable?.(peer.name, this.#clock.now());
     if (code === "stale" && e instanceof HandshakeError) {
       this.#takeIncarnationAbove(e.known?.incarnation ?? this.#spec.incarnation, e.message);
       return;
     }
     if (code !== undefined && FATAL_CODES.has(code)) {
       this.#log("warn", `connect to ${addr} refused`, peer.name, e);
-      const waiters = this.#joinWaiters.get(peer.name);
-      if (waiters !== undefined) { for (const w of [...waiters]) w.reject(e); }
+      this.#joinWaiters.fail(peer.name, e);
       return;
     }
     this.#log("debug", `connect to ${addr} failed`, peer.name, e);
-  }
-
-  #waitUp(name: string, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let set = this.#joinWaiters.get(name);
-      if (set === undefined) this.#joinWaiters.set(name, set = new Set());
-      const s = set;
-      const w = {
-        resolve: () => {
-          this.#clock.clearTimeout(timer);
-          s.delete(w);
-          resolve();
-        },
-        reject: (e: unknown) => {
-          this.#clock.clearTimeout(timer);
-          s.delete(w);
-          reject(e);
-        },
-      };
-      const timer = this.#clock.setTimeout(
-        () => w.reject(new NodeDownError(name, `could not be joined within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      s.add(w);
-    });
+    if (unreachable !== undefined) this.#run(unreachable);
   }
 
   #schedulePeriodic(): void {
@@ -955,6 +800,7 @@ export class Node implements AsyncDisposable {
       this.#tickTimer = this.#clock.setTimeout(tick, pingIntervalMs);
       const now = this.#clock.now();
       this.#peers.checkLiveness(now);
+      this.#direct.reapIdle(now);
       if (this.#strategy.active) this.#run(this.#strategy.tick(now));
     };
     this.#tickTimer = this.#clock.setTimeout(tick, pingIntervalMs);
@@ -993,44 +839,6 @@ export class Node implements AsyncDisposable {
       }
     }
   }
-
-  #addListener(
-    map: Map<string, Set<Listener>>,
-    name: string,
-    fn: (name: string) => void,
-    options: UpDownOptions,
-  ): () => void {
-    if (typeof name !== "string" || (name !== "*" && !isName(name))) {
-      throw new TypeError(`expected a node name or "*", got ${JSON.stringify(name)}`);
-    }
-    if (typeof fn !== "function") throw new TypeError("callback must be a function");
-    if (options.channel !== undefined) this.#delivery.channelOf(options.channel);
-    let set = map.get(name);
-    if (set === undefined) map.set(name, set = new Set());
-    const s = set;
-    const l = { fn };
-    s.add(l);
-    return () => void s.delete(l);
-  }
-
-  #fire(map: Map<string, Set<Listener>>, name: string): void {
-    for (const key of [name, "*"]) {
-      const set = map.get(key);
-      if (set === undefined) continue;
-      for (const l of [...set]) {
-        try {
-          l.fn(name);
-        } catch (e) {
-          this.#log("error", "up/down callback threw", name, e);
-        }
-      }
-    }
-  }
-}
-
-function sameSpec(a: NodeSpec, b: NodeSpec): boolean {
-  return JSON.stringify([a.listenAddrs, a.channels]) ===
-    JSON.stringify([b.listenAddrs, b.channels]);
 }
 
 async function raceTimeout(p: Promise<unknown>, clock: Clock, ms: number): Promise<void> {

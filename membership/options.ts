@@ -10,15 +10,30 @@ import type { Clock, Random } from "./clock.ts";
 import type { Logger } from "./logger.ts";
 import type { ChannelOptions } from "./membership_state.ts";
 import type { TlsOptions } from "./tcp_transport.ts";
+import type { HyParViewOptions } from "./hyparview.ts";
 import type { Address, Transport } from "./transport.ts";
 
 /** Which membership strategy a node runs (the seed's peer service managers). */
-export type MembershipOptions = FullMeshOptions;
+export type MembershipOptions = FullMeshOptions | HyParViewMembershipOptions;
 
 /** The full mesh: every node knows and connects to every other (the default). */
 export interface FullMeshOptions {
   /** `"full-mesh"`. */
   strategy: "full-mesh";
+}
+
+/**
+ * HyParView partial views, for clusters past a few hundred nodes: a node
+ * connects to `activeViewSize` neighbours only. `members()` is what this node
+ * knows (its views), `connectedMembers()` its neighbours; `send` and `call`
+ * reach other nodes whose address it knows over a direct connection. Data
+ * publishers need the full mesh.
+ */
+export interface HyParViewMembershipOptions extends HyParViewOptions {
+  /** `"hyparview"`. */
+  strategy: "hyparview";
+  /** A direct connection opened for `send`/`call` to a non-neighbour closes after this long unused (default 30000 ms). */
+  directIdleMs?: number;
 }
 
 /**

@@ -20,8 +20,11 @@ export interface StrategyEffects {
   sends: { to: string; msg: unknown }[];
   /** Nodes to connect to (and keep connected). */
   connect: NodeSpec[];
-  /** Nodes to disconnect from; `departed` when they are gone for good (left or removed). */
-  disconnect: { name: string; reason: string; departed: boolean }[];
+  /**
+   * Nodes to disconnect from; `departed` when they are gone for good (left or
+   * removed); `graceful`: after the sends of these effects to it are flushed.
+   */
+  disconnect: { name: string; reason: string; departed: boolean; graceful?: boolean }[];
   /** Changes of the known membership, for listeners and logs. */
   changes: MembershipChange[];
   /** This node must take an incarnation above `above` (it was declared dead, or is stale). */
@@ -80,6 +83,8 @@ export interface MembershipStrategy {
   up(name: string, now: number): StrategyEffects;
   /** The connections to `name` are down. */
   down(name: string, now: number): StrategyEffects;
+  /** A connection to `name` could not be made (optional: the full mesh keeps retrying). */
+  unreachable?(name: string, now: number): StrategyEffects;
   /** A membership message from `from`. Throws `ProtocolError` when malformed. */
   receive(from: string, msg: unknown, now: number): StrategyEffects;
   /** Periodic work (called every `pingIntervalMs`): gossip, reaping, expiry. */

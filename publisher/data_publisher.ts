@@ -351,6 +351,15 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
     if (typeof scope !== "string" || scope.length === 0 || scope.length > 200) {
       return Promise.reject(new TypeError("scope must be a non-empty string"));
     }
+    if (node.strategy !== "full-mesh") {
+      return Promise.reject(
+        new TypeError(
+          `data publishers need the full-mesh membership: node "${node.name}" runs ` +
+            `"${node.strategy}", whose partial views do not show every publisher ` +
+            `(start the node with membership: { strategy: "full-mesh" })`,
+        ),
+      );
+    }
     for (
       const f of [
         "version",

@@ -1,0 +1,725 @@
+/**
+ * The HyParView membership strategy (Leitão, Pereira, Rodrigues, DSN 2007):
+ * each node keeps a small **active view** of neighbours it holds connections
+ * to, and a larger **passive view** of addresses to replace them with. A new
+ * node joins through any member, which spreads it by a random walk
+ * (FORWARD_JOIN); a neighbour that fails is replaced from the passive view
+ * (NEIGHBOR, with high priority when the active view is empty); periodic
+ * SHUFFLE walks mix the passive views. Plumtree builds its trees over the
+ * active views. No I/O: see {@linkcode MembershipStrategy}.
+ *
+ * Differences from the paper, for connection-oriented transports: a rejected
+ * NEIGHBOR is answered by closing the requester's connection (it then tries
+ * another passive node), and SHUFFLE replies travel back along the walk's path
+ * instead of over a temporary connection.
+ *
+ * @module
+ */
+
+import type { Random } from "./clock.ts";
+import { ProtocolError } from "./errors.ts";
+import { type MemberEntry, type NodeSpec, validateSpec } from "./membership_state.ts";
+import {
+  type MembershipStrategy,
+  noEffects,
+  type StrategyEffects,
+  type StrategyStats,
+} from "./strategy.ts";
+
+/** The HyParView settings (the paper's defaults). */
+export interface HyParViewOptions {
+  /** Neighbours with open connections (default 5). */
+  activeViewSize?: number;
+  /** Addresses kept to replace them (default 30). */
+  passiveViewSize?: number;
+  /** Hops of a FORWARD_JOIN walk, and of a SHUFFLE walk (default 6). */
+  activeRandomWalkLength?: number;
+  /** Hop of a FORWARD_JOIN walk at which the joiner enters the passive view (default 3). */
+  passiveRandomWalkLength?: number;
+  /** Period of SHUFFLE walks (default 10000 ms). */
+  shuffleIntervalMs?: number;
+  /**
+   * Period of a high-priority NEIGHBOR to one node lost to a failure (unheard
+   * of since), so that the overlay heals after a partition (default 10000 ms).
+   */
+  probeIntervalMs?: number;
+  /** Nodes lost to a failure are probed for this long (default 600000 ms). */
+  lostTtlMs?: number;
+  /** Active-view entries sent in a SHUFFLE (default 3). */
+  shuffleActiveCount?: number;
+  /** Passive-view entries sent in a SHUFFLE (default 4). */
+  shufflePassiveCount?: number;
+}
+
+/** Options of {@linkcode HyParView}. */
+export interface HyParViewConfig extends HyParViewOptions {
+  /** Randomness for every choice. */
+  random: Random;
+  /** Specs remembered from handshakes, to answer who a name is (default 1024). */
+  knownMax?: number;
+}
+
+/** Wire kinds of HyParView messages. */
+export const HPV = {
+  /** `[0]`: the sender joins the cluster through this node. */
+  Join: 0,
+  /** `[1, spec, ttl]`: a random walk spreading a joiner. */
+  ForwardJoin: 1,
+  /** `[2, high]`: the sender asks to be a neighbour (1: must accept). */
+  Neighbor: 2,
+  /** `[3, newcomer?]`: the sender drops this node from its active view (for `newcomer`). */
+  Disconnect: 3,
+  /** `[4, ttl, specs, path]`: a shuffle walk; `path` are the hops so far, origin first. */
+  Shuffle: 4,
+  /** `[5, specs, path]`: the answer, going back along `path`. */
+  ShuffleReply: 5,
+} as const;
+
+const SHUFFLE_SPECS_MAX = 64;
+/** First wait after a refused low-priority NEIGHBOR; doubles per refusal up to the shuffle interval. */
+const REPAIR_BACKOFF_MS = 250;
+const PATH_MAX = 32;
+
+function resolved(o: HyParViewOptions): Required<HyParViewOptions> {
+  const r: Required<HyParViewOptions> = {
+    activeViewSize: o.activeViewSize ?? 5,
+    passiveViewSize: o.passiveViewSize ?? 30,
+    activeRandomWalkLength: o.activeRandomWalkLength ?? 6,
+    passiveRandomWalkLength: o.passiveRandomWalkLength ?? 3,
+    shuffleIntervalMs: o.shuffleIntervalMs ?? 10_000,
+    probeIntervalMs: o.probeIntervalMs ?? 10_000,
+    lostTtlMs: o.lostTtlMs ?? 600_000,
+    shuffleActiveCount: o.shuffleActiveCount ?? 3,
+    shufflePassiveCount: o.shufflePassiveCount ?? 4,
+  };
+  const ints: [keyof HyParViewOptions, number][] = [
+    ["activeViewSize", 1],
+    ["passiveViewSize", 0],
+    ["activeRandomWalkLength", 0],
+    ["passiveRandomWalkLength", 0],
+    ["shuffleActiveCount", 0],
+    ["shufflePassiveCount", 0],
+  ];
+  for (const [k, min] of ints) {
+    const v = r[k];
+    if (!Number.isInteger(v) || v < min || v > 1000) {
+      throw new RangeError(`${k} must be an integer in [${min}, 1000], got ${v}`);
+    }
+  }
+  for (const k of ["shuffleIntervalMs", "probeIntervalMs", "lostTtlMs"] as const) {
+    if (!(r[k] > 0)) throw new RangeError(`${k} must be positive, got ${r[k]}`);
+  }
+  if (r.passiveRandomWalkLength > r.activeRandomWalkLength) {
+    throw new RangeError("passiveRandomWalkLength cannot exceed activeRandomWalkLength");
+  }
+  return r;
+}
+
+/**
+ * The HyParView strategy.
+ *
+ * @example A node joins through another
+ * ```ts
+ * import { HyParView, seededRandom } from "@murmur/murmur/membership";
+ * const spec = (name: string) => ({ name, incarnation: 1, listenAddrs: [], channels: {} });
+ * const a = new HyParView(spec("a"), { random: seededRandom(1) });
+ * const fx = a.join(spec("b"), 0); // connect to b, then greet it with JOIN
+ * console.log(fx.connect.map((s) => s.name), a.greeting("b")); // [ "b" ] [ 0 ]
+ * ```
+ */
+export class HyParView implements MembershipStrategy {
+  readonly kind = "hyparview";
+  readonly stats: StrategyStats = {
+    invalidEntries: 0,
+    membersRejected: 0,
+    membersRemoved: 0,
+    gossipsOut: 0,
+  };
+  readonly #o: Required<HyParViewOptions>;
+  readonly #random: Random;
+  readonly #knownMax: number;
+  #self: NodeSpec;
+  #left = false;
+  /** Neighbours, including those being connected. */
+  readonly #active = new Map<string, NodeSpec>();
+  /** Neighbours whose connection is up. */
+  readonly #up = new Set<string>();
+  readonly #passive = new Map<string, NodeSpec>();
+  /** Specs learnt from handshakes (who a name is), oldest first. */
+  readonly #known = new Map<string, NodeSpec>();
+  /** What to say to a node when its connection comes up. */
+  readonly #greet = new Map<string, unknown>();
+  /** Nodes asked to be neighbours at low priority, not confirmed yet (a close means "no"). */
+  readonly #unconfirmed = new Set<string>();
+  /** Low-priority requests refused in a row, and when the next may go. */
+  #refusals = 0;
+  #nextRepair = -Infinity;
+  #nextRejoin = -Infinity;
+  /** Specs sent in the last SHUFFLE (evicted first when the reply comes). */
+  #shuffled: string[] = [];
+  #nextShuffle = -Infinity;
+  #nextProbe = -Infinity;
+  /** Nodes lost to a failure, since when (probed now and then: a partition may heal). */
+  readonly #lost = new Map<string, { spec: NodeSpec; since: number }>();
+  /** Lost nodes being connected to, to see whether they are back. */
+  readonly #probing = new Map<string, { spec: NodeSpec; since: number }>();
+
+  /** Creates the strategy of the node `self`. */
+  constructor(self: NodeSpec, config: HyParViewConfig) {
+    this.#self = self;
+    this.#o = resolved(config);
+    this.#random = config.random;
+    this.#knownMax = config.knownMax ?? 1024;
+  }
+
+  /** The settings in force. */
+  get options(): Readonly<Required<HyParViewOptions>> {
+    return this.#o;
+  }
+
+  /** True unless this node left. */
+  get active(): boolean {
+    return !this.#left;
+  }
+
+  /** The active view (neighbours, connected or being connected), sorted. */
+  activeView(): string[] {
+    return [...this.#active.keys()].sort();
+  }
+
+  /** The passive view, sorted. */
+  passiveView(): string[] {
+    return [...this.#passive.keys()].sort();
+  }
+
+  /** Self, the active view and the passive view, sorted. */
+  members(): string[] {
+    if (this.#left) return [];
+    return [this.#self.name, ...this.#active.keys(), ...this.#passive.keys()].sort();
+  }
+
+  /**
+   * The spec of a node this node knows: self, the active and passive views,
+   * and nodes heard of lately (handshakes, walks), which `send` and `call`
+   * can reach over a direct connection.
+   */
+  entry(name: string): MemberEntry | undefined {
+    const spec = name === this.#self.name
+      ? this.#self
+      : this.#active.get(name) ?? this.#passive.get(name) ?? this.#known.get(name);
+    return spec === undefined ? undefined : { spec, status: "alive" };
+  }
+
+  /** Specs of self, the active and the passive view, sorted by name. */
+  specs(): NodeSpec[] {
+    if (this.#left) return [];
+    return [this.#self, ...this.#active.values(), ...this.#passive.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** No tombstones: a partial view forgets. */
+  tombstones(): number {
+    return 0;
+  }
+
+  /** Joins through `spec`: connect to it, then greet it with JOIN. */
+  join(spec: NodeSpec, _now: number): StrategyEffects {
+    this.#learn(spec);
+    const fx = noEffects();
+    if (this.#left || spec.name === this.#self.name) return fx;
+    this.#passive.delete(spec.name);
+    if (!this.#active.has(spec.name) && this.#active.size >= this.#o.activeViewSize) {
+      this.#evict(fx, spec);
+    }
+    this.#addActive(spec, [HPV.Join], fx);
+    return fx;
+  }
+
+  /** A handshake told who `spec.name` is. A newer incarnation replaces the spec everywhere. */
+  seen(spec: NodeSpec, _now: number): StrategyEffects {
+    this.#learn(spec);
+    this.#lost.delete(spec.name); // it is alive
+    const fx = noEffects();
+    const old = this.#active.get(spec.name);
+    if (old !== undefined && spec.incarnation > old.incarnation) {
+      this.#active.set(spec.name, spec);
+      this.#up.delete(spec.name);
+      fx.disconnect.push({ name: spec.name, reason: "restarted", departed: false });
+      fx.connect.push(spec);
+      if (!this.#greet.has(spec.name)) this.#greet.set(spec.name, [HPV.Neighbor, 1]);
+    }
+    const p = this.#passive.get(spec.name);
+    if (p !== undefined && spec.incarnation > p.incarnation) this.#passive.set(spec.name, spec);
+    return fx;
+  }
+
+  /** A connection came up: a neighbour, or a stray one to close. */
+  up(name: string, _now: number): StrategyEffects {
+    const fx = noEffects();
+    const probed = this.#probing.get(name);
+    this.#probing.delete(name);
+    if (probed !== undefined && !this.#active.has(name)) {
+      // A lost node answered: it is back (a partition healed). It must be taken.
+      if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, probed.spec);
+      this.#active.set(name, probed.spec);
+      this.#greet.set(name, [HPV.Neighbor, 1]);
+    }
+    if (this.#active.has(name)) this.#up.add(name);
+    else fx.disconnect.push({ name, reason: "not a neighbour", departed: false });
+    return fx;
+  }
+
+  /** A neighbour's connection went down: it is gone; a passive node replaces it. */
+  down(name: string, now: number): StrategyEffects {
+    const fx = noEffects();
+    const spec = this.#active.get(name);
+    if (spec !== undefined) {
+      this.#active.delete(name);
+      this.#up.delete(name);
+      this.#greet.delete(name);
+      // A close before it confirmed a low-priority request is a refusal: it is alive, and full.
+      if (this.#unconfirmed.delete(name)) {
+        this.#addPassive(spec);
+        this.#refusals++;
+        this.#nextRepair = now + Math.min(
+          this.#o.shuffleIntervalMs,
+          REPAIR_BACKOFF_MS * 2 ** Math.min(this.#refusals, 16),
+        );
+      } else {
+        this.#lose(spec, now);
+        this.#nextRepair = now; // a failure is replaced at once
+      }
+      this.#repair(fx, now);
+    }
+    // No reconnection attempts: HyParView replaces, it does not insist.
+    fx.disconnect.push({ name, reason: "neighbour down", departed: false });
+    return fx;
+  }
+
+  /** A connection to `name` could not be made: drop it from both views, replace it. */
+  unreachable(name: string, now: number): StrategyEffects {
+    const fx = noEffects();
+    const probed = this.#probing.get(name);
+    if (probed !== undefined) {
+      this.#probing.delete(name);
+      if (now - probed.since <= this.#o.lostTtlMs) this.#lost.set(name, probed);
+      fx.disconnect.push({ name, reason: "still unreachable", departed: false });
+      return fx;
+    }
+    const spec = this.#active.get(name) ?? this.#passive.get(name);
+    if (spec !== undefined) this.#lose(spec, now);
+    this.#passive.delete(name);
+    if (this.#active.delete(name)) {
+      this.#up.delete(name);
+      this.#greet.delete(name);
+      this.#unconfirmed.delete(name);
+      fx.disconnect.push({ name, reason: "unreachable", departed: false });
+      this.#repair(fx, now);
+    }
+    return fx;
+  }
+
+  /** A HyParView message. Throws `ProtocolError` when malformed. */
+  receive(from: string, msg: unknown, now: number): StrategyEffects {
+    if (!Array.isArray(msg) || typeof msg[0] !== "number") {
+      throw new ProtocolError("hyparview message is not [kind, ...]");
+    }
+    const fx = noEffects();
+    if (this.#left) return fx;
+    this.#lost.delete(from); // it is alive
+    switch (msg[0]) {
+      case HPV.Join:
+        this.#onJoin(from, fx);
+        break;
+      case HPV.ForwardJoin: {
+        const ttl = msg[2];
+        if (!Number.isInteger(ttl) || ttl < 0 || ttl > 1000) {
+          throw new ProtocolError("FORWARD_JOIN ttl is not a small integer");
+        }
+        this.#onForwardJoin(from, validateSpec(msg[1]), ttl, fx);
+        break;
+      }
+      case HPV.Neighbor:
+        this.#onNeighbor(from, msg[1] === 1, fx);
+        break;
+      case HPV.Disconnect: {
+        if (this.#active.delete(from)) {
+          this.#up.delete(from);
+          this.#greet.delete(from);
+          this.#unconfirmed.delete(from);
+          const spec = this.#known.get(from);
+          if (spec !== undefined) this.#addPassive(spec);
+          fx.disconnect.push({ name: from, reason: "dropped by the neighbour", departed: false });
+        }
+        // The newcomer that took this node's place: link to it (low priority, no cascade).
+        // Also when the closed connection was noticed first.
+        const newcomer = msg[1] === undefined ? undefined : validateSpec(msg[1]);
+        if (newcomer !== undefined) this.#learn(newcomer);
+        if (
+          newcomer !== undefined && newcomer.name !== this.#self.name &&
+          !this.#active.has(newcomer.name) && this.#active.size < this.#o.activeViewSize
+        ) {
+          this.#addActive(newcomer, [HPV.Neighbor, this.#active.size === 0 ? 1 : 0], fx);
+          // Until it answers, no other request goes out (the evicting node is full, for one).
+          this.#unconfirmed.add(newcomer.name);
+        }
+        this.#repair(fx, now);
+        break;
+      }
+      case HPV.Shuffle: {
+        const [, ttl, specs, path] = msg;
+        if (!Number.isInteger(ttl) || ttl < 0 || ttl > 1000) {
+          throw new ProtocolError("SHUFFLE ttl is not a small integer");
+        }
+        this.#onShuffle(from, ttl, this.#specs(specs), this.#path(path), fx);
+        break;
+      }
+      case HPV.ShuffleReply: {
+        const [, specs, path] = msg;
+        this.#onShuffleReply(this.#specs(specs), this.#path(path), fx);
+        break;
+      }
+      default:
+        throw new ProtocolError(`unknown hyparview message kind ${msg[0]}`);
+    }
+    return fx;
+  }
+
+  /** Repairs the active view from the passive one; starts a shuffle when it is time. */
+  tick(now: number): StrategyEffects {
+    const fx = noEffects();
+    if (this.#left) return fx;
+    this.#repair(fx, now);
+    this.#probe(fx, now);
+    const i = this.#o.shuffleIntervalMs;
+    if (this.#nextShuffle === -Infinity) {
+      // The first one after a random part of the interval: nodes started together shuffle apart.
+      this.#nextShuffle = now + i * this.#random.next();
+    } else if (now >= this.#nextShuffle) {
+      this.#nextShuffle = now + i * (0.75 + this.#random.next() / 2);
+      this.#shuffle(fx);
+    }
+    return fx;
+  }
+
+  /** Nothing is coalesced. */
+  flush(_now: number): StrategyEffects {
+    return noEffects();
+  }
+
+  /** What to say to `to` now that its connection is up (JOIN or NEIGHBOR), once. */
+  greeting(to: string): unknown {
+    const g = this.#greet.get(to);
+    this.#greet.delete(to);
+    return g;
+  }
+
+  /** Leaves: drops every neighbour (they replace this node) and forgets the views. */
+  leave(_now: number): StrategyEffects {
+    const fx = noEffects();
+    if (this.#left) return fx;
+    for (const name of this.#up) fx.sends.push({ to: name, msg: [HPV.Disconnect] });
+    for (const name of this.#active.keys()) {
+      fx.disconnect.push({ name, reason: "this node left", departed: true, graceful: true });
+    }
+    this.stats.gossipsOut += fx.sends.length;
+    this.#left = true;
+    this.#active.clear();
+    this.#up.clear();
+    this.#passive.clear();
+    this.#greet.clear();
+    this.#unconfirmed.clear();
+    this.#probing.clear();
+    this.#lost.clear();
+    return fx;
+  }
+
+  /** Forgets members by hand. */
+  remove(names: readonly string[], now: number): StrategyEffects {
+    const fx = noEffects();
+    let repair = false;
+    for (const n of names) {
+      this.#passive.delete(n);
+      if (this.#active.delete(n)) {
+        this.#up.delete(n);
+        this.#greet.delete(n);
+        this.#unconfirmed.delete(n);
+        fx.disconnect.push({ name: n, reason: "removed by hand", departed: true });
+        repair = true;
+      }
+      this.stats.membersRemoved++;
+    }
+    if (repair) this.#repair(fx, now);
+    return fx;
+  }
+
+  /** Takes a new spec for this node (a rejoin after a leave, or a higher incarnation). */
+  setSelf(spec: NodeSpec, _now: number): StrategyEffects {
+    this.#self = spec;
+    this.#left = false;
+    return noEffects();
+  }
+
+  /** Nothing to probe: there are no tombstones. */
+  probeCandidates(_count: number): NodeSpec[] {
+    return [];
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /** Remembers a node that failed, to probe it later (its first failure time is kept). */
+  #lose(spec: NodeSpec, now: number): void {
+    const old = this.#lost.get(spec.name);
+    this.#lost.delete(spec.name);
+    this.#lost.set(spec.name, { spec, since: old?.since ?? now });
+    if (this.#lost.size > Math.max(8, this.#o.passiveViewSize)) {
+      this.#lost.delete(this.#lost.keys().next().value!);
+    }
+  }
+
+  /**
+   * Now and then, a high-priority NEIGHBOR to one lost node (unheard of since it
+   * failed): if it answers, a partition has healed and the overlays merge.
+   */
+  #probe(fx: StrategyEffects, now: number): void {
+    if (this.#nextProbe === -Infinity) {
+      this.#nextProbe = now + this.#o.probeIntervalMs * this.#random.next();
+      return;
+    }
+    if (now < this.#nextProbe) return;
+    this.#nextProbe = now + this.#o.probeIntervalMs * (0.75 + this.#random.next() / 2);
+    for (const [name, l] of this.#lost) {
+      if (now - l.since > this.#o.lostTtlMs || this.#active.has(name)) this.#lost.delete(name);
+    }
+    const pick = this.#pick([...this.#lost.keys()].filter((n) => !this.#probing.has(n)));
+    if (pick === undefined) return;
+    // Connect first; only a node that answers takes a place in the active view (see up()).
+    const l = this.#lost.get(pick)!;
+    this.#lost.delete(pick);
+    this.#passive.delete(pick);
+    this.#probing.set(pick, l);
+    fx.connect.push(l.spec);
+  }
+
+  #learn(spec: NodeSpec): void {
+    if (spec.name === this.#self.name) return;
+    const old = this.#known.get(spec.name);
+    if (old !== undefined && old.incarnation > spec.incarnation) return;
+    this.#known.delete(spec.name);
+    this.#known.set(spec.name, spec);
+    if (this.#known.size > this.#knownMax) this.#known.delete(this.#known.keys().next().value!);
+  }
+
+  #pick<T>(items: T[]): T | undefined {
+    return items.length === 0 ? undefined : items[Math.floor(this.#random.next() * items.length)];
+  }
+
+  #sample<T>(items: T[], n: number): T[] {
+    const a = items.slice();
+    const k = Math.min(n, a.length);
+    for (let i = 0; i < k; i++) {
+      const j = i + Math.floor(this.#random.next() * (a.length - i));
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a.slice(0, k);
+  }
+
+  #send(fx: StrategyEffects, to: string, msg: unknown): void {
+    fx.sends.push({ to, msg });
+    this.stats.gossipsOut++;
+  }
+
+  /** Adds a neighbour (the caller made room); greets it with `greeting` when up. */
+  #addActive(spec: NodeSpec, greeting: unknown, fx: StrategyEffects): void {
+    if (spec.name === this.#self.name || this.#active.has(spec.name)) return;
+    this.#passive.delete(spec.name);
+    this.#active.set(spec.name, spec);
+    if (greeting !== undefined) this.#greet.set(spec.name, greeting);
+    fx.connect.push(spec);
+  }
+
+  /**
+   * Drops a random neighbour to make room for `newcomer`: it is told
+   * (DISCONNECT, naming the newcomer, which it then asks to be its neighbour:
+   * the dropped link is split in two rather than lost, so evictions cannot cut
+   * a group of nodes off) and moves to the passive view.
+   */
+  #evict(fx: StrategyEffects, newcomer: NodeSpec, except?: string): void {
+    const victim = this.#pick([...this.#active.keys()].filter((n) => n !== except));
+    if (victim === undefined) return;
+    const spec = this.#active.get(victim)!;
+    const wasUp = this.#up.delete(victim);
+    this.#active.delete(victim);
+    this.#greet.delete(victim);
+    this.#unconfirmed.delete(victim);
+    this.#addPassive(spec);
+    if (wasUp) this.#send(fx, victim, [HPV.Disconnect, newcomer]);
+    fx.disconnect.push({
+      name: victim,
+      reason: "dropped to make room",
+      departed: false,
+      graceful: wasUp,
+    });
+  }
+
+  #addPassive(spec: NodeSpec, preferEvict: readonly string[] = []): void {
+    const name = spec.name;
+    if (name === this.#self.name || this.#active.has(name) || this.#o.passiveViewSize === 0) return;
+    const old = this.#passive.get(name);
+    if (old !== undefined) {
+      if (spec.incarnation > old.incarnation) this.#passive.set(name, spec);
+      return;
+    }
+    if (this.#passive.size >= this.#o.passiveViewSize) {
+      const victim = preferEvict.find((n) => this.#passive.has(n)) ??
+        this.#pick([...this.#passive.keys()])!;
+      this.#passive.delete(victim);
+    }
+    this.#passive.set(name, spec);
+  }
+
+  /** Promotes passive nodes while the active view (connected or connecting) is short. */
+  /**
+   * Promotes passive nodes while the active view is short. With no neighbour
+   * up, at high priority (it must be accepted), as many as needed; otherwise
+   * one low-priority request at a time, and after a refusal not before a
+   * backoff: when every node is full, a node one neighbour short would
+   * otherwise ask around without end.
+   */
+  #repair(fx: StrategyEffects, now: number): void {
+    if (this.#active.size === 0 && this.#passive.size === 0 && now >= this.#nextRejoin) {
+      // Alone, with no address to try: join again through any node heard of.
+      const spec = this.#pick([
+        ...this.#known.values(),
+        ...[...this.#lost.values()].map((l) => l.spec),
+      ]);
+      if (spec !== undefined) {
+        this.#nextRejoin = now + REPAIR_BACKOFF_MS * 4;
+        this.#addActive(spec, [HPV.Join], fx);
+      }
+      return;
+    }
+    while (this.#active.size < this.#o.activeViewSize && this.#passive.size > 0) {
+      const high = this.#up.size === 0 && this.#active.size === 0;
+      if (!high && (this.#unconfirmed.size > 0 || now < this.#nextRepair)) return;
+      const name = this.#pick([...this.#passive.keys()])!;
+      const spec = this.#passive.get(name)!;
+      this.#addActive(spec, [HPV.Neighbor, high ? 1 : 0], fx);
+      if (!high) this.#unconfirmed.add(name);
+    }
+  }
+
+  #onJoin(from: string, fx: StrategyEffects): void {
+    const spec = this.#known.get(from);
+    if (spec === undefined || from === this.#self.name) return;
+    if (!this.#active.has(from)) {
+      if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, spec);
+      this.#addActive(spec, [HPV.Neighbor, 1], fx);
+    }
+    for (const n of this.#up) {
+      if (n !== from) this.#send(fx, n, [HPV.ForwardJoin, spec, this.#o.activeRandomWalkLength]);
+    }
+  }
+
+  #onForwardJoin(from: string, spec: NodeSpec, ttl: number, fx: StrategyEffects): void {
+    if (spec.name === this.#self.name) return;
+    this.#learn(spec);
+    const next = [...this.#up].filter((n) => n !== from && n !== spec.name);
+    if (ttl === 0 || this.#active.size <= 1 || next.length === 0) {
+      if (!this.#active.has(spec.name)) {
+        if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, spec, from);
+        this.#addActive(spec, [HPV.Neighbor, 1], fx);
+      }
+      return;
+    }
+    if (ttl === this.#o.passiveRandomWalkLength) this.#addPassive(spec);
+    this.#send(fx, this.#pick(next)!, [HPV.ForwardJoin, spec, ttl - 1]);
+  }
+
+  #onNeighbor(from: string, high: boolean, fx: StrategyEffects): void {
+    if (this.#active.has(from)) {
+      if (this.#unconfirmed.delete(from)) this.#refusals = 0; // it took this node: the confirmation
+      return;
+    }
+    const spec = this.#known.get(from);
+    if (spec === undefined) return;
+    if (this.#active.size < this.#o.activeViewSize || high) {
+      if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, spec, from);
+      // Connects back; NEIGHBOR on that connection confirms to the requester.
+      this.#addActive(spec, [HPV.Neighbor, 1], fx);
+      return;
+    }
+    // Refused: closing its connection tells it; it stays a passive candidate here.
+    this.#addPassive(spec);
+    fx.disconnect.push({ name: from, reason: "neighbour request refused", departed: false });
+  }
+
+  #shuffle(fx: StrategyEffects): void {
+    const to = this.#pick([...this.#up]);
+    if (to === undefined) return;
+    const active = this.#sample(
+      [...this.#active.values()].filter((s) => s.name !== to),
+      this.#o.shuffleActiveCount,
+    );
+    const passive = this.#sample([...this.#passive.values()], this.#o.shufflePassiveCount);
+    const specs = [this.#self, ...active, ...passive];
+    this.#shuffled = specs.map((s) => s.name);
+    this.#send(fx, to, [HPV.Shuffle, this.#o.activeRandomWalkLength, specs, [this.#self.name]]);
+  }
+
+  #onShuffle(
+    from: string,
+    ttl: number,
+    specs: NodeSpec[],
+    path: string[],
+    fx: StrategyEffects,
+  ): void {
+    const next = [...this.#up].filter((n) => n !== from && !path.includes(n));
+    if (ttl > 1 && next.length > 0 && path.length < PATH_MAX) {
+      this.#send(fx, this.#pick(next)!, [HPV.Shuffle, ttl - 1, specs, [...path, this.#self.name]]);
+      return;
+    }
+    const reply = this.#sample([...this.#passive.values()], specs.length);
+    const back = path.at(-1);
+    if (back !== undefined) {
+      this.#send(fx, from, [HPV.ShuffleReply, reply, path.slice(0, -1)]);
+    }
+    const sent = reply.map((s) => s.name);
+    for (const s of specs) this.#addPassive(s, sent);
+  }
+
+  #onShuffleReply(specs: NodeSpec[], path: string[], fx: StrategyEffects): void {
+    const back = path.at(-1);
+    if (back !== undefined) {
+      // A hop of the walk: pass the answer on toward the origin.
+      if (this.#up.has(back)) this.#send(fx, back, [HPV.ShuffleReply, specs, path.slice(0, -1)]);
+      return;
+    }
+    for (const s of specs) this.#addPassive(s, this.#shuffled);
+    this.#shuffled = [];
+  }
+
+  #specs(v: unknown): NodeSpec[] {
+    if (!Array.isArray(v) || v.length > SHUFFLE_SPECS_MAX) {
+      throw new ProtocolError("shuffle specs are not a short array");
+    }
+    const out: NodeSpec[] = [];
+    for (const s of v) {
+      try {
+        out.push(validateSpec(s));
+      } catch {
+        this.stats.invalidEntries++;
+      }
+    }
+    for (const s of out) this.#learn(s);
+    return out;
+  }
+
+  #path(v: unknown): string[] {
+    if (
+      !Array.isArray(v) || v.length > PATH_MAX ||
+      !v.every((n) => typeof n === "string" && n.length > 0 && n.length <= 255)
+    ) throw new ProtocolError("shuffle path is not a short list of names");
+    return v as string[];
+  }
+}

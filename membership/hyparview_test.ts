@@ -1,0 +1,124 @@
+// The HyParView state machine on its own: events in, effects out.
+
+import assert from "node:assert/strict";
+import { seededRandom } from "./clock.ts";
+import { ProtocolError } from "./errors.ts";
+import { HPV, HyParView } from "./hyparview.ts";
+import type { NodeSpec } from "./membership_state.ts";
+
+const spec = (name: string, incarnation = 1): NodeSpec => ({
+  name,
+  incarnation,
+  listenAddrs: [{ hostname: "10.0.0.1", port: 1000 + name.length }],
+  channels: {},
+});
+
+function node(name: string, options: ConstructorParameters<typeof HyParView>[1] | object = {}) {
+  return new HyParView(spec(name), { random: seededRandom(name.length * 7), ...options });
+}
+
+Deno.test("hyparview core: a join connects, greets with JOIN, and the contact spreads it", () => {
+  const a = node("a"), c = node("contact");
+  const fx = a.join(spec("contact"), 0);
+  assert.deepEqual(fx.connect.map((s) => s.name), ["contact"]);
+  assert.deepEqual(a.greeting("contact"), [HPV.Join]);
+  assert.equal(a.greeting("contact"), undefined, "a greeting is said once");
+  // The contact knows x and y as neighbours; a JOIN from a reaches it.
+  for (const n of ["x", "y"]) {
+    c.seen(spec(n), 0);
+    c.receive(n, [HPV.Neighbor, 1], 0);
+    c.up(n, 0);
+  }
+  c.seen(spec("a"), 0);
+  const j = c.receive("a", [HPV.Join], 0);
+  assert.deepEqual(j.connect.map((s) => s.name), ["a"]);
+  assert.deepEqual(
+    j.sends.map((s) => [s.to, (s.msg as unknown[])[0]]).sort(),
+    [["x", HPV.ForwardJoin], ["y", HPV.ForwardJoin]],
+  );
+  assert.deepEqual(c.activeView(), ["a", "x", "y"]);
+});
+
+Deno.test("hyparview core: a full node refuses a low-priority NEIGHBOR by closing, accepts a high one by evicting with a hand-over", () => {
+  const n = node("n", { activeViewSize: 2 });
+  for (const p of ["p", "q"]) {
+    n.seen(spec(p), 0);
+    n.receive(p, [HPV.Neighbor, 1], 0);
+    n.up(p, 0);
+  }
+  n.seen(spec("r"), 0);
+  const low = n.receive("r", [HPV.Neighbor, 0], 0);
+  assert.deepEqual(low.disconnect.map((d) => d.name), ["r"], "refused: its connection is closed");
+  assert.ok(n.passiveView().includes("r"));
+  const high = n.receive("r", [HPV.Neighbor, 1], 0);
+  assert.deepEqual(high.connect.map((s) => s.name), ["r"]);
+  const told = high.sends.find((s) => (s.msg as unknown[])[0] === HPV.Disconnect)!;
+  assert.ok(told !== undefined, "the evicted neighbour is told");
+  assert.equal(((told.msg as unknown[])[1] as NodeSpec).name, "r", "and given the newcomer");
+  assert.equal(n.activeView().length, 2);
+  // The evicted one links to the newcomer.
+  const v = node(told.to);
+  v.seen(spec("n"), 0);
+  v.receive("n", [HPV.Neighbor, 1], 0);
+  v.up("n", 0);
+  const d = v.receive("n", told.msg, 0);
+  assert.deepEqual(d.disconnect.map((x) => x.name), ["n"]);
+  assert.deepEqual(d.connect.map((s) => s.name), ["r"]);
+});
+
+Deno.test("hyparview core: a failed neighbour is replaced from the passive view; a refusal backs off", () => {
+  const n = node("n", { activeViewSize: 2 });
+  n.seen(spec("p"), 0);
+  n.receive("p", [HPV.Neighbor, 1], 0);
+  n.up("p", 0);
+  // Passive entries through a shuffle reply.
+  n.receive("p", [HPV.ShuffleReply, [spec("s1"), spec("s2")], []], 0);
+  assert.deepEqual(n.passiveView(), ["s1", "s2"]);
+  n.tick(0); // fills the free slot at low priority
+  const asked = n.activeView().filter((x) => x !== "p");
+  assert.equal(asked.length, 1);
+  // The request is refused (closed before any confirmation): not lost, back to passive, backoff.
+  const refused = n.down(asked[0]!, 10);
+  assert.ok(n.passiveView().includes(asked[0]!));
+  assert.equal(refused.connect.length, 0, "no new request before the backoff");
+  const later = n.tick(10_000);
+  assert.equal(later.connect.length, 1, "after it, one more");
+  // The neighbour p fails: replaced at once (with high priority when nothing is left).
+  const fx = n.down("p", 10_001);
+  assert.ok(fx.disconnect.some((d) => d.name === "p"));
+});
+
+Deno.test("hyparview core: a shuffle walks, is answered along its path, and mixes the passive views", () => {
+  const o = node("o", { shuffleIntervalMs: 1000 });
+  o.seen(spec("h"), 0);
+  o.receive("h", [HPV.Neighbor, 1], 0);
+  o.up("h", 0);
+  o.receive("h", [HPV.ShuffleReply, [spec("old")], []], 0);
+  o.tick(0); // schedules
+  const fx = o.tick(5000);
+  const sh = fx.sends.find((s) => (s.msg as unknown[])[0] === HPV.Shuffle)!;
+  assert.equal(sh.to, "h");
+  const [, ttl, specs, path] = sh.msg as [number, number, NodeSpec[], string[]];
+  assert.ok(ttl > 0 && specs.some((s) => s.name === "o") && path[0] === "o");
+  // The last hop (z, with only o's hop as neighbour) answers back toward o.
+  const z = node("z");
+  z.receive("h", [HPV.ShuffleReply, [spec("zp")], []], 0);
+  const ans = z.receive("h", [HPV.Shuffle, 1, specs, ["o", "h"]], 0);
+  const reply = ans.sends[0]!;
+  assert.equal(reply.to, "h");
+  assert.deepEqual((reply.msg as unknown[]).slice(2), [["o"]]);
+  assert.ok(z.passiveView().includes("o"), "the shuffle's specs land in the passive view");
+  // At o, the answer integrates.
+  o.receive("h", [HPV.ShuffleReply, [spec("zp")], []], 6000);
+  assert.ok(o.passiveView().includes("zp"));
+});
+
+Deno.test("hyparview core: malformed messages are protocol errors; options are checked by name", () => {
+  const n = node("n");
+  for (const bad of ["x", [], [99], [HPV.ForwardJoin, spec("a"), -1], [HPV.Shuffle, 1, "x", []]]) {
+    assert.throws(() => n.receive("p", bad, 0), ProtocolError, JSON.stringify(bad));
+  }
+  assert.throws(() => node("m", { activeViewSize: 0 }), /activeViewSize/);
+  assert.throws(() => node("m", { passiveRandomWalkLength: 9 }), /passiveRandomWalkLength/);
+  assert.throws(() => node("m", { shuffleIntervalMs: 0 }), /shuffleIntervalMs/);
+});

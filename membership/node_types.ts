@@ -1,0 +1,93 @@
+/**
+ * The plain types of a {@linkcode Node}'s API: join results, partitions,
+ * up/down options and counters.
+ *
+ * @module
+ */
+
+import type { NodeSpec } from "./membership_state.ts";
+// deno-lint-ignore no-unused-vars
+import type { Node } from "./node.ts";
+
+/** A partition injected with {@linkcode Node.injectPartition}. */
+export interface PartitionInfo {
+  /** Reference for {@linkcode Node.resolvePartition}. */
+  readonly ref: number;
+  /** Nodes cut off from this node. */
+  readonly nodes: readonly string[];
+  /** When it heals by itself (the node's monotonic clock), or undefined. */
+  readonly expiresAt: number | undefined;
+}
+
+/** What {@linkcode Node.join} resolves with. */
+export interface JoinResult {
+  /** The node joined through. */
+  readonly node: string;
+  /** This node's incarnation after the join (raised if the cluster knew a higher one). */
+  readonly incarnation: number;
+  /**
+   * This node's stale specs the cluster held (a crashed former run, maybe at
+   * another address) and that the join replaced: the seed's `connect` with `prune`.
+   */
+  readonly stale: readonly NodeSpec[];
+}
+
+/** Options of {@linkcode Node.onUp} and {@linkcode Node.onDown}. */
+export interface UpDownOptions {
+  /**
+   * Only for this channel (the seed's `on_up/3`). Every channel of a peer
+   * comes up together and a lost channel takes the peer down, so the callback
+   * fires at the same transitions; the option checks the channel exists.
+   */
+  channel?: string;
+}
+
+/** Counters of a node. Everything dropped or refused is counted. */
+export interface NodeStats {
+  /** Frames received after handshakes. */
+  framesIn: number;
+  /** Frames queued for sending. */
+  framesOut: number;
+  /** Connections closed for a protocol violation (bad frame, bad handshake, oversize). */
+  badConnections: number;
+  /** Frames dropped by injected partitions. */
+  partitionDrops: number;
+  /** Fire-and-forget sends dropped: unknown or down node, closed connection, queue past its bound. */
+  sendDrops: number;
+  /** Acknowledged messages retransmitted. */
+  retransmits: number;
+  /** Duplicate acknowledged messages suppressed at this receiver. */
+  duplicates: number;
+  /** Acknowledged sends waiting for their acknowledgement. */
+  acksOutstanding: number;
+  /** Bytes of unacknowledged `ack: true` sends, all peers together. */
+  ackBytes: number;
+  /** Calls waiting for a reply. */
+  callsOutstanding: number;
+  /** Membership messages sent. */
+  gossipsOut: number;
+  /** Open connections. */
+  connections: number;
+  /** Bytes waiting in send queues, all connections together. */
+  queuedBytes: number;
+  /** Incoming handshakes refused (wrong cookie, cluster or protocol, stale, name in use, full, limits). */
+  handshakesRefused: number;
+  /** Pending handshakes closed to make room (slow or silent connections). */
+  handshakesEvicted: number;
+  /** Incoming handshakes that did not finish within `handshakeTimeoutMs`. */
+  handshakesTimedOut: number;
+  /** Outgoing connects refused by the peer. */
+  connectsRefused: number;
+  /** Gossip entries dropped as invalid. */
+  invalidEntries: number;
+  /** Live entries refused because the view was at `membersMax`. */
+  membersRejected: number;
+  /** Members removed: reaped after `deadMemberRemoveMs`, or by `leave(name)`. */
+  membersRemoved: number;
+  /** Live members in the view, self included. */
+  members: number;
+  /** Tombstones held. */
+  tombstones: number;
+  /** Times this node took a higher incarnation because a peer had it stale or dead. */
+  refutations: number;
+}

@@ -1,0 +1,596 @@
+/**
+ * A deterministic simulator of murmur clusters: the real protocol cores (the
+ * {@linkcode HyParView} and {@linkcode FullMesh} membership strategies and
+ * {@linkcode PlumtreeCore}, the code production runs) for thousands of nodes
+ * in virtual time, with no TCP, no handshakes and no encoding. The network is
+ * modelled as a node's {@linkcode Node} sees it: directed links that come up
+ * after a connect round trip, carry frames in order with seeded latency, break
+ * when either side closes them, and fall silent (detected after
+ * `failureTimeoutMs`) when a peer crashes or a partition cuts them.
+ *
+ * The same options and seed give the same run, event for event.
+ *
+ * @example
+ * ```ts
+ * import { Simulation } from "@murmur/murmur/sim";
+ * const sim = new Simulation({ seed: 1, strategy: "hyparview" });
+ * for (let i = 0; i < 20; i++) sim.addNode();
+ * sim.runFor(10_000);
+ * const id = sim.broadcast(sim.liveNodes()[0]!);
+ * sim.runFor(5_000);
+ * console.log(sim.report(id).missed); // 0
+ * ```
+ *
+ * @module
+ */
+
+import { type Random, seededRandom } from "../membership/clock.ts";
+import { FullMesh } from "../membership/full_mesh.ts";
+import { HyParView, type HyParViewOptions } from "../membership/hyparview.ts";
+import type { NodeSpec } from "../membership/membership_state.ts";
+import type { MembershipStrategy, StrategyEffects } from "../membership/strategy.ts";
+import {
+  PlumtreeCore,
+  type PlumtreeCoreOptions,
+  type PlumtreeMessage,
+  PT,
+  type Send,
+} from "../broadcast/plumtree_core.ts";
+import { EventQueue } from "./_queue.ts";
+
+/** Options of a {@linkcode Simulation}. */
+export interface SimulationOptions {
+  /** Seed of every random choice. */
+  seed: number;
+  /** Membership strategy of every node. */
+  strategy: "hyparview" | "full-mesh";
+  /** HyParView settings (the paper's defaults). */
+  hyparview?: HyParViewOptions;
+  /** Plumtree settings (besides `random`). */
+  plumtree?: Omit<PlumtreeCoreOptions, "random">;
+  /** One-way latency, drawn uniformly per frame (default [10, 50] ms). */
+  latencyMs?: [number, number];
+  /** Probability that a Plumtree frame is lost (default 0); membership frames ride a reliable stream. */
+  loss?: number;
+  /** Period of liveness checks and strategy ticks (default 1000 ms). */
+  pingIntervalMs?: number;
+  /** A silent link (crashed peer, partition) is declared down after this long (default 5000 ms). */
+  failureTimeoutMs?: number;
+  /** A connect to an unreachable (partitioned) node fails after this long (default 5000 ms). */
+  connectTimeoutMs?: number;
+  /** Full mesh: reconnect backoff after a failure (default 1000 ms). */
+  reconnectMs?: number;
+  /** Plumtree's lazy tick (default 1000 ms). */
+  lazyTickMs?: number;
+  /** Full-mesh gossip period (default 1000 ms). */
+  gossipIntervalMs?: number;
+  /** Full mesh: a member down this long is removed (default 60000 ms). */
+  deadMemberRemoveMs?: number;
+}
+
+interface SimNode {
+  readonly name: string;
+  readonly index: number;
+  readonly spec: NodeSpec;
+  alive: boolean;
+  readonly strategy: MembershipStrategy;
+  readonly pt: PlumtreeCore;
+  /** Outgoing links that are up. */
+  readonly up: Set<string>;
+  /** Outgoing links this node keeps (wants up), with their specs. */
+  readonly wanted: Map<string, NodeSpec>;
+  readonly connecting: Set<string>;
+  /** Nodes with an incoming link to this node (they count it as up). */
+  readonly inbound: Set<string>;
+  ptDeadline: number;
+  flushScheduled: boolean;
+}
+
+/** One broadcast's outcome. */
+export interface BroadcastReport {
+  /** Nodes that received it (the origin excluded). */
+  delivered: number;
+  /** Nodes alive when it was sent and at the end that did not receive it. */
+  missed: number;
+  /** Payload frames sent for it (eager pushes and graft answers). */
+  payloads: number;
+  /** Hops of its last delivery. */
+  ldh: number;
+}
+
+/** Counters of a run. */
+export interface SimulationCounters {
+  /** Frames sent, all kinds. */
+  frames: number;
+  /** Membership frames. */
+  membershipFrames: number;
+  /** Plumtree frames. */
+  plumtreeFrames: number;
+  /** Frames lost to `loss`, partitions or dead nodes. */
+  lost: number;
+  /** Events processed. */
+  events: number;
+}
+
+interface Broadcast {
+  readonly origin: number;
+  /** Hop of delivery per node index; -1: not delivered. */
+  readonly hops: Int16Array;
+  /** Alive when it was sent. */
+  readonly expected: Uint8Array;
+  payloads: number;
+}
+
+const HANDLER = "sim";
+
+/** A simulated cluster. */
+export class Simulation {
+  readonly #o: Required<Omit<SimulationOptions, "hyparview" | "plumtree">> & {
+    hyparview: HyParViewOptions;
+    plumtree: Omit<PlumtreeCoreOptions, "random">;
+  };
+  readonly #q = new EventQueue();
+  readonly #random: Random;
+  readonly #nodes: SimNode[] = [];
+  readonly #byName = new Map<string, SimNode>();
+  /** Per directed link, the arrival time of its last frame (frames stay in order). */
+  readonly #lastArrival = new Map<number, number>();
+  /** Partition group of each node index (undefined: no partition). */
+  #group: Int32Array | undefined;
+  readonly #broadcasts: Broadcast[] = [];
+  #now = 0;
+  /** Counters. */
+  readonly counters: SimulationCounters = {
+    frames: 0,
+    membershipFrames: 0,
+    plumtreeFrames: 0,
+    lost: 0,
+    events: 0,
+  };
+
+  /** Creates an empty cluster. */
+  constructor(options: SimulationOptions) {
+    this.#o = {
+      seed: options.seed,
+      strategy: options.strategy,
+      hyparview: options.hyparview ?? {},
+      plumtree: options.plumtree ?? {},
+      latencyMs: options.latencyMs ?? [10, 50],
+      loss: options.loss ?? 0,
+      pingIntervalMs: options.pingIntervalMs ?? 1000,
+      failureTimeoutMs: options.failureTimeoutMs ?? 5000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+      reconnectMs: options.reconnectMs ?? 1000,
+      lazyTickMs: options.lazyTickMs ?? 1000,
+      gossipIntervalMs: options.gossipIntervalMs ?? 1000,
+      deadMemberRemoveMs: options.deadMemberRemoveMs ?? 60_000,
+    };
+    if (options.strategy !== "hyparview" && options.strategy !== "full-mesh") {
+      throw new TypeError(`unknown strategy ${JSON.stringify(options.strategy)}`);
+    }
+    const [lo, hi] = this.#o.latencyMs;
+    if (!(lo >= 0 && hi >= lo)) {
+      throw new RangeError("latencyMs must be [min, max] with 0 <= min <= max");
+    }
+    if (!(this.#o.loss >= 0 && this.#o.loss < 1)) throw new RangeError("loss must be in [0, 1)");
+    this.#random = seededRandom(options.seed);
+  }
+
+  /** Virtual time, in ms. */
+  get now(): number {
+    return this.#now;
+  }
+
+  /** Names of the live nodes, in the order they were added. */
+  liveNodes(): string[] {
+    return this.#nodes.filter((n) => n.alive).map((n) => n.name);
+  }
+
+  /** The active view (HyParView) or connected peers of a node. */
+  neighbours(name: string): string[] {
+    return [...(this.#byName.get(name)?.up ?? [])].sort();
+  }
+
+  /** A node's state, for diagnostics: its strategy, and its links. */
+  inspect(name: string): {
+    strategy: MembershipStrategy;
+    up: string[];
+    wanted: string[];
+    inbound: string[];
+    alive: boolean;
+  } | undefined {
+    const n = this.#byName.get(name);
+    if (n === undefined) return undefined;
+    return {
+      strategy: n.strategy,
+      up: [...n.up].sort(),
+      wanted: [...n.wanted.keys()].sort(),
+      inbound: [...n.inbound].sort(),
+      alive: n.alive,
+    };
+  }
+
+  /** The members a node knows. */
+  members(name: string): string[] {
+    return this.#byName.get(name)?.strategy.members() ?? [];
+  }
+
+  /**
+   * Adds a node; it joins through `contact` (default: a random live node) at once.
+   * Returns its name.
+   */
+  addNode(contact?: string): string {
+    const index = this.#nodes.length;
+    const name = `n${index}`;
+    const spec: NodeSpec = {
+      name,
+      incarnation: 1,
+      listenAddrs: [{ hostname: "10.0.0.1", port: 10_000 + index }],
+      channels: {},
+    };
+    const random = seededRandom(this.#o.seed * 1_000_003 + index * 7919 + 1);
+    const strategy: MembershipStrategy = this.#o.strategy === "hyparview"
+      ? new HyParView(spec, { ...this.#o.hyparview, random })
+      : new FullMesh(spec, {
+        random,
+        gossipIntervalMs: this.#o.gossipIntervalMs,
+        deadMemberRemoveMs: this.#o.deadMemberRemoveMs,
+      });
+    const node: SimNode = {
+      name,
+      index,
+      spec,
+      alive: true,
+      strategy,
+      pt: new PlumtreeCore(name, { ...this.#o.plumtree, random }),
+      up: new Set(),
+      wanted: new Map(),
+      connecting: new Set(),
+      inbound: new Set(),
+      ptDeadline: Infinity,
+      flushScheduled: false,
+    };
+    this.#nodes.push(node);
+    this.#byName.set(name, node);
+    if (this.#group !== undefined) this.#group = grow(this.#group, this.#nodes.length);
+    const live = this.#nodes.filter((n) => n.alive && n !== node);
+    const via = contact !== undefined ? this.#byName.get(contact) : this.#pick(live);
+    if (via !== undefined) this.#apply(node, strategy.join(via.spec, this.#now));
+    // Periodic work, each node at its own phase.
+    this.#every(node, this.#o.pingIntervalMs, () => this.#tick(node));
+    this.#every(node, this.#o.lazyTickMs, () => this.#sendPt(node, node.pt.lazyTick(this.#now)));
+    return name;
+  }
+
+  /** Crashes nodes at once: they stop; peers notice after `failureTimeoutMs`. */
+  kill(names: readonly string[]): void {
+    for (const name of names) {
+      const n = this.#byName.get(name);
+      if (n === undefined || !n.alive) continue;
+      n.alive = false;
+      // Every peer with a link to it finds it silent after the failure timeout.
+      for (const peer of n.inbound) {
+        const p = this.#byName.get(peer)!;
+        this.#at(this.#o.failureTimeoutMs, () => this.#linkDown(p, name, "silent"));
+      }
+    }
+  }
+
+  /**
+   * Splits the cluster: `side` on one side, everyone else on the other.
+   * Frames across are lost; links across are found silent after `failureTimeoutMs`.
+   */
+  partition(side: readonly string[]): void {
+    this.#group = new Int32Array(this.#nodes.length);
+    for (const name of side) {
+      const n = this.#byName.get(name);
+      if (n !== undefined) this.#group[n.index] = 1;
+    }
+    for (const n of this.#nodes) {
+      if (!n.alive) continue;
+      for (const peer of n.up) {
+        const p = this.#byName.get(peer)!;
+        if (this.#cut(n, p)) {
+          this.#at(this.#o.failureTimeoutMs, () => this.#linkDown(n, peer, "silent"));
+        }
+      }
+    }
+  }
+
+  /** Heals the partition. */
+  heal(): void {
+    this.#group = undefined;
+    // Full mesh: nodes still wanting peers across retry on their backoff.
+  }
+
+  /** Broadcasts a new message from `from`; returns its id. */
+  broadcast(from: string): number {
+    const n = this.#byName.get(from);
+    if (n === undefined || !n.alive) throw new Error(`${from} is not a live node`);
+    const id = this.#broadcasts.length;
+    const size = this.#nodes.length;
+    const b: Broadcast = {
+      origin: n.index,
+      hops: new Int16Array(size).fill(-1),
+      expected: new Uint8Array(size),
+      payloads: 0,
+    };
+    for (const x of this.#nodes) if (x.alive) b.expected[x.index] = 1;
+    b.hops[n.index] = 0;
+    this.#broadcasts.push(b);
+    this.#sendPt(n, n.pt.broadcast(HANDLER, id, id, this.#now));
+    return id;
+  }
+
+  /** The outcome of broadcast `id` so far. */
+  report(id: number): BroadcastReport {
+    const b = this.#broadcasts[id];
+    if (b === undefined) throw new RangeError(`no broadcast ${id}`);
+    let delivered = 0, missed = 0, ldh = 0;
+    for (let i = 0; i < b.hops.length; i++) {
+      if (i === b.origin) continue;
+      const h = b.hops[i]!;
+      if (h >= 0) {
+        delivered++;
+        if (h > ldh) ldh = h;
+      } else if (b.expected[i] && this.#nodes[i]!.alive) missed++;
+    }
+    return { delivered, missed, payloads: b.payloads, ldh };
+  }
+
+  /** Names of the nodes that were alive when broadcast `id` was sent, are alive now, and lack it. */
+  missedBy(id: number): string[] {
+    const b = this.#broadcasts[id];
+    if (b === undefined) throw new RangeError(`no broadcast ${id}`);
+    const out: string[] = [];
+    for (const n of this.#nodes) {
+      if (n.index !== b.origin && b.hops[n.index] === -1 && b.expected[n.index] && n.alive) {
+        out.push(n.name);
+      }
+    }
+    return out;
+  }
+
+  /** Runs until virtual time `t` (or until no event is left). */
+  runUntil(t: number): void {
+    for (let i = 0; i < 1e10; i++) {
+      if (this.#q.peek() > t) break;
+      const e = this.#q.pop()!;
+      this.#now = e.at;
+      this.counters.events++;
+      e.run();
+    }
+    this.#now = Math.max(this.#now, t);
+  }
+
+  /** Runs for `ms` of virtual time. */
+  runFor(ms: number): void {
+    this.runUntil(this.#now + ms);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #pick<T>(items: readonly T[]): T | undefined {
+    return items.length === 0 ? undefined : items[Math.floor(this.#random.next() * items.length)];
+  }
+
+  #at(delay: number, fn: () => void): void {
+    this.#q.push(this.#now + delay, fn);
+  }
+
+  #every(n: SimNode, period: number, fn: () => void): void {
+    const loop = () => {
+      if (!n.alive) return;
+      fn();
+      this.#at(period, loop);
+    };
+    this.#at(this.#random.next() * period, loop);
+  }
+
+  #latency(): number {
+    const [lo, hi] = this.#o.latencyMs;
+    return lo + this.#random.next() * (hi - lo);
+  }
+
+  #cut(a: SimNode, b: SimNode): boolean {
+    const g = this.#group;
+    return g !== undefined && g[a.index] !== g[b.index];
+  }
+
+  #tick(n: SimNode): void {
+    this.#apply(n, n.strategy.tick(this.#now));
+  }
+
+  /** Carries out a strategy's effects, as Node.#run does. */
+  #apply(n: SimNode, fx: StrategyEffects): void {
+    if (!n.alive) return;
+    for (const d of fx.disconnect) {
+      if (d.graceful) {
+        // After what is sent to it now (frames stay in order on the link).
+        this.#at(0, () => this.#drop(n, d.name));
+      } else this.#drop(n, d.name);
+    }
+    if (n.strategy.active) { for (const spec of fx.connect) this.#ensure(n, spec); }
+    for (const s of fx.sends) this.#send(n, s.to, s.msg, false);
+    if (fx.flush && !n.flushScheduled) {
+      n.flushScheduled = true;
+      this.#at(0, () => {
+        n.flushScheduled = false;
+        this.#apply(n, n.strategy.flush(this.#now));
+      });
+    }
+  }
+
+  #ensure(n: SimNode, spec: NodeSpec): void {
+    if (spec.name === n.name) return;
+    n.wanted.set(spec.name, spec);
+    this.#connect(n, spec.name);
+  }
+
+  #connect(n: SimNode, to: string): void {
+    if (n.up.has(to) || n.connecting.has(to) || !n.wanted.has(to)) return;
+    const target = this.#byName.get(to);
+    n.connecting.add(to);
+    const ok = target !== undefined && target.alive && !this.#cut(n, target);
+    // A dead host refuses after a round trip; a partitioned one is never heard from.
+    const delay = ok || target?.alive === false ? 2 * this.#latency() : this.#o.connectTimeoutMs;
+    this.#at(delay, () => {
+      if (!n.alive) return;
+      n.connecting.delete(to);
+      if (!n.wanted.has(to)) return;
+      const t = this.#byName.get(to);
+      if (t !== undefined && t.alive && !this.#cut(n, t)) {
+        t.inbound.add(n.name);
+        this.#apply(t, t.strategy.seen(n.spec, this.#now));
+        n.up.add(to);
+        this.#onUp(n, to);
+      } else {
+        const fx = n.strategy.unreachable?.(to, this.#now);
+        if (fx !== undefined) this.#apply(n, fx);
+        if (n.wanted.has(to)) this.#at(this.#o.reconnectMs, () => this.#connect(n, to));
+      }
+    });
+  }
+
+  #onUp(n: SimNode, to: string): void {
+    this.#apply(n, n.strategy.up(to, this.#now));
+    if (!n.up.has(to)) return; // the strategy closed it again
+    const hello = n.strategy.greeting(to);
+    if (hello !== undefined) this.#send(n, to, hello, false);
+    this.#sendPt(n, n.pt.setMembers([n.name, ...n.up], this.#now));
+  }
+
+  /** Closes this node's links with `to` (both directions), as Peers.drop does. */
+  #drop(n: SimNode, to: string): void {
+    n.wanted.delete(to);
+    n.connecting.delete(to);
+    const wasUp = n.up.delete(to);
+    const t = this.#byName.get(to);
+    const hadInbound = n.inbound.delete(to);
+    if (t !== undefined && (wasUp || hadInbound)) {
+      // The other side sees its link to this node break.
+      const delay = this.#latency();
+      this.#at(delay, () => {
+        t.inbound.delete(n.name);
+        if (t.alive && t.up.has(n.name)) this.#linkDown(t, n.name, "closed");
+      });
+    }
+    if (wasUp) this.#onDown(n, to);
+  }
+
+  /** A link of `n` to `to` broke (closed by the peer, or silent). */
+  #linkDown(n: SimNode, to: string, _why: string): void {
+    if (!n.alive || !n.up.has(to)) return;
+    const t = this.#byName.get(to);
+    if (_why === "silent" && t !== undefined && t.alive && !this.#cut(n, t)) return; // healed meanwhile
+    n.up.delete(to);
+    this.#onDown(n, to);
+    if (n.wanted.has(to)) this.#at(this.#o.reconnectMs, () => this.#connect(n, to));
+  }
+
+  #onDown(n: SimNode, to: string): void {
+    this.#apply(n, n.strategy.down(to, this.#now));
+    this.#sendPt(n, n.pt.setMembers([n.name, ...n.up], this.#now));
+  }
+
+  /** Sends one frame on `n`'s link to `to` (dropped when that link is not up). */
+  #send(n: SimNode, to: string, msg: unknown, plumtree: boolean): void {
+    if (!n.up.has(to)) return;
+    const t = this.#byName.get(to)!;
+    this.counters.frames++;
+    if (plumtree) this.counters.plumtreeFrames++;
+    else this.counters.membershipFrames++;
+    if (
+      !t.alive || this.#cut(n, t) ||
+      (plumtree && this.#o.loss > 0 && this.#random.next() < this.#o.loss)
+    ) {
+      this.counters.lost++;
+      return;
+    }
+    const key = n.index * 0x100000 + t.index;
+    const at = Math.max(this.#now + this.#latency(), (this.#lastArrival.get(key) ?? 0) + 0.001);
+    this.#lastArrival.set(key, at);
+    this.#q.push(at, () => {
+      if (!t.alive || !n.alive) return;
+      if (plumtree) this.#receivePt(t, n.name, msg as PlumtreeMessage);
+      else this.#apply(t, t.strategy.receive(n.name, msg, this.#now));
+    });
+  }
+
+  #sendPt(n: SimNode, sends: Send[]): void {
+    for (const s of sends) {
+      const m = s.msg;
+      if (m[0] === PT.Broadcast && n.up.has(s.to)) {
+        const b = this.#broadcasts[m[2] as number];
+        if (b !== undefined) b.payloads++;
+      }
+      this.#send(n, s.to, m, true);
+    }
+    this.#armPt(n);
+  }
+
+  #armPt(n: SimNode): void {
+    const d = n.pt.nextDeadline();
+    if (d === undefined || d >= n.ptDeadline) return;
+    n.ptDeadline = d;
+    this.#q.push(Math.max(d, this.#now), () => {
+      if (n.ptDeadline !== d || !n.alive) return;
+      n.ptDeadline = Infinity;
+      this.#sendPt(n, n.pt.timers(this.#now));
+    });
+  }
+
+  #receivePt(n: SimNode, from: string, m: PlumtreeMessage): void {
+    const pt = n.pt;
+    switch (m[0]) {
+      case PT.Broadcast: {
+        const [, handler, id, payload, round, root] = m;
+        const b = this.#broadcasts[id as number]!;
+        const isNew = b.hops[n.index] === -1;
+        if (isNew) b.hops[n.index] = Math.min(round, 32767);
+        this.#sendPt(n, pt.onBroadcast(from, handler, id, payload, round, root, isNew));
+        break;
+      }
+      case PT.IHave: {
+        const [, batch, groups] = m;
+        const entries = [];
+        for (const [handler, root, ids] of groups) {
+          for (const [id, round] of ids) {
+            const b = this.#broadcasts[id as number];
+            entries.push({
+              handler,
+              id,
+              round,
+              root,
+              stale: b === undefined || b.hops[n.index] !== -1,
+            });
+          }
+        }
+        this.#sendPt(n, pt.onIHave(from, batch, entries, this.#now));
+        break;
+      }
+      case PT.Graft: {
+        const [, handler, id, round, root] = m;
+        const b = this.#broadcasts[id as number];
+        const have = b !== undefined && b.hops[n.index] !== -1;
+        this.#sendPt(n, pt.onGraft(from, handler, id, round, root, have ? { ok: id } : "stale"));
+        break;
+      }
+      case PT.Prune:
+        pt.onPrune(from, m[1]);
+        break;
+      case PT.Ignored:
+        pt.onIgnored(from, m[1]);
+        break;
+      case PT.Neighbor:
+        this.#sendPt(n, pt.onNeighbor(from, m[1]));
+        break;
+    }
+  }
+}
+
+function grow(a: Int32Array, n: number): Int32Array {
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}

@@ -1,0 +1,160 @@
+// HyParView on real nodes over TCP (loopback): partial views, Plumtree over
+// the active views, direct connections for send and call to non-neighbours,
+// survivors still served after nodes die, publishers refused.
+
+import assert from "node:assert/strict";
+import { DataPublisher, type Node, Plumtree, ProcessGroups } from "../mod.ts";
+import { eventually, startNode } from "./_helpers.ts";
+import { LogHandler } from "./_plumtree_fixture.ts";
+
+const SEED = Number(Deno.env.get("HPV_SEED") ?? Date.now() % 100_000);
+
+function rng(seed: number) {
+  let s = seed;
+  return () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+}
+
+async function cluster(n: number, active: number): Promise<Node[]> {
+  const next = rng(SEED);
+  const nodes: Node[] = [];
+  for (let i = 0; i < n; i++) {
+    const node = await startNode(`h${String(i).padStart(2, "0")}`, {
+      membership: { strategy: "hyparview", activeViewSize: active, passiveViewSize: 8 },
+    });
+    if (nodes.length > 0) await node.join(nodes[Math.floor(next() * nodes.length)]!.spec);
+    nodes.push(node);
+  }
+  return nodes;
+}
+
+/** True when the neighbour graph (connectedMembers) is connected and symmetric. */
+function overlayOk(nodes: Node[]): boolean {
+  const names = new Set(nodes.map((n) => n.name));
+  const nb = new Map(nodes.map((n) => [n.name, n.connectedMembers().filter((m) => m !== n.name)]));
+  for (const [a, list] of nb) {
+    if (list.length === 0) return false;
+    for (const b of list) if (names.has(b) && !nb.get(b)?.includes(a)) return false;
+  }
+  const seen = new Set([nodes[0]!.name]);
+  const stack = [nodes[0]!.name];
+  while (stack.length > 0) {
+    for (const b of nb.get(stack.pop()!) ?? []) {
+      if (names.has(b) && !seen.has(b)) {
+        seen.add(b);
+        stack.push(b);
+      }
+    }
+  }
+  return seen.size === nodes.length;
+}
+
+Deno.test(`hyparview: 12 nodes, partial views, broadcasts reach all, direct sends, failures (HPV_SEED=${SEED})`, async () => {
+  console.log(`HPV_SEED=${SEED}`);
+  const nodes = await cluster(12, 3);
+  const plumtrees: Plumtree[] = [];
+  try {
+    await eventually(() => overlayOk(nodes), "a connected, symmetric overlay", 15_000, 50);
+    for (const n of nodes) {
+      assert.equal(n.strategy, "hyparview");
+      const neighbours = n.connectedMembers().length - 1;
+      assert.ok(neighbours >= 1 && neighbours <= 3, `${n.name}: ${neighbours} neighbours`);
+      assert.ok(n.members().length <= 1 + 3 + 8, `${n.name} knows ${n.members().length}`);
+    }
+    console.log(
+      "neighbours:",
+      nodes.map((n) => `${n.name}:${n.connectedMembers().length - 1}`).join(" "),
+    );
+
+    // Plumtree over the active views.
+    const logs = nodes.map(() => new LogHandler());
+    for (const [i, n] of nodes.entries()) {
+      plumtrees.push(await Plumtree.start(n, { handlers: [logs[i]!], logger: () => {} }));
+    }
+    for (let i = 0; i < 10; i++) await plumtrees[0]!.broadcast({ id: `m${i}`, body: "x" }, "log");
+    await eventually(
+      () => logs.every((l) => l.store.size === 10),
+      "every node delivers every broadcast",
+      10_000,
+      20,
+    );
+
+    // send and call to a node that is not a neighbour: a direct connection.
+    const a = nodes[0]!;
+    const far = nodes.find((n) =>
+      n !== a && !a.connectedMembers().includes(n.name) &&
+      a.memberSpec(n.name) !== undefined
+    );
+    if (far !== undefined) {
+      const ups: string[] = [];
+      const off = a.onUp("*", (p) => ups.push(p));
+      far.register("echo", (m) => m);
+      assert.equal(await a.call(far.name, "echo", "hi", { timeoutMs: 5000 }), "hi");
+      const got = Promise.withResolvers<unknown>();
+      far.register("inbox", (m) => got.resolve(m));
+      await a.send(far.name, "inbox", { n: 1 });
+      assert.deepEqual(await got.promise, { n: 1 });
+      assert.ok(!a.connectedMembers().includes(far.name), "a direct connection is not a neighbour");
+      assert.ok(!ups.includes(far.name), "and fires no onUp");
+      off();
+    } else console.log("every known node is a neighbour here: direct sends not exercised");
+
+    // A third of the nodes die: the survivors still receive every later broadcast.
+    const dead = nodes.slice(8);
+    for (const d of dead) await d.close();
+    const live = nodes.slice(0, 8);
+    for (let i = 10; i < 20; i++) {
+      await plumtrees[1]!.broadcast({ id: `m${i}`, body: "y" }, "log");
+    }
+    await eventually(
+      () => logs.slice(0, 8).every((l) => l.store.size === 20),
+      "every survivor delivers every later broadcast",
+      20_000,
+      50,
+    );
+    try {
+      await eventually(() => overlayOk(live), "the survivors' overlay repaired", 20_000, 50);
+    } catch (e) {
+      for (const n of live) {
+        console.log(
+          n.name,
+          "connected",
+          n.connectedMembers().join(","),
+          "members",
+          n.members().join(","),
+        );
+      }
+      throw e;
+    }
+  } finally {
+    for (const p of plumtrees) await p.close().catch(() => {});
+    for (const n of nodes) await n.close();
+  }
+});
+
+Deno.test("hyparview: data publishers refuse to start, naming the strategy", async () => {
+  const node = await startNode("pub", { membership: { strategy: "hyparview" } });
+  try {
+    await assert.rejects(
+      () => ProcessGroups.start(node),
+      (e: Error) =>
+        e instanceof TypeError && /full-mesh/.test(e.message) && /hyparview/.test(e.message),
+    );
+    await assert.rejects(
+      () => DataPublisher.start(node, "s", {} as never),
+      TypeError,
+    );
+  } finally {
+    await node.close();
+  }
+});
+
+Deno.test("hyparview: bad options are refused by name", async () => {
+  await assert.rejects(
+    () => startNode("bad", { membership: { strategy: "hyparview", activeViewSize: 0 } }),
+    /activeViewSize/,
+  );
+  await assert.rejects(
+    () => startNode("bad2", { membership: { strategy: "ring" as never } }),
+    /unknown membership strategy "ring"/,
+  );
+});

@@ -1,0 +1,39 @@
+// The simulator's small set, in CI: 100 nodes, two seeds, the real HyParView,
+// full-mesh and Plumtree cores (`deno task sim` runs the full set).
+
+import assert from "node:assert/strict";
+import { runScenario, scenario, type ScenarioKind } from "../sim/mod.ts";
+
+const SEEDS = (Deno.env.get("SIM_SEEDS") ?? "1,2").split(",").map(Number);
+
+const cases: [ScenarioKind, "hyparview" | "full-mesh", number][] = [
+  ["one", "hyparview", 0.05],
+  ["several", "hyparview", 0.6],
+  ["loss10", "hyparview", 0.6],
+  ["kill30", "hyparview", 0.08],
+  ["partition", "hyparview", 0.1],
+  ["churn", "hyparview", 0.3],
+  ["one", "full-mesh", 0.05],
+];
+
+for (const [kind, strategy, rmrMax] of cases) {
+  Deno.test(`sim: ${kind}-100 on ${strategy}, seeds ${SEEDS.join(",")} (SIM_SEEDS=...)`, () => {
+    for (const seed of SEEDS) {
+      const r = runScenario(scenario(kind, 100, strategy), seed);
+      console.log(JSON.stringify(r));
+      assert.equal(r.missed, 0, `seed ${seed}: every live node receives every broadcast`);
+      assert.ok(r.delivered > 0);
+      assert.ok(r.rmr <= rmrMax, `seed ${seed}: rmr ${r.rmr} <= ${rmrMax}`);
+    }
+  });
+}
+
+Deno.test("sim: the same seed gives the same run, number for number", () => {
+  const strip = (r: Record<string, unknown>) => JSON.stringify({ ...r, wallMs: 0 });
+  for (const kind of ["churn", "partition"] as const) {
+    const a = runScenario(scenario(kind, 60), 7), b = runScenario(scenario(kind, 60), 7);
+    assert.equal(strip({ ...a }), strip({ ...b }));
+    const c = runScenario(scenario(kind, 60), 8);
+    assert.notEqual(strip({ ...a }), strip({ ...c }), "another seed, another run");
+  }
+});
