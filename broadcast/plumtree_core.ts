@@ -172,7 +172,9 @@ interface Recent extends Lazy {
 
 /** What one peer still has to be told: new entries, and batches sent but not acknowledged. */
 interface Outstanding {
+  /** New entries from index `head` on (those before were dropped: O(1) per drop). */
   pending: Lazy[];
+  head: number;
   unacked: Map<number, Lazy[]>;
   size: number;
 }
@@ -397,7 +399,7 @@ export class PlumtreeCore {
       if (out === undefined) {
         out = this.#outstanding.get(peer);
         if (out === undefined) {
-          this.#outstanding.set(peer, out = { pending: [], unacked: new Map(), size: 0 });
+          this.#outstanding.set(peer, out = { pending: [], head: 0, unacked: new Map(), size: 0 });
         }
       }
       out.pending.push(e);
@@ -434,9 +436,14 @@ export class PlumtreeCore {
       return;
     }
     const excess = out.size - this.#lazyMax;
-    out.pending.splice(0, excess);
+    out.head += excess;
     out.size -= excess;
     this.stats.lazyDropped += excess;
+    // Compact now and then, so that dropped entries do not pile up (amortized O(1)).
+    if (out.head >= 1024 && out.head * 2 >= out.pending.length) {
+      out.pending = out.pending.slice(out.head);
+      out.head = 0;
+    }
   }
 
   #remember(key: string, from: string, round: number): void {
@@ -492,7 +499,7 @@ export class PlumtreeCore {
       if (p === from || p === this.self) continue;
       let out = this.#outstanding.get(p);
       if (out === undefined) {
-        this.#outstanding.set(p, out = { pending: [], unacked: new Map(), size: 0 });
+        this.#outstanding.set(p, out = { pending: [], head: 0, unacked: new Map(), size: 0 });
       }
       out.pending.push(entry);
       if (++out.size > this.#lazyMax) this.#dropOldest(out);
@@ -690,9 +697,10 @@ export class PlumtreeCore {
       // Unacknowledged batches are announced again, with what is new.
       const all: Lazy[] = [];
       for (const b of out.unacked.values()) for (const e of b) all.push(e);
-      for (const e of out.pending) all.push(e);
+      for (let i = out.head; i < out.pending.length; i++) all.push(out.pending[i]!);
       out.unacked.clear();
       out.pending = [];
+      out.head = 0;
       for (let at = 0; at < all.length; at += this.#ihaveBatchMax) {
         const chunk = all.slice(at, at + this.#ihaveBatchMax);
         const batch = ++this.#batchSeq;

@@ -251,7 +251,7 @@ export class Delivery {
     try {
       const link = this.#peers.pick(peer, channel, key);
       this.#peers.counters.framesOut++;
-      peer.usedAt = this.#cfg.clock.now();
+      peer.uses++;
       const waited = link.enqueue(frame, monoKey(endpoint, key));
       return waited === undefined
         ? Promise.resolve()

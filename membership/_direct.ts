@@ -101,7 +101,12 @@ export class DirectLinks {
   reapIdle(now: number): void {
     for (const name of [...this.#links.keys()]) {
       const p = this.peers.peers.get(name);
-      if (p?.up && now - p.usedAt > this.idleMs) {
+      if (p === undefined) continue;
+      if (p.uses !== p.usesSeen) {
+        p.usesSeen = p.uses;
+        p.usedAt = now;
+      }
+      if (p.up && now - p.usedAt > this.idleMs) {
         this.close(name, new NodeDownError(name, "direct connection idle"));
       }
     }

@@ -171,6 +171,9 @@ class TcpListener implements FrameListener {
   }
 }
 
+/** Frames handed over by one `readMany()`. */
+const READ_BATCH_MAX = 256;
+
 class TcpFrameConnection implements FrameConnection {
   readonly remoteAddr: Address;
   frameBytesMax: number = DEFAULT_FRAME_BYTES_MAX;
@@ -231,6 +234,33 @@ class TcpFrameConnection implements FrameConnection {
       }
       this.#end += n;
     }
+  }
+
+  async readMany(): Promise<Uint8Array[] | null> {
+    const first = await this.read();
+    if (first === null) return null;
+    const out = [first];
+    while (out.length < READ_BATCH_MAX) {
+      const next = this.#buffered();
+      if (next === undefined) break;
+      out.push(next);
+    }
+    return out;
+  }
+
+  /** A whole frame already in the buffer, else undefined (an oversized one is left to `read()`). */
+  #buffered(): Uint8Array | undefined {
+    const available = this.#end - this.#start;
+    if (available < FRAME_HEADER_BYTES) return undefined;
+    const len = this.#view.getUint32(this.#start);
+    if (len > this.frameBytesMax || available < FRAME_HEADER_BYTES + len) return undefined;
+    const body = this.#buf.slice(
+      this.#start + FRAME_HEADER_BYTES,
+      this.#start + FRAME_HEADER_BYTES + len,
+    );
+    this.#start += FRAME_HEADER_BYTES + len;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    return body;
   }
 
   /** Ensures the buffer holds `need` bytes from `#start` and has room to read into. */

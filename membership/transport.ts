@@ -51,6 +51,13 @@ export interface FrameConnection {
    */
   read(): Promise<Uint8Array | null>;
   /**
+   * Optional, for speed: the next frame bodies, every whole frame already
+   * buffered (at least one, at most a few hundred), or `null` at the end of
+   * the stream; the same errors as `read()`. A node reads in batches when the
+   * transport has it (one wake-up, one clock reading per batch).
+   */
+  readMany?(): Promise<Uint8Array[] | null>;
+  /**
    * Writes the frames in order. Resolves once they are handed on (to the OS for
    * TCP); stays pending while the other side does not read (backpressure).
    * Callers await one write before starting the next.

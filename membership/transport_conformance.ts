@@ -89,6 +89,31 @@ export function testTransport(name: string, fixture: TransportFixture): void {
     }
   });
 
+  Deno.test(`${name} transport: readMany, where offered, gives the same frames in order, then null`, async () => {
+    const p = await pair();
+    try {
+      if (p.server.readMany === undefined) return;
+      for (let i = 0; i < 2000; i += 100) {
+        await p.client.write(Array.from({ length: 100 }, (_, j) => frame(i + j)));
+      }
+      // Interleaving read() and readMany() keeps the order.
+      const first = await p.server.read();
+      assert.equal(new DataView(first!.buffer, first!.byteOffset).getUint32(0), 0);
+      let next = 1;
+      while (next < 2000) {
+        const batch = await p.server.readMany();
+        assert.ok(batch !== null && batch.length >= 1);
+        for (const got of batch) {
+          assert.equal(new DataView(got.buffer, got.byteOffset).getUint32(0), next++);
+        }
+      }
+      p.client.close();
+      assert.equal(await p.server.readMany(), null);
+    } finally {
+      await p.done();
+    }
+  });
+
   Deno.test(`${name} transport: a frame over the reader's limit is refused before allocation`, async () => {
     const p = await pair();
     try {

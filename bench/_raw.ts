@@ -1,0 +1,157 @@
+// Honest baselines: the same work as murmur, written straight on `Deno.Conn`
+// the way a performance engineer would, with nothing of murmur in the path.
+//
+// encodeAndWrite: each message is encoded with cbor-x (the codec and settings
+//   murmur uses) as `[1, endpoint, payload]` (the shape of a murmur `send`),
+//   length-prefixed (4 bytes, big-endian) into one reusable 64 KiB buffer that
+//   is written whenever it is full; the receiver reads 256 KiB at a time,
+//   splits the frames in place and decodes each with cbor-x, calling a sink.
+//   This is the physical limit of "encode, frame, write, read, decode" in
+//   this runtime.
+// plainFraming: the same, with pre-encoded bodies (no encode, no decode):
+//   the limit of framing and the socket alone.
+import { Decoder } from "cbor-x/decode";
+import { Encoder } from "cbor-x/encode";
+
+const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+const WRITE_BYTES = 64 * 1024;
+const READ_BYTES = 256 * 1024;
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+}
+
+/** Reads length-prefixed frames until `n` have arrived; `onFrame` gets each body (a view). */
+async function readFrames(
+  conn: Deno.Conn,
+  n: number,
+  onFrame: (body: Uint8Array) => void,
+): Promise<void> {
+  let buf = new Uint8Array(READ_BYTES);
+  let start = 0, end = 0, got = 0;
+  while (got < n) {
+    if (end === buf.length) {
+      // Move the partial frame to the front (or grow for a frame larger than the buffer).
+      const need = end - start;
+      const next = need * 2 > buf.length ? new Uint8Array(buf.length * 2) : buf;
+      next.set(buf.subarray(start, end), 0);
+      buf = next;
+      start = 0;
+      end = need;
+    }
+    const r = await conn.read(buf.subarray(end));
+    if (r === null) throw new Error(`connection closed after ${got} of ${n} frames`);
+    end += r;
+    while (end - start >= 4) {
+      const len = ((buf[start]! << 24) | (buf[start + 1]! << 16) | (buf[start + 2]! << 8) |
+        buf[start + 3]!) >>> 0;
+      if (end - start - 4 < len) break;
+      onFrame(buf.subarray(start + 4, start + 4 + len));
+      start += 4 + len;
+      got++;
+    }
+    if (start === end) start = end = 0;
+  }
+}
+
+async function connectedPair(): Promise<[Deno.Conn, Deno.Conn, Deno.TcpListener]> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([
+    Deno.connect({ hostname: "127.0.0.1", port: (l.addr as Deno.NetAddr).port }),
+    l.accept(),
+  ]);
+  client.setNoDelay(true);
+  server.setNoDelay(true);
+  return [client, server, l];
+}
+
+/** Writes frames from `next()` into 64 KiB buffers; `next` returns the body of message i. */
+async function writeFrames(conn: Deno.Conn, n: number, body: (i: number) => Uint8Array) {
+  const out = new Uint8Array(WRITE_BYTES);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const b = body(i);
+    if (at + 4 + b.length > out.length) {
+      await writeAll(conn, out.subarray(0, at));
+      at = 0;
+    }
+    out[at] = b.length >>> 24;
+    out[at + 1] = (b.length >>> 16) & 255;
+    out[at + 2] = (b.length >>> 8) & 255;
+    out[at + 3] = b.length & 255;
+    out.set(b, at + 4);
+    at += 4 + b.length;
+  }
+  if (at > 0) await writeAll(conn, out.subarray(0, at));
+}
+
+async function run(
+  n: number,
+  body: (i: number) => Uint8Array,
+  onFrame: (b: Uint8Array) => void,
+): Promise<number> {
+  const [client, server, l] = await connectedPair();
+  try {
+    const start = performance.now();
+    const reader = readFrames(server, n, onFrame);
+    await writeFrames(client, n, body);
+    await reader;
+    return n / ((performance.now() - start) / 1000);
+  } finally {
+    client.close();
+    server.close();
+    l.close();
+  }
+}
+
+/**
+ * Messages per second for `n` messages `[1, endpoint, payload]`: encoded with
+ * cbor-x one by one, framed into 64 KiB writes, read and decoded one by one.
+ */
+export function encodeAndWrite(n: number, endpoint: string, payload: unknown): Promise<number> {
+  let sink = 0;
+  return run(n, () => encoder.encode([1, endpoint, payload]), (b) => {
+    const m = decoder.decode(b) as unknown[];
+    if (m[1] === endpoint) sink++;
+  }).finally(() => {
+    if (sink !== n) throw new Error(`baseline decoded ${sink} of ${n}`);
+  });
+}
+
+/** Messages per second for `n` pre-encoded bodies of `bytes` bytes: framing and the socket alone. */
+export function plainFraming(n: number, bytes: number): Promise<number> {
+  const body = new Uint8Array(bytes).fill(7);
+  return run(n, () => body, () => {});
+}
+
+/** Fan-out: one writer, `receivers` sockets; each message encoded once and framed to every socket. */
+export async function fanOut(
+  receivers: number,
+  n: number,
+  payload: unknown,
+): Promise<number> {
+  const pairs = await Promise.all(Array.from({ length: receivers }, connectedPair));
+  try {
+    let delivered = 0;
+    const start = performance.now();
+    const readers = pairs.map(([, server]) =>
+      readFrames(server, n, (b) => {
+        decoder.decode(b);
+        delivered++;
+      })
+    );
+    const bodies: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) bodies.push(encoder.encode([2, "h", i, payload, 0, "root"]));
+    // Each socket gets its frames in 64 KiB writes, all sockets concurrently.
+    await Promise.all(pairs.map(([client]) => writeFrames(client, n, (i) => bodies[i]!)));
+    await Promise.all(readers);
+    return delivered / ((performance.now() - start) / 1000);
+  } finally {
+    for (const [c, s, l] of pairs) {
+      c.close();
+      s.close();
+      l.close();
+    }
+  }
+}
