@@ -4,7 +4,7 @@
 import { type Clock, mathRandom, type Random, systemClock } from "./clock.ts";
 import { DEFAULT_HANDSHAKE_FRAME_BYTES_MAX } from "./handshake.ts";
 import type { LinkLimits } from "./_link.ts";
-import { consoleLogger, type Logger } from "./logger.ts";
+import { consoleLogger, type Logger, type LogLevel } from "./logger.ts";
 import {
   type ChannelOptions,
   CHANNELS_MAX,
@@ -87,6 +87,23 @@ export function numberOption(
 }
 
 /** A timeout option: > 0 ms, `Infinity` for none. */
+/** Logs one line as this node (`peer` and `error` only when given). */
+export function logAs(
+  cfg: NodeConfig,
+  level: LogLevel,
+  msg: string,
+  peer?: string,
+  error?: unknown,
+): void {
+  cfg.log({
+    level,
+    node: cfg.name,
+    msg,
+    ...(peer === undefined ? {} : { peer }),
+    ...(error === undefined ? {} : { error }),
+  });
+}
+
 export function timeoutOption(name: string, v: unknown, dflt: number): number {
   const x = v ?? dflt;
   if (typeof x !== "number" || !(x > 0)) {

@@ -23,7 +23,7 @@ import {
   UnknownNodeError,
 } from "./errors.ts";
 import type { Link } from "./_link.ts";
-import { DEFAULT_CHANNEL, type NodeConfig, timeoutOption } from "./_config.ts";
+import { DEFAULT_CHANNEL, logAs, type NodeConfig, timeoutOption } from "./_config.ts";
 import type { Peer, Peers } from "./_peers.ts";
 import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
 
@@ -680,13 +680,7 @@ export class Delivery {
   }
 
   #log(level: "debug" | "warn" | "error", msg: string, peer?: string, error?: unknown): void {
-    this.#cfg.log({
-      level,
-      node: this.#cfg.name,
-      msg,
-      ...(peer === undefined ? {} : { peer }),
-      ...(error === undefined ? {} : { error }),
-    });
+    logAs(this.#cfg, level, msg, peer, error);
   }
 }
 

@@ -32,6 +32,7 @@ import {
 import { ProtocolError } from "./errors.ts";
 import {
   type MembershipStrategy,
+  newStrategyStats,
   noEffects,
   type StrategyEffects,
   type StrategyStats,
@@ -116,12 +117,7 @@ function sameAddresses(a: NodeSpec, b: NodeSpec): boolean {
  */
 export class FullMesh implements MembershipStrategy {
   readonly kind = "full-mesh";
-  readonly stats: StrategyStats = {
-    invalidEntries: 0,
-    membersRejected: 0,
-    membersRemoved: 0,
-    gossipsOut: 0,
-  };
+  readonly stats: StrategyStats = newStrategyStats();
   readonly #random: Random;
   readonly #membersMax: number;
   readonly #tombstonesMax: number;

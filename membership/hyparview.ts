@@ -21,6 +21,7 @@ import { ProtocolError } from "./errors.ts";
 import { type MemberEntry, type NodeSpec, validateSpec } from "./membership_state.ts";
 import {
   type MembershipStrategy,
+  newStrategyStats,
   noEffects,
   type StrategyEffects,
   type StrategyStats,
@@ -129,12 +130,7 @@ function resolved(o: HyParViewOptions): Required<HyParViewOptions> {
  */
 export class HyParView implements MembershipStrategy {
   readonly kind = "hyparview";
-  readonly stats: StrategyStats = {
-    invalidEntries: 0,
-    membersRejected: 0,
-    membersRemoved: 0,
-    gossipsOut: 0,
-  };
+  readonly stats: StrategyStats = newStrategyStats();
   readonly #o: Required<HyParViewOptions>;
   readonly #random: Random;
   readonly #knownMax: number;
@@ -274,11 +270,8 @@ export class HyParView implements MembershipStrategy {
     const fx = noEffects();
     const spec = this.#active.get(name);
     if (spec !== undefined) {
-      this.#active.delete(name);
-      this.#up.delete(name);
-      this.#greet.delete(name);
       // A close before it confirmed a low-priority request is a refusal: it is alive, and full.
-      if (this.#unconfirmed.delete(name)) {
+      if (this.#dropActive(name)!.unconfirmed) {
         this.#addPassive(spec);
         this.#refusals++;
         this.#nextRepair = now + Math.min(
@@ -309,10 +302,7 @@ export class HyParView implements MembershipStrategy {
     const spec = this.#active.get(name) ?? this.#passive.get(name);
     if (spec !== undefined) this.#lose(spec, now);
     this.#passive.delete(name);
-    if (this.#active.delete(name)) {
-      this.#up.delete(name);
-      this.#greet.delete(name);
-      this.#unconfirmed.delete(name);
+    if (this.#dropActive(name) !== undefined) {
       fx.disconnect.push({ name, reason: "unreachable", departed: false });
       this.#repair(fx, now);
     }
@@ -343,10 +333,7 @@ export class HyParView implements MembershipStrategy {
         this.#onNeighbor(from, msg[1] === 1, fx);
         break;
       case HPV.Disconnect: {
-        if (this.#active.delete(from)) {
-          this.#up.delete(from);
-          this.#greet.delete(from);
-          this.#unconfirmed.delete(from);
+        if (this.#dropActive(from) !== undefined) {
           const spec = this.#known.get(from);
           if (spec !== undefined) this.#addPassive(spec);
           fx.disconnect.push({ name: from, reason: "dropped by the neighbour", departed: false });
@@ -440,10 +427,7 @@ export class HyParView implements MembershipStrategy {
     let repair = false;
     for (const n of names) {
       this.#passive.delete(n);
-      if (this.#active.delete(n)) {
-        this.#up.delete(n);
-        this.#greet.delete(n);
-        this.#unconfirmed.delete(n);
+      if (this.#dropActive(n) !== undefined) {
         fx.disconnect.push({ name: n, reason: "removed by hand", departed: true });
         repair = true;
       }
@@ -538,6 +522,13 @@ export class HyParView implements MembershipStrategy {
     fx.connect.push(spec);
   }
 
+  /** Takes `name` out of the active view; what it was (up, unconfirmed), or undefined if not in it. */
+  #dropActive(name: string): { up: boolean; unconfirmed: boolean } | undefined {
+    if (!this.#active.delete(name)) return undefined;
+    this.#greet.delete(name);
+    return { up: this.#up.delete(name), unconfirmed: this.#unconfirmed.delete(name) };
+  }
+
   /**
    * Drops a random neighbour to make room for `newcomer`: it is told
    * (DISCONNECT, naming the newcomer, which it then asks to be its neighbour:
@@ -548,17 +539,14 @@ export class HyParView implements MembershipStrategy {
     const victim = this.#pick([...this.#active.keys()].filter((n) => n !== except));
     if (victim === undefined) return;
     const spec = this.#active.get(victim)!;
-    const wasUp = this.#up.delete(victim);
-    this.#active.delete(victim);
-    this.#greet.delete(victim);
-    this.#unconfirmed.delete(victim);
+    const was = this.#dropActive(victim)!;
     this.#addPassive(spec);
-    if (wasUp) this.#send(fx, victim, [HPV.Disconnect, newcomer]);
+    if (was.up) this.#send(fx, victim, [HPV.Disconnect, newcomer]);
     fx.disconnect.push({
       name: victim,
       reason: "dropped to make room",
       departed: false,
-      graceful: wasUp,
+      graceful: was.up,
     });
   }
 

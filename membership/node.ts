@@ -26,6 +26,7 @@ import {
   checkAddress,
   DEFAULT_CHANNEL,
   isWildcard,
+  logAs,
   type NodeConfig,
   resolveConfig,
   timeoutOption,
@@ -644,13 +645,7 @@ export class Node implements AsyncDisposable {
   }
 
   #log(level: LogLevel, msg: string, peer?: string, error?: unknown): void {
-    this.#cfg.log({
-      level,
-      node: this.#cfg.name,
-      msg,
-      ...(peer === undefined ? {} : { peer }),
-      ...(error === undefined ? {} : { error }),
-    });
+    logAs(this.#cfg, level, msg, peer, error);
   }
 
   #isPartitioned(name: string): boolean {

@@ -48,6 +48,19 @@ export interface StrategyStats {
 }
 
 /**
+ * Zeroed counters, for a strategy's `stats`.
+ *
+ * @example
+ * ```ts
+ * import { newStrategyStats } from "@murmur/murmur/membership";
+ * console.log(newStrategyStats().gossipsOut); // 0
+ * ```
+ */
+export function newStrategyStats(): StrategyStats {
+  return { invalidEntries: 0, membersRejected: 0, membersRemoved: 0, gossipsOut: 0 };
+}
+
+/**
  * A membership strategy: which nodes this node knows, which it keeps
  * connections to, and the messages that keep that true.
  *

@@ -14,7 +14,7 @@ import {
 
 /** Records each message the application receives. */
 export class LogHandler implements BroadcastHandler<{ id: string; body: string }, string, string> {
-  readonly name = "log";
+  readonly name: string = "log";
   readonly store = new Map<string, string>();
   readonly delivered: string[] = [];
   broadcastData(m: { id: string; body: string }) {

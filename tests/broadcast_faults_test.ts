@@ -24,27 +24,11 @@ import { LogHandler, simCluster } from "./_plumtree_fixture.ts";
 const SEED = Number(Deno.env.get("SIM_SEED") ?? Date.now() % 2 ** 31);
 
 /** The riak_core habit: store in broadcastData, then broadcast; merge says "not new" for it. */
-class StoreFirst implements BroadcastHandler<{ id: string; body: string }, string, string> {
-  readonly name = "store-first";
-  readonly store = new Map<string, string>();
-  broadcastData(m: { id: string; body: string }) {
+class StoreFirst extends LogHandler {
+  override readonly name: string = "store-first";
+  override broadcastData(m: { id: string; body: string }) {
     this.store.set(m.id, m.body); // stored here, before the broadcast
-    return { id: m.id, payload: m.body };
-  }
-  merge(id: string, body: string): boolean {
-    if (this.store.has(id)) return false;
-    this.store.set(id, body);
-    return true;
-  }
-  isStale(id: string): boolean {
-    return this.store.has(id);
-  }
-  graft(id: string) {
-    const b = this.store.get(id);
-    return b === undefined ? { error: "unknown" } : { ok: b };
-  }
-  exchange(): "ignore" {
-    return "ignore";
+    return super.broadcastData(m);
   }
 }
 
