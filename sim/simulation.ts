@@ -173,6 +173,22 @@ export class Simulation {
       throw new RangeError("latencyMs must be [min, max] with 0 <= min <= max");
     }
     if (!(this.#o.loss >= 0 && this.#o.loss < 1)) throw new RangeError("loss must be in [0, 1)");
+    for (
+      const k of [
+        "pingIntervalMs",
+        "failureTimeoutMs",
+        "connectTimeoutMs",
+        "reconnectMs",
+        "lazyTickMs",
+        "gossipIntervalMs",
+        "deadMemberRemoveMs",
+      ] as const
+    ) {
+      const v = this.#o[k];
+      if (!(v > 0 && Number.isFinite(v))) {
+        throw new RangeError(`${k} must be a positive number of ms, got ${v}`);
+      }
+    }
     this.#random = seededRandom(options.seed);
   }
 

@@ -131,6 +131,52 @@ Deno.test(`hyparview: 12 nodes, partial views, broadcasts reach all, direct send
   }
 });
 
+Deno.test(`hyparview: a direct connection closes after directIdleMs unused, and the next call reopens it (HPV_SEED=${SEED})`, async () => {
+  const next = rng(SEED);
+  const nodes: Node[] = [];
+  try {
+    for (let i = 0; i < 6; i++) {
+      const node = await startNode(`d${i}`, {
+        membership: { strategy: "hyparview", activeViewSize: 2, directIdleMs: 400 },
+      });
+      node.register("echo", (m) => m);
+      if (nodes.length > 0) await node.join(nodes[Math.floor(next() * nodes.length)]!.spec);
+      nodes.push(node);
+    }
+    await eventually(() => overlayOk(nodes), "a connected, symmetric overlay", 15_000, 50);
+    const [a, far] = await eventually(() => {
+      for (const x of nodes) {
+        const y = nodes.find((n) =>
+          n !== x && x.members().includes(n.name) && !x.connectedMembers().includes(n.name)
+        );
+        if (y !== undefined) return [x, y] as const;
+      }
+      return undefined;
+    }, "a node that knows a non-neighbour");
+    const before = a.stats().connections;
+    assert.equal(await a.call(far.name, "echo", 1), 1);
+    assert.equal(a.stats().connections, before + 1, "the direct connection is open after the call");
+    assert.ok(!a.connectedMembers().includes(far.name), "a direct connection is not a neighbour");
+    const t0 = Date.now();
+    await eventually(
+      () => a.stats().connections === before,
+      "the idle direct connection closed",
+      5000,
+    );
+    assert.ok(Date.now() - t0 >= 300, `closed after ${Date.now() - t0} ms, before directIdleMs`);
+    assert.equal(await a.call(far.name, "echo", 2), 2, "the next call reopens it");
+  } finally {
+    for (const n of nodes) await n.close();
+  }
+});
+
+Deno.test("hyparview: directIdleMs is checked", async () => {
+  await assert.rejects(
+    () => startNode("bad3", { membership: { strategy: "hyparview", directIdleMs: -1 } }),
+    /directIdleMs/,
+  );
+});
+
 Deno.test("hyparview: data publishers refuse to start, naming the strategy", async () => {
   const node = await startNode("pub", { membership: { strategy: "hyparview" } });
   try {

@@ -2,7 +2,7 @@
 // full-mesh and Plumtree cores (`deno task sim` runs the full set).
 
 import assert from "node:assert/strict";
-import { runScenario, scenario, type ScenarioKind } from "../sim/mod.ts";
+import { runScenario, scenario, type ScenarioKind, Simulation } from "../sim/mod.ts";
 
 const SEEDS = (Deno.env.get("SIM_SEEDS") ?? "1,2").split(",").map(Number);
 
@@ -36,4 +36,17 @@ Deno.test("sim: the same seed gives the same run, number for number", () => {
     const c = runScenario(scenario(kind, 60), 8);
     assert.notEqual(strip({ ...a }), strip({ ...c }), "another seed, another run");
   }
+});
+
+Deno.test("sim: bad options are refused by name", () => {
+  assert.throws(
+    () => new Simulation({ seed: 1, strategy: "hyparview", pingIntervalMs: 0 }),
+    /pingIntervalMs/,
+  );
+  assert.throws(
+    () => new Simulation({ seed: 1, strategy: "hyparview", lazyTickMs: NaN }),
+    /lazyTickMs/,
+  );
+  assert.throws(() => new Simulation({ seed: 1, strategy: "hyparview", loss: 1 }), /loss/);
+  assert.throws(() => new Simulation({ seed: 1, strategy: "ring" as never }), /unknown strategy/);
 });
