@@ -1,15 +1,8 @@
 // Shared by the broadcast benchmarks: a cluster of nodes over TCP in one
 // process, a handler that timestamps deliveries, and the two baselines.
 
-import {
-  type BroadcastHandler,
-  decodeValue,
-  encodeValue,
-  type FrameConnection,
-  Node,
-  Plumtree,
-  TcpTransport,
-} from "../mod.ts";
+import { type BroadcastHandler, Node, Plumtree } from "../mod.ts";
+import { cborDecode, cborEncode, connectedPair, FrameWriter, readFrames } from "./_raw.ts";
 
 export type Msg = { id: number; sentAt: number; pad: Uint8Array };
 
@@ -19,6 +12,7 @@ export class DeliveryLog implements BroadcastHandler<Msg, number, [number, Uint8
   readonly store = new Map<number, [number, Uint8Array]>();
   readonly latencies: number[] = [];
   #waiters: { n: number; resolve: () => void }[] = [];
+  #next = Infinity;
   broadcastData(m: Msg): { id: number; payload: [number, Uint8Array] } {
     return { id: m.id, payload: [m.sentAt, m.pad] };
   }
@@ -31,7 +25,10 @@ export class DeliveryLog implements BroadcastHandler<Msg, number, [number, Uint8
   record(sentAt: number): void {
     this.latencies.push(performance.now() - sentAt);
     const size = this.latencies.length;
+    // Cheap per delivery: the waiters are looked at only once the smallest count is reached.
+    if (size < this.#next) return;
     this.#waiters = this.#waiters.filter((w) => (w.n <= size ? (w.resolve(), false) : true));
+    this.#next = Math.min(Infinity, ...this.#waiters.map((w) => w.n));
   }
   isStale(id: number): boolean {
     return this.store.has(id);
@@ -46,6 +43,7 @@ export class DeliveryLog implements BroadcastHandler<Msg, number, [number, Uint8
   /** Resolves when `n` deliveries have been recorded in total. */
   reached(n: number): Promise<void> {
     if (this.latencies.length >= n) return Promise.resolve();
+    this.#next = Math.min(this.#next, n);
     return new Promise((resolve) => this.#waiters.push({ n, resolve }));
   }
 }
@@ -79,6 +77,8 @@ export interface Contender {
   send(m: Msg): Promise<void>;
   /** Payload messages sent so far, all nodes together. */
   payloads(): number;
+  /** Lazy announcements dropped at their bound so far (Plumtree only). */
+  lazyDropped?(): number;
   close(): Promise<void>;
 }
 
@@ -91,6 +91,7 @@ export async function plumtree(nodes: Node[]): Promise<Contender> {
     logs,
     send: (m) => trees[0]!.broadcast(m, "bench"),
     payloads: () => trees.reduce((a, t) => a + t.stats().eager, 0),
+    lazyDropped: () => trees.reduce((a, t) => a + t.stats().lazyDropped, 0),
     close: async () => {
       for (const t of trees) await t.close();
     },
@@ -132,70 +133,61 @@ export function flooding(nodes: Node[]): Contender {
   };
 }
 
-/** The raw limit: the root writes the same frames straight to every node over TCP. */
+/**
+ * The raw limit, written on plain sockets with nothing of murmur in the path:
+ * the root encodes each message once with cbor-x and appends the frame to
+ * every receiver's coalescing writer (64 KiB writes, one write loop per
+ * socket); each receiver reads 256 KiB at a time, splits the frames in place
+ * and decodes each (bench/_raw.ts).
+ */
 export async function raw(n: number): Promise<Contender> {
-  const t = new TcpTransport();
   const logs = Array.from({ length: n }, () => new DeliveryLog());
-  const listeners = await Promise.all(
-    logs.slice(1).map(() => t.listen({ hostname: "127.0.0.1", port: 0 })),
+  const pairs = await Promise.all(logs.slice(1).map(() => connectedPair()));
+  const writers = pairs.map(([client]) => new FrameWriter(client));
+  const loops = pairs.map(([, server], i) =>
+    readFrames(server, Infinity, (body) => {
+      const [id, sentAt, pad] = cborDecode(body) as [number, number, Uint8Array];
+      logs[i + 1]!.merge(id, [sentAt, pad]);
+    })
   );
-  const clients: FrameConnection[] = [];
-  const servers: FrameConnection[] = [];
-  const loops: Promise<void>[] = [];
-  for (const [i, l] of listeners.entries()) {
-    clients.push(await t.connect(l.addr));
-    const s = (await l.accept())!;
-    servers.push(s);
-    loops.push((async () => {
-      for (;;) {
-        const f = await s.read().catch(() => null);
-        if (f === null) return;
-        const [id, sentAt, pad] = decodeValue(f) as [number, number, Uint8Array];
-        logs[i + 1]!.merge(id, [sentAt, pad]);
-      }
-    })());
-  }
   let payloads = 0;
-  // One writer per connection, batching what queued while it wrote (as a node's link does).
-  const queues = clients.map(() => [] as Uint8Array[]);
-  const writing = clients.map(() => Promise.resolve());
-  const busy = clients.map(() => false);
-  const kick = (j: number) => {
-    if (busy[j]) return;
-    busy[j] = true;
-    writing[j] = (async () => {
-      while (queues[j]!.length > 0) {
-        const batch = queues[j]!.splice(0);
-        await clients[j]!.write(batch);
-      }
-      busy[j] = false;
-    })();
-  };
   return {
     logs,
     send: (m) => {
-      const frame = encodeValue([m.id, m.sentAt, m.pad]);
+      const frame = cborEncode([m.id, m.sentAt, m.pad]);
       logs[0]!.merge(m.id, [m.sentAt, m.pad]);
-      for (let j = 0; j < clients.length; j++) {
-        queues[j]!.push(frame);
+      for (const w of writers) {
+        w.push(frame);
         payloads++;
-        kick(j);
       }
       return Promise.resolve();
     },
     payloads: () => payloads,
     close: async () => {
-      await Promise.all(writing);
-      for (const c of clients) c.close();
-      for (const s of servers) s.close();
-      for (const l of listeners) l.close();
+      await Promise.all(writers.map((w) => w.drained()));
+      for (const [c, s, l] of pairs) {
+        c.close();
+        s.close();
+        l.close();
+      }
       await Promise.all(loops);
     },
   };
 }
 
-/** Sends `count` messages from the root and waits until every node has all of them. */
-export async function run(c: Contender, count: number, padBytes: number, firstId: number): Promise<{
+/**
+ * Sends `count` messages from the root and waits until every node has all of
+ * them. `window` 256: the root yields to the event loop every 256 messages
+ * (load); `window` 1: each message waits until every node has the previous one
+ * (unloaded latency).
+ */
+export async function run(
+  c: Contender,
+  count: number,
+  padBytes: number,
+  firstId: number,
+  window = 256,
+): Promise<{
   ms: number;
   payloads: number;
   latencies: number[];
@@ -206,7 +198,9 @@ export async function run(c: Contender, count: number, padBytes: number, firstId
   const start = performance.now();
   for (let i = 0; i < count; i++) {
     await c.send({ id: firstId + i, sentAt: performance.now(), pad });
-    if (i % 256 === 255) await new Promise((r) => setTimeout(r, 0)); // let receivers run
+    if (window === 1) {
+      await Promise.all(c.logs.map((l, j) => l.reached(startLat[j]! + i + 1)));
+    } else if (i % window === window - 1) await new Promise((r) => setTimeout(r, 0)); // let receivers run
   }
   await Promise.all(c.logs.map((l, i) => l.reached(startLat[i]! + count)));
   const ms = performance.now() - start;

@@ -10,6 +10,8 @@
 //   this runtime.
 // plainFraming: the same, with pre-encoded bodies (no encode, no decode):
 //   the limit of framing and the socket alone.
+// FrameWriter: the coalescing writer the broadcast baseline uses (the root
+//   encodes each message once and appends it to every receiver's writer).
 import { Decoder } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
 
@@ -22,8 +24,11 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
 
-/** Reads length-prefixed frames until `n` have arrived; `onFrame` gets each body (a view). */
-async function readFrames(
+/**
+ * Reads length-prefixed frames until `n` have arrived (or, for `Infinity`,
+ * until the connection ends); `onFrame` gets each body, a view of the buffer.
+ */
+export async function readFrames(
   conn: Deno.Conn,
   n: number,
   onFrame: (body: Uint8Array) => void,
@@ -40,8 +45,11 @@ async function readFrames(
       start = 0;
       end = need;
     }
-    const r = await conn.read(buf.subarray(end));
-    if (r === null) throw new Error(`connection closed after ${got} of ${n} frames`);
+    const r = await conn.read(buf.subarray(end)).catch(() => null);
+    if (r === null) {
+      if (n === Infinity) return;
+      throw new Error(`connection closed after ${got} of ${n} frames`);
+    }
     end += r;
     while (end - start >= 4) {
       const len = ((buf[start]! << 24) | (buf[start + 1]! << 16) | (buf[start + 2]! << 8) |
@@ -55,7 +63,8 @@ async function readFrames(
   }
 }
 
-async function connectedPair(): Promise<[Deno.Conn, Deno.Conn, Deno.TcpListener]> {
+/** A connected loopback pair with Nagle off: [client, server, listener]. */
+export async function connectedPair(): Promise<[Deno.Conn, Deno.Conn, Deno.TcpListener]> {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const [client, server] = await Promise.all([
     Deno.connect({ hostname: "127.0.0.1", port: (l.addr as Deno.NetAddr).port }),
@@ -125,33 +134,69 @@ export function plainFraming(n: number, bytes: number): Promise<number> {
   return run(n, () => body, () => {});
 }
 
-/** Fan-out: one writer, `receivers` sockets; each message encoded once and framed to every socket. */
-export async function fanOut(
-  receivers: number,
-  n: number,
-  payload: unknown,
-): Promise<number> {
-  const pairs = await Promise.all(Array.from({ length: receivers }, connectedPair));
-  try {
-    let delivered = 0;
-    const start = performance.now();
-    const readers = pairs.map(([, server]) =>
-      readFrames(server, n, (b) => {
-        decoder.decode(b);
-        delivered++;
-      })
-    );
-    const bodies: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) bodies.push(encoder.encode([2, "h", i, payload, 0, "root"]));
-    // Each socket gets its frames in 64 KiB writes, all sockets concurrently.
-    await Promise.all(pairs.map(([client]) => writeFrames(client, n, (i) => bodies[i]!)));
-    await Promise.all(readers);
-    return delivered / ((performance.now() - start) / 1000);
-  } finally {
-    for (const [c, s, l] of pairs) {
-      c.close();
-      s.close();
-      l.close();
+/**
+ * Frames appended between writes go out together: bodies are length-prefixed
+ * into 64 KiB buffers, and one write loop per connection writes whatever
+ * accumulated while the previous write was in flight (what a link should do).
+ */
+export class FrameWriter {
+  #buf: Uint8Array = new Uint8Array(WRITE_BYTES);
+  #at = 0;
+  readonly #full: Uint8Array[] = [];
+  readonly #spare: Uint8Array[] = [];
+  #loop: Promise<void> | undefined;
+
+  constructor(private readonly conn: Deno.Conn) {}
+
+  /** Queues one frame body; the write loop starts on the next microtask. */
+  push(body: Uint8Array): void {
+    if (this.#at + 4 + body.length > this.#buf.length) {
+      this.#full.push(this.#buf.subarray(0, this.#at));
+      this.#buf = (4 + body.length <= WRITE_BYTES ? this.#spare.pop() : undefined) ??
+        new Uint8Array(Math.max(WRITE_BYTES, 4 + body.length));
+      this.#at = 0;
     }
+    const b = this.#buf, at = this.#at, len = body.length;
+    b[at] = len >>> 24;
+    b[at + 1] = (len >>> 16) & 255;
+    b[at + 2] = (len >>> 8) & 255;
+    b[at + 3] = len & 255;
+    b.set(body, at + 4);
+    this.#at = at + 4 + len;
+    this.#loop ??= this.#run();
   }
+
+  async #run(): Promise<void> {
+    await Promise.resolve(); // let the current turn append more
+    for (;;) {
+      let chunk = this.#full.shift();
+      if (chunk === undefined) {
+        if (this.#at === 0) break;
+        chunk = this.#buf.subarray(0, this.#at);
+        // Double buffering: frames go on into the spare while this one is written.
+        this.#buf = this.#spare.pop() ?? new Uint8Array(WRITE_BYTES);
+        this.#at = 0;
+      }
+      await writeAll(this.conn, chunk);
+      if (chunk.buffer.byteLength === WRITE_BYTES && this.#spare.length < 2) {
+        this.#spare.push(new Uint8Array(chunk.buffer));
+      }
+    }
+    this.#loop = undefined;
+  }
+
+  /** Resolves when everything pushed so far is written. */
+  async drained(): Promise<void> {
+    while (this.#loop !== undefined) await this.#loop;
+  }
+}
+
+/** Encodes a value with cbor-x (murmur's codec settings). */
+export function cborEncode(value: unknown): Uint8Array {
+  return encoder.encode(value);
+}
+
+/** Decodes a cbor-x body. */
+export function cborDecode(body: Uint8Array): unknown {
+  return decoder.decode(body);
 }
