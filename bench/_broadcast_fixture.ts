@@ -1,6 +1,7 @@
 // Shared by the broadcast benchmarks: a cluster of nodes over TCP in one
 // process, a handler that timestamps deliveries, and the two baselines.
 
+import { instrumentMetrics } from "../metrics/mod.ts";
 import { type BroadcastHandler, Node, Plumtree } from "../mod.ts";
 import { cborDecode, cborEncode, connectedPair, FrameWriter, readFrames } from "./_raw.ts";
 
@@ -87,12 +88,24 @@ export async function plumtree(nodes: Node[]): Promise<Contender> {
   const trees = await Promise.all(
     nodes.map((x, i) => Plumtree.start(x, { handlers: [logs[i]!], logger: quiet })),
   );
+  // BENCH_METRICS=1 (under OTEL_DENO=true): every node's metrics on, to measure their cost;
+  // BENCH_METRICS=counters: without the per-event histograms.
+  const mode = Deno.env.get("BENCH_METRICS");
+  const metrics = mode === "1" || mode === "counters"
+    ? nodes.map((node, i) =>
+      instrumentMetrics({ node, plumtree: trees[i]! }, { histograms: mode === "1" })
+    )
+    : [];
+  if (metrics.length > 0 && !metrics[0]!.enabled) {
+    throw new Error("BENCH_METRICS=1 needs OTEL_DENO=true (telemetry is off)");
+  }
   return {
     logs,
     send: (m) => trees[0]!.broadcast(m, "bench"),
     payloads: () => trees.reduce((a, t) => a + t.stats().eager, 0),
     lazyDropped: () => trees.reduce((a, t) => a + t.stats().lazyDropped, 0),
     close: async () => {
+      for (const m of metrics) await m.close();
       for (const t of trees) await t.close();
     },
   };

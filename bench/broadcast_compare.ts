@@ -9,6 +9,13 @@
 //     reached every node).
 // Deliveries per second, RMR, p50/p99 delivery latency, lazy announcements
 // dropped (Plumtree), ratios to flooding and to raw.
+//
+// The cost of metrics: run it again with every node's metrics on, exporting to
+// a sink this process serves on the OTLP endpoint's port:
+//   OTEL_DENO=true OTEL_EXPORTER_OTLP_PROTOCOL=http/json \
+//   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_METRIC_EXPORT_INTERVAL=1000 \
+//   BENCH_METRICS=1 deno task bench:broadcast
+// (BENCH_METRICS=counters: counters and gauges only, no per-event histograms.)
 
 import { flooding, percentile, plumtree, raw, run, startCluster } from "./_broadcast_fixture.ts";
 
@@ -16,9 +23,28 @@ const COUNT = Number(Deno.env.get("BENCH_MESSAGES") ?? 2000);
 const SUSTAINED = Number(Deno.env.get("BENCH_SUSTAINED") ?? 20_000);
 const PAD = Number(Deno.env.get("BENCH_PAYLOAD") ?? 100);
 const SIZES = (Deno.env.get("BENCH_NODES") ?? "4,8,16").split(",").map(Number);
+const METRICS = ["1", "counters"].includes(Deno.env.get("BENCH_METRICS") ?? "");
+// With metrics on, a sink answers the exporter (it only counts requests).
+let exports = 0;
+const sink = METRICS
+  ? Deno.serve({
+    hostname: "127.0.0.1",
+    port: Number(
+      new URL(Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT") ?? "http://127.0.0.1:4318").port,
+    ),
+    onListen() {},
+  }, async (req) => {
+    await req.arrayBuffer();
+    exports++;
+    return Response.json({});
+  })
+  : undefined;
 console.log(
   `murmur broadcast comparison (${new Date().toISOString()}, Deno ${Deno.version.deno}): ` +
-    `${PAD} B from one root after a warm-up of 500; short ${COUNT}, sustained ${SUSTAINED}`,
+    `${PAD} B from one root after a warm-up of 500; short ${COUNT}, sustained ${SUSTAINED}` +
+    (METRICS
+      ? `; metrics ON (OpenTelemetry, every node; BENCH_METRICS=${Deno.env.get("BENCH_METRICS")})`
+      : ""),
 );
 console.log(
   "\n| nodes | contender | burst | deliveries/s | RMR | p50 | p99 | lazy dropped | vs flooding | vs raw |",
@@ -77,3 +103,7 @@ for (const n of SIZES) {
 console.log(
   "\nTargets: RMR <= 0.05; Plumtree >= 0.5x raw at 8 and 16 nodes (short burst); sustained within 20% of short, lazy dropped 0.",
 );
+if (sink) {
+  await sink.shutdown();
+  console.log(`metrics: ${exports} OTLP export requests received by the sink`);
+}

@@ -66,7 +66,20 @@ export interface ExchangeInfo {
   readonly startedAt: number;
 }
 
-/** Which exchanges to cancel. */
+/** What {@linkcode Plumtree.observeDeliveries} observers receive for each new payload. */
+export interface DeliveryObservation {
+  /** The handler that merged it. */
+  readonly handler: string;
+  /** The node whose broadcast it is. */
+  readonly root: string;
+  /** Milliseconds from its arrival here to the end of the merge (inbox wait included). */
+  readonly ms: number;
+}
+
+/** An observer of deliveries. */
+export type DeliveryObserver = (delivery: DeliveryObservation) => void;
+
+/** Which exchanges {@linkcode Plumtree.cancelExchanges} cancels. */
 export type ExchangeSelector = "all" | { peer: string } | { handler: string } | number;
 
 /** Counters of a Plumtree server (protocol counters plus exchanges). */
@@ -136,7 +149,10 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   #exchangeTimer: TimerId | undefined;
   #graftTimer: { id: TimerId; at: number } | undefined;
   #inbox: Promise<void> = Promise.resolve();
-  readonly #queue: [string, unknown][] = [];
+  /** The inbox: [from, message, arrival time, or -1 when nobody observes deliveries]. */
+  #queue: [string, unknown, number][] = [];
+  #queueHead = 0;
+  readonly #deliveryObservers = new Set<DeliveryObserver>();
   #draining = false;
   readonly #offs: (() => void)[] = [];
   #closed = false;
@@ -245,6 +261,63 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     return await this.#node.call(node, DEBUG_ENDPOINT, root) as { eager: string[]; lazy: string[] };
   }
 
+  /**
+   * The broadcast trees this node knows, as it sees them: for each root
+   * (a node that broadcast through here lately; at most `limit`, the most
+   * recently used, default 64) its eager and lazy links from this node.
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur/membership";
+   * import { Plumtree } from "@murmur/murmur/broadcast";
+   * await using node = await Node.start({ name: "a", cookie: "c" });
+   * await using pt = await Plumtree.start(node, { handlers: [] });
+   * console.log(pt.trees()); // []
+   * ```
+   */
+  trees(limit = 64): { root: string; eager: string[]; lazy: string[] }[] {
+    return this.#core.trees(limit);
+  }
+
+  /**
+   * Calls `fn` for each payload delivered here (new to this node), with the
+   * milliseconds from its arrival to the end of its handler's merge; metrics
+   * use it. Returns a function that removes the observer. Without observers a
+   * delivery pays nothing for this.
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur/membership";
+   * import { Plumtree } from "@murmur/murmur/broadcast";
+   * await using node = await Node.start({ name: "a", cookie: "c" });
+   * await using pt = await Plumtree.start(node, { handlers: [] });
+   * const off = pt.observeDeliveries((d) => console.log(d.handler, d.ms));
+   * off();
+   * ```
+   */
+  observeDeliveries(fn: DeliveryObserver): () => void {
+    if (typeof fn !== "function") throw new TypeError("delivery observer must be a function");
+    const entry: DeliveryObserver = (d) => fn(d);
+    this.#deliveryObservers.add(entry);
+    return () => void this.#deliveryObservers.delete(entry);
+  }
+
+  #observed(handler: string, root: string, at: number): void {
+    const ms = this.#clock.now() - at;
+    for (const fn of this.#deliveryObservers) {
+      try {
+        fn({ handler, root, ms });
+      } catch (e) {
+        this.#log({
+          level: "error",
+          node: this.#node.name,
+          msg: "delivery observer threw",
+          error: e,
+        });
+      }
+    }
+  }
+
   /** The exchanges running now. */
   exchanges(): ExchangeInfo[] {
     return [...this.#exchanges.values()].map(({ ref, handler, peer, startedAt }) => ({
@@ -297,7 +370,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       roots: this.#core.rootCount,
       outstanding: this.#core.outstandingCount,
       exchanges: this.#exchanges.size + this.#exchangeQueue.size,
-      inbox: this.#queue.length,
+      inbox: this.#queue.length - this.#queueHead,
     };
   }
 
@@ -465,11 +538,11 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   #receive(from: string, raw: unknown): void {
     // One message at a time, in arrival order. Handlers that answer
     // synchronously are served synchronously; a promise holds the queue.
-    if (this.#queue.length >= this.#inboxMax) {
+    if (this.#queue.length - this.#queueHead >= this.#inboxMax) {
       this.#extra.inboxDropped++;
       return;
     }
-    this.#queue.push([from, raw]);
+    this.#queue.push([from, raw, this.#deliveryObservers.size > 0 ? this.#clock.now() : -1]);
     if (!this.#draining) this.#drain();
   }
 
@@ -485,11 +558,18 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
 
   #drain(): void {
     this.#draining = true;
-    while (this.#queue.length > 0) {
-      const [from, raw] = this.#queue.shift()!;
+    while (this.#queueHead < this.#queue.length) {
+      const [from, raw, at] = this.#queue[this.#queueHead++]!;
+      if (this.#queueHead === this.#queue.length) {
+        this.#queue = [];
+        this.#queueHead = 0;
+      } else if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#queueHead);
+        this.#queueHead = 0;
+      }
       let r: void | Promise<void>;
       try {
-        r = this.#handle(from, raw);
+        r = this.#handle(from, raw, at);
       } catch (e) {
         this.#failed(from, e);
         continue;
@@ -502,7 +582,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     this.#draining = false;
   }
 
-  #handle(from: string, raw: unknown): void | Promise<void> {
+  #handle(from: string, raw: unknown, at: number): void | Promise<void> {
     if (this.#closed) return;
     const msg: PlumtreeMessage | undefined = parsePlumtreeMessage(raw);
     const h = msg !== undefined && (msg[0] === PT.Broadcast || msg[0] === PT.Graft)
@@ -523,8 +603,10 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     switch (msg[0]) {
       case PT.Broadcast: {
         const [, name, id, payload, round, root] = msg;
-        const done = (isNew: boolean) =>
+        const done = (isNew: boolean) => {
           this.#sendAll(this.#core.onBroadcast(from, name, id, payload, round, root, isNew), h);
+          if (isNew && at >= 0) this.#observed(name, root, at);
+        };
         const failed = (e: unknown) => {
           this.#core.stats.malformed++;
           this.#log({

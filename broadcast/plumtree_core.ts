@@ -315,6 +315,16 @@ export class PlumtreeCore {
   }
 
   /**
+   * The roots this node holds a tree for, most recently used last (at most
+   * `limit`, the newest kept), with each tree's eager and lazy peers.
+   */
+  trees(limit = Infinity): { root: string; eager: string[]; lazy: string[] }[] {
+    const roots = [...this.#trees.keys()];
+    const from = Math.max(0, roots.length - limit);
+    return roots.slice(from).map((root) => ({ root, ...this.peers(root) }));
+  }
+
+  /**
    * Folds a membership change in. The overlay is the two ring neighbours (in
    * name order) plus `fanout` random members, made symmetric by NEIGHBOR
    * messages. New neighbours join existing trees as lazy links and are

@@ -150,7 +150,27 @@ export interface DeadLetter {
   readonly at: number;
 }
 
-/** Counters of one handle. */
+/** What {@linkcode DurableServer.status} reads from storage. */
+export interface DurableServerStatus {
+  /** The server's tenant key. */
+  readonly tenant: Key;
+  /** This handle's id (the owner named in lock and lease records). */
+  readonly handle: string;
+  /** Messages waiting in the durable queue. */
+  readonly queueLength: number;
+  /** Dead letters counted (up to the limit asked). */
+  readonly deadLetters: number;
+  /** True when there are more dead letters than counted. */
+  readonly deadLettersMore: boolean;
+  /** The callback lock (a callback answered `lock`), or undefined. */
+  readonly lock: { readonly owner: string; readonly mine: boolean } | undefined;
+  /** The lease of a consumer whose callbacks run for a while, or undefined. */
+  readonly lease: { readonly owner: string; readonly mine: boolean } | undefined;
+  /** This handle's counters. */
+  readonly stats: DurableServerStats;
+}
+
+/** Counters of one {@linkcode DurableServer} handle. */
 export interface DurableServerStats {
   /** Messages processed and committed by this handle. */
   processed: number;

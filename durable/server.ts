@@ -24,6 +24,7 @@ import type {
   DurableBehaviour,
   DurableServerOptions,
   DurableServerStats,
+  DurableServerStatus,
   From,
   NoReplyResult,
 } from "./behaviour.ts";
@@ -37,11 +38,14 @@ import {
   enc,
   K_DLQ,
   K_EPOCH,
+  K_LEASE,
   K_LOCK,
+  K_QLEN,
   K_QUEUE,
   K_QV,
   K_REPLY,
   K_STATE,
+  type LeaseRecord,
   type LockRecord,
   qlenAdd,
   type QueueRecord,
@@ -238,6 +242,50 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
   /** Counters of this handle. */
   stats(): DurableServerStats {
     return { ...this.#c.stats };
+  }
+
+  /**
+   * What the server's storage holds now, read in one snapshot: queue length,
+   * dead letters (counted up to `deadLettersLimit`, default 1000), who holds
+   * the lock and the lease, and this handle's counters. For dashboards.
+   *
+   * @example
+   * ```ts
+   * import { type DurableBehaviour, DurableServer, MemoryStorage } from "@murmur/murmur/durable";
+   * const Counter: DurableBehaviour<number, "get", number, never, number> = {
+   *   init: () => ({ state: 0 }),
+   *   handleCall: (_m, _from, n) => ({ reply: n, state: n }),
+   *   handleCast: (add, n) => ({ state: n + add }),
+   * };
+   * await using storage = new MemoryStorage();
+   * await using srv = await DurableServer.start(Counter, null, { storage, tenant: ["c"] });
+   * const s = await srv.status();
+   * console.log(s.queueLength, s.deadLetters, s.lock); // 0 0 undefined
+   * ```
+   */
+  async status(deadLettersLimit = 1000): Promise<DurableServerStatus> {
+    const c = this.#c;
+    const [qlen, lock, lease] = await c.db.getMany([K_QLEN, K_LOCK, K_LEASE]) as [
+      Entry,
+      Entry,
+      Entry,
+    ];
+    const dlq = await c.db.list({ prefix: K_DLQ }, { limit: deadLettersLimit + 1 });
+    const owner = (e: Entry) => e.value === null ? undefined : dec<LockRecord | LeaseRecord>(e)[0];
+    const lockOwner = owner(lock), leaseOwner = owner(lease);
+    const n = typeof qlen.value === "bigint" ? BigInt.asIntN(64, qlen.value) : 0n;
+    return {
+      tenant: this.#tenant,
+      handle: c.id,
+      queueLength: Number(n < 0n ? 0n : n),
+      deadLetters: Math.min(dlq.length, deadLettersLimit),
+      deadLettersMore: dlq.length > deadLettersLimit,
+      lock: lockOwner === undefined ? undefined : { owner: lockOwner, mine: lockOwner === c.id },
+      lease: leaseOwner === undefined
+        ? undefined
+        : { owner: leaseOwner, mine: leaseOwner === c.id },
+      stats: this.stats(),
+    };
   }
 
   /**

@@ -10,6 +10,10 @@
  * incremented by two processes one after the other: its value survives each
  * process (and each run of the demo). Prints a timeline and exits 0 by itself.
  *
+ * The demo's own node serves the dashboard while the cluster runs and prints
+ * its URL; `deno task demo --hold 60` keeps the cluster and the dashboard up
+ * 60 s longer before stopping, to look at them.
+ *
  * @module
  */
 
@@ -23,6 +27,16 @@ import {
   ProcessGroups,
 } from "../mod.ts";
 import { ChatLog } from "./chat.ts";
+import { type Dashboard, type DashboardParts, serveDashboard } from "../dashboard/mod.ts";
+
+const holdArg = Deno.args.indexOf("--hold");
+const holdS = holdArg >= 0 ? Number(Deno.args[holdArg + 1]) : 0;
+if (!(Number.isFinite(holdS) && holdS >= 0 && holdS <= 3600)) {
+  console.error(
+    "usage: demo.ts [--hold SECONDS] (0..3600: keep the cluster up that long at the end)",
+  );
+  Deno.exit(2);
+}
 
 const t0 = Date.now();
 const stamp = () => `${((Date.now() - t0) / 1000).toFixed(3).padStart(7)}s`;
@@ -100,12 +114,13 @@ const deadline = setTimeout(() => {
   console.error("demo: over 30 s, giving up");
   for (const p of procs.values()) p.child.kill("SIGKILL");
   Deno.exit(1);
-}, 30_000);
+}, 30_000 + holdS * 1000);
 
 let observer: Node | undefined;
 let observerTree: Plumtree | undefined;
 let observerPg: ProcessGroups | undefined;
 let observerPresence: Presence | undefined;
+let dashboard: Dashboard | undefined;
 try {
   say("starting 5 nodes as separate deno processes");
   const first = new Proc("n1");
@@ -141,6 +156,10 @@ try {
   await observer.join(`127.0.0.1:${seedPort}`);
   await allUp;
   say(`observer (this process) joined via n1 and is connected to all 5`);
+  // The dashboard reads `parts` at each refresh: Plumtree and the publishers show up once started.
+  const parts: DashboardParts = { node: observer };
+  dashboard = await serveDashboard(parts, { hostname: "127.0.0.1", port: 0 });
+  say(`dashboard: ${dashboard.url} (live while the demo runs; --hold 60 keeps it up longer)`);
   const t = performance.now();
   const reply = await observer.call("n3", "echo", { hello: "from the demo" });
   say(
@@ -155,6 +174,7 @@ try {
     lazyTickMs: 200,
     logger: () => {},
   });
+  parts.plumtree = observerTree;
   type ChatStats = { received: number; delivered: number; plumtree: PlumtreeServerStats };
   const allStats = async (): Promise<ChatStats[]> => [
     ...await Promise.all(
@@ -197,6 +217,7 @@ try {
     downGraceMs: 1000,
     logger: () => {},
   });
+  parts.publishers = { "demo-pg": observerPg, "demo-presence": observerPresence };
   const pgEvents: PgEvent[] = [];
   const presenceDiffs: PresenceDiff[] = [];
   observerPg.monitor("workers", (e) => pgEvents.push(e));
@@ -286,8 +307,13 @@ try {
   say(`stale spec replaced everywhere: n4 -> 127.0.0.1:${spec?.listenAddrs[0]?.port}`);
   const again = await observer.call("n4", "info", null) as { pid: number };
   say(`call observer -> n4 info: pid ${again.pid}`);
+  if (holdS > 0) {
+    say(`holding the cluster for ${holdS} s: ${dashboard.url}`);
+    await new Promise((r) => setTimeout(r, holdS * 1000));
+  }
 } finally {
   say("stopping the cluster");
+  await dashboard?.close();
   await observerPg?.close();
   await observerPresence?.close();
   await observerTree?.close();

@@ -12,6 +12,18 @@
  *   deno task node --name b --host 0.0.0.0 --port 7000 --advertise 10.0.0.2:7000 \
  *     --join 10.0.0.1:7000 --cookie s3cret
  *
+ * `--dashboard PORT` serves a live dashboard (members, traffic, broadcast
+ * trees, groups) on 127.0.0.1:PORT; `--dashboard-host 0.0.0.0` exposes it,
+ * with the token from `--dashboard-token` or MURMUR_DASHBOARD_TOKEN (required
+ * off loopback). From another shell, `status` prints the node's state:
+ *
+ *   deno task node --name a --port 7000 --cookie s3cret --dashboard 8080
+ *   deno task node status http://127.0.0.1:8080/
+ *
+ * TLS between nodes: `--tls-cert FILE --tls-key FILE [--tls-ca FILE]...`.
+ * Metrics: run with `OTEL_DENO=true` (and OTEL_EXPORTER_OTLP_ENDPOINT) to
+ * export murmur's OpenTelemetry metrics.
+ *
  * `--membership hyparview` runs HyParView partial views (for large clusters:
  * a node connects to a few neighbours only; process groups and presence, which
  * need the full mesh, are then off).
@@ -38,6 +50,11 @@ import {
   ProcessGroups,
 } from "../mod.ts";
 import { ChatLog } from "./chat.ts";
+import { type Dashboard, serveDashboard } from "../dashboard/mod.ts";
+import { instrumentMetrics } from "../metrics/mod.ts";
+import { status } from "./status.ts";
+
+if (Deno.args[0] === "status") Deno.exit(await status(Deno.args.slice(1)));
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -56,12 +73,20 @@ const { values } = parseArgs({
     "lazy-tick-ms": { type: "string", default: "200" },
     json: { type: "boolean", default: false },
     control: { type: "boolean", default: false },
+    dashboard: { type: "string" },
+    "dashboard-host": { type: "string", default: "127.0.0.1" },
+    "dashboard-token": { type: "string", default: Deno.env.get("MURMUR_DASHBOARD_TOKEN") },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    "tls-ca": { type: "string", multiple: true, default: [] },
   },
 });
 
 const USAGE = "usage: node.ts --name NAME --cookie SECRET [--host 127.0.0.1] [--port 0] " +
   "[--advertise HOST:PORT]... [--join HOST:PORT]... [--membership full-mesh|hyparview] " +
-  "[--log-level info] [--json] [--control]";
+  "[--log-level info] [--dashboard PORT [--dashboard-host H] [--dashboard-token T]] " +
+  "[--tls-cert FILE --tls-key FILE [--tls-ca FILE]...] [--json] [--control]\n" +
+  "       node.ts status [--json] DASHBOARD_URL";
 if (!values.name || !values.cookie) {
   console.error(USAGE);
   Deno.exit(2);
@@ -77,6 +102,22 @@ if (values.membership !== "full-mesh" && values.membership !== "hyparview") {
   Deno.exit(2);
 }
 const hyparview = values.membership === "hyparview";
+if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+  console.error(`--tls-cert and --tls-key go together\n${USAGE}`);
+  Deno.exit(2);
+}
+const dashboardPort = values.dashboard === undefined ? undefined : Number(values.dashboard);
+if (dashboardPort !== undefined && !(Number.isInteger(dashboardPort) && dashboardPort >= 0)) {
+  console.error(`--dashboard must be a port number, got ${values.dashboard}\n${USAGE}`);
+  Deno.exit(2);
+}
+const tls = values["tls-cert"] === undefined ? undefined : {
+  certFile: values["tls-cert"],
+  keyFile: values["tls-key"]!,
+  ...(values["tls-ca"].length > 0
+    ? { caCerts: values["tls-ca"].map((f) => Deno.readTextFileSync(f)) }
+    : {}),
+};
 
 const started = Date.now();
 function emit(event: string, fields: Record<string, unknown> = {}): void {
@@ -98,6 +139,7 @@ const node = await Node.start({
   deadMemberRemoveMs: Number(values["dead-member-remove-ms"]),
   reconnectBackoffMaxMs: 1000,
   membership: hyparview ? { strategy: "hyparview" } : { strategy: "full-mesh" },
+  ...(tls === undefined ? {} : { tls }),
   logger: (r) => {
     if (!values.json) return console_(r);
     if (r.level === "warn" || r.level === "error") {
@@ -131,7 +173,7 @@ node.register(
 // Process groups and presence (full mesh only): `pg.join` registers a local member endpoint
 // and joins it to a group; `presence.track` tracks a key; `groups` reports what this node sees.
 const publishers = hyparview ? [] : await startPublishers();
-async function startPublishers(): Promise<{ close(): Promise<void> }[]> {
+async function startPublishers(): Promise<[ProcessGroups, Presence]> {
   const pg = await ProcessGroups.start(node, "demo-pg");
   const presence = await Presence.start(node, "demo-presence", { downGraceMs: 1000 });
   node.register("pg.join", async (msg) => {
@@ -189,12 +231,38 @@ node.onMemberChange(() => {
 });
 const poll = setInterval(reportMembers, 1000);
 
+// OpenTelemetry metrics (only when OTEL_DENO=true; otherwise nothing is registered).
+const parts = {
+  node,
+  plumtree,
+  ...(publishers.length > 0
+    ? { publishers: { pg: publishers[0]!, presence: publishers[1]! } }
+    : {}),
+};
+const metrics = instrumentMetrics(parts);
+let dashboard: Dashboard | undefined;
+if (dashboardPort !== undefined) {
+  try {
+    dashboard = await serveDashboard(parts, {
+      hostname: values["dashboard-host"],
+      port: dashboardPort,
+      ...(values["dashboard-token"] ? { token: values["dashboard-token"] } : {}),
+    });
+  } catch (e) {
+    console.error(`node.ts: dashboard: ${(e as Error).message}`);
+    await node.close();
+    Deno.exit(2);
+  }
+}
+
 emit("ready", {
   name: node.name,
   port: node.listenAddr.port,
   advertised: node.spec.listenAddrs,
   incarnation: node.spec.incarnation,
   pid: Deno.pid,
+  ...(dashboard ? { dashboard: dashboard.url } : {}),
+  metrics: metrics.enabled,
 });
 
 for (const target of values.join) {
@@ -253,6 +321,8 @@ if (values.control) void control();
 async function shutdown(): Promise<void> {
   clearInterval(poll);
   emit("stopping");
+  await dashboard?.close();
+  await metrics.close();
   await plumtree.close();
   for (const p of publishers) await p.close();
   await node.close();

@@ -35,6 +35,7 @@ export class Link {
   readonly #now: () => number;
   readonly #track: (task: Promise<unknown>) => void;
   readonly #onClosed: (() => void) | undefined;
+  readonly #counters: { bytesOut: number } | undefined;
   #queue: Item[] = [];
   #head = 0;
   #bytes = 0;
@@ -59,6 +60,7 @@ export class Link {
     onError: (link: Link, error: unknown) => void,
     track: (task: Promise<unknown>) => void,
     onClosed?: () => void,
+    counters?: { bytesOut: number },
   ) {
     this.conn = conn;
     this.peer = info.peer;
@@ -73,6 +75,7 @@ export class Link {
     this.#onError = onError;
     this.#track = track;
     this.#onClosed = onClosed;
+    this.#counters = counters;
   }
 
   get queuedBytes(): number {
@@ -152,6 +155,7 @@ export class Link {
         this.lastSentAt = this.#now();
         await this.conn.write(batch);
         this.#bytes -= size;
+        if (this.#counters !== undefined) this.#counters.bytesOut += size;
         this.#wake();
       }
     } catch (e) {

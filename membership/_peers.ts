@@ -39,6 +39,10 @@ import { PARALLELISM_MAX } from "./membership_state.ts";
 export interface PeerCounters {
   framesIn: number;
   framesOut: number;
+  /** Frame bytes read after handshakes (without the length prefix). */
+  bytesIn: number;
+  /** Frame bytes written (without the length prefix). */
+  bytesOut: number;
   badConnections: number;
   partitionDrops: number;
   handshakesRefused: number;
@@ -135,6 +139,8 @@ export class Peers {
   readonly counters: PeerCounters = {
     framesIn: 0,
     framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
     badConnections: 0,
     partitionDrops: 0,
     handshakesRefused: 0,
@@ -464,6 +470,7 @@ export class Peers {
       (link, e) => this.#linkFailed(link, e),
       (p) => this.#track(p),
       () => void this.#links--,
+      this.counters,
     );
   }
 
@@ -689,12 +696,15 @@ export class Peers {
         if (batch === null) break;
         if (link.closed) return;
         frames += batch.length;
-        for (const f of batch) bytes += f.length;
+        let size = 0;
+        for (const f of batch) size += f.length;
+        bytes += size;
         if (this.#hooks.isPartitioned(link.peer)) {
           this.counters.partitionDrops += batch.length;
           continue;
         }
         this.counters.framesIn += batch.length;
+        this.counters.bytesIn += size;
         const peer = this.peers.get(link.peer);
         if (peer !== undefined && peer.spec.incarnation === link.incarnation) {
           peer.lastHeard = this.#cfg.clock.now();

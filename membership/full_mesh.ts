@@ -181,6 +181,12 @@ export class FullMesh implements MembershipStrategy {
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  /** Members and tombstones, sorted by name. */
+  entries(): MemberEntry[] {
+    return [...this.#view.entries.values()]
+      .sort((a, b) => (a.spec.name < b.spec.name ? -1 : a.spec.name > b.spec.name ? 1 : 0));
+  }
+
   /** Number of tombstones held. */
   tombstones(): number {
     return this.#view.tombstonedAt.size;

@@ -213,6 +213,16 @@ export class HyParView implements MembershipStrategy {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  /** Self, the active and the passive view, sorted by name (no tombstones). */
+  entries(): MemberEntry[] {
+    return this.specs().map((spec) => ({ spec, status: "alive" }));
+  }
+
+  /** True for a passive view entry (known, not connected). */
+  passive(name: string): boolean {
+    return this.#passive.has(name);
+  }
+
   /** No tombstones: a partial view forgets. */
   tombstones(): number {
     return 0;

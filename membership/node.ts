@@ -54,8 +54,25 @@ import {
 } from "./transport.ts";
 
 export { DEFAULT_CHANNEL } from "./_config.ts";
-export type { JoinResult, NodeStats, PartitionInfo, UpDownOptions } from "./node_types.ts";
-import type { JoinResult, NodeStats, PartitionInfo, UpDownOptions } from "./node_types.ts";
+export type {
+  CallObservation,
+  CallObserver,
+  JoinResult,
+  MemberInfo,
+  MemberState,
+  NodeStats,
+  PartitionInfo,
+  UpDownOptions,
+} from "./node_types.ts";
+import type {
+  CallObserver,
+  JoinResult,
+  MemberInfo,
+  MemberState,
+  NodeStats,
+  PartitionInfo,
+  UpDownOptions,
+} from "./node_types.ts";
 
 /**
  * A member of a murmur cluster.
@@ -81,6 +98,8 @@ export class Node implements AsyncDisposable {
   #spec: NodeSpec;
   #closed = false;
   #refutations = 0;
+  /** Observers of finished calls (metrics); empty costs one size check per call. */
+  readonly #callObservers = new Set<CallObserver>();
   readonly #upListeners: NamedListeners;
   readonly #downListeners: NamedListeners;
   readonly #changeListeners: ChangeListeners;
@@ -330,6 +349,46 @@ export class Node implements AsyncDisposable {
     return this.#strategy.specs();
   }
 
+  /**
+   * Every entry of this node's view with its state, incarnation, address,
+   * connections per channel and when it was last heard: what a dashboard
+   * shows. Bounded by `membersMax` and `tombstonesMax`.
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur/membership";
+   * await using a = await Node.start({ name: "a", cookie: "c" });
+   * console.log(a.memberInfo().map((m) => `${m.name} ${m.state}`)); // [ "a up" ]
+   * ```
+   */
+  memberInfo(): MemberInfo[] {
+    const now = this.#clock.now();
+    const active = this.#strategy.active;
+    return this.#strategy.entries().map(({ spec, status }): MemberInfo => {
+      const self = spec.name === this.#cfg.name;
+      const peer = self || this.#direct.has(spec.name)
+        ? undefined
+        : this.#peers.peers.get(spec.name);
+      const connections: Record<string, number> = {};
+      if (peer?.up) { for (const [ch, links] of peer.slots) connections[ch] = links.length; }
+      let state: MemberState;
+      if (status !== "alive") state = status;
+      else if (self) state = active ? "up" : "left";
+      else if (peer?.up) state = "up";
+      else state = this.#strategy.passive?.(spec.name) ? "passive" : "down";
+      const addr = spec.listenAddrs[0];
+      return {
+        name: spec.name,
+        self,
+        state,
+        incarnation: spec.incarnation,
+        address: addr === undefined ? undefined : formatAddress(addr),
+        connections,
+        lastHeardMs: peer === undefined ? undefined : Math.max(0, Math.round(now - peer.lastHeard)),
+      };
+    });
+  }
+
   /** Counters (see {@linkcode NodeStats}). */
   stats(): NodeStats {
     const c = this.#peers.connections();
@@ -337,6 +396,8 @@ export class Node implements AsyncDisposable {
     return {
       framesIn: pc.framesIn,
       framesOut: pc.framesOut,
+      bytesIn: pc.bytesIn,
+      bytesOut: pc.bytesOut,
       badConnections: pc.badConnections,
       partitionDrops: pc.partitionDrops,
       sendDrops: dc.sendDrops,
@@ -582,7 +643,44 @@ export class Node implements AsyncDisposable {
    * @throws {CallTimeoutError} no reply within `timeoutMs` (`Infinity`: never).
    */
   call(to: string, endpoint: string, msg: unknown, options: CallOptions = {}): Promise<unknown> {
-    return this.#delivery.call(to, endpoint, msg, options);
+    if (this.#callObservers.size === 0) return this.#delivery.call(to, endpoint, msg, options);
+    const t0 = this.#clock.now();
+    const seen = (error: unknown) => {
+      const ms = this.#clock.now() - t0;
+      for (const fn of this.#callObservers) {
+        try {
+          fn({ to, endpoint, ms, error });
+        } catch (e) {
+          this.#log("error", "call observer threw", undefined, e);
+        }
+      }
+    };
+    const p = this.#delivery.call(to, endpoint, msg, options);
+    p.then(() => seen(undefined), (e) => seen(e ?? new Error("call failed")));
+    return p;
+  }
+
+  /**
+   * Calls `fn` when each call this node makes ends, with its duration and its
+   * error (undefined on success); metrics use it. Returns a function that
+   * removes the observer. Without observers a call pays nothing for this.
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur/membership";
+   * await using a = await Node.start({ name: "a", cookie: "c" });
+   * a.register("echo", (m) => m);
+   * const off = a.observeCalls((c) => console.log(c.endpoint, c.error === undefined));
+   * await a.call("a", "echo", 1); // echo true
+   * off();
+   * ```
+   */
+  observeCalls(fn: CallObserver): () => void {
+    if (typeof fn !== "function") throw new TypeError("call observer must be a function");
+    // A fresh wrapper: the same function observed twice is called twice, removed once each.
+    const entry: CallObserver = (c) => fn(c);
+    this.#callObservers.add(entry);
+    return () => void this.#callObservers.delete(entry);
   }
 
   /**

@@ -42,12 +42,56 @@ export interface UpDownOptions {
   channel?: string;
 }
 
+/**
+ * How a node sees one entry of its view: `up` (connected), `down` (a member
+ * whose connections are lost), `passive` (a HyParView passive view entry,
+ * known but deliberately not connected), `left` or `removed` (tombstones).
+ */
+export type MemberState = "up" | "down" | "passive" | "left" | "removed";
+
+/** One entry of {@linkcode Node.memberInfo}. */
+export interface MemberInfo {
+  /** The member's name. */
+  readonly name: string;
+  /** True for the node asked. */
+  readonly self: boolean;
+  /** Its state as this node sees it (self is always `up` until it leaves). */
+  readonly state: MemberState;
+  /** The incarnation of the newest spec known. */
+  readonly incarnation: number;
+  /** Its first listen address (`host:port`), or undefined. */
+  readonly address: string | undefined;
+  /** Open connections per channel (empty when not connected). */
+  readonly connections: Readonly<Record<string, number>>;
+  /** Milliseconds since a frame was last heard from it, or undefined (self, never connected). */
+  readonly lastHeardMs: number | undefined;
+}
+
+/** What {@linkcode Node.observeCalls} observers receive when a call ends. */
+export interface CallObservation {
+  /** The node called. */
+  readonly to: string;
+  /** The endpoint called. */
+  readonly endpoint: string;
+  /** Milliseconds from the call to its reply or failure (the node's clock). */
+  readonly ms: number;
+  /** The error it failed with, or undefined. */
+  readonly error: unknown;
+}
+
+/** An observer of finished calls. */
+export type CallObserver = (call: CallObservation) => void;
+
 /** Counters of a node. Everything dropped or refused is counted. */
 export interface NodeStats {
   /** Frames received after handshakes. */
   framesIn: number;
   /** Frames queued for sending. */
   framesOut: number;
+  /** Bytes of the frames received (without length prefixes). */
+  bytesIn: number;
+  /** Bytes of the frames written to connections (without length prefixes). */
+  bytesOut: number;
   /** Connections closed for a protocol violation (bad frame, bad handshake, oversize). */
   badConnections: number;
   /** Frames dropped by injected partitions. */

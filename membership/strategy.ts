@@ -84,6 +84,10 @@ export interface MembershipStrategy {
   entry(name: string): MemberEntry | undefined;
   /** Specs of every known member, self included, sorted by name. */
   specs(): NodeSpec[];
+  /** Every entry worth showing an operator, members and tombstones, sorted by name. */
+  entries(): MemberEntry[];
+  /** True for a member known but deliberately not connected (a HyParView passive view entry). */
+  passive?(name: string): boolean;
   /** Number of tombstones held. */
   tombstones(): number;
   /** True when this node is in a cluster (it has not left). */

@@ -185,6 +185,18 @@ export interface PublisherModule<Local, Update, View, Sub, SubResult> {
   translateMessage?(msg: unknown, view: View): TranslatedMessage<Update, View, Local>;
 }
 
+/** Counters of a {@linkcode DataPublisher}. */
+export interface PublisherStats {
+  /** Updates applied on this node (`update`). */
+  localUpdates: number;
+  /** Updates applied from peers. */
+  remoteUpdates: number;
+  /** Full local data received from peers (discovery, resync). */
+  fullSyncs: number;
+  /** Peer updates dropped: unknown peer or instance, or out of sequence. */
+  dropped: number;
+}
+
 /** Options of {@linkcode DataPublisher.start}. */
 export interface DataPublisherOptions {
   /** One node, no network (default false). */
@@ -305,6 +317,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
   #view: View;
   #local: Local;
   #closed = false;
+  readonly #stats: PublisherStats = { localUpdates: 0, remoteUpdates: 0, fullSyncs: 0, dropped: 0 };
   readonly #offs: (() => void)[] = [];
 
   private constructor(
@@ -421,6 +434,11 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
       a,
       b,
     ) => a.node < b.node ? -1 : 1);
+  }
+
+  /** Counters of this publisher (see {@linkcode PublisherStats}). */
+  stats(): PublisherStats {
+    return { ...this.#stats };
   }
 
   /**
@@ -589,6 +607,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
     }
     this.#local = local;
     this.#seq++;
+    this.#stats.localUpdates++;
     for (const [p, w] of outgoing) {
       // The sequence number is the one of this update.
       if (w[0] === "update" || w[0] === "plain") w[2] = this.#seq;
@@ -675,6 +694,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
         }
         peer.version = version;
         peer.seq = seq; // the full data covers every update up to `seq`
+        this.#stats.fullSyncs++;
         // A full local data is applied as the difference from what is known of that peer.
         const update = this.#module.dataDiff(peer.data, data as Local);
         peer.data = data as Local;
@@ -684,8 +704,11 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
       case "update": {
         const [, instance, seq, update] = msg;
         const peer = this.#peers.get(from);
-        if (peer === undefined || peer.instance !== instance) return; // unknown peer: dropped
-        if (!this.#inSequence(peer, seq)) return;
+        if (peer === undefined || peer.instance !== instance || !this.#inSequence(peer, seq)) {
+          this.#stats.dropped++; // an unknown peer, or out of sequence (a resync follows)
+          return;
+        }
+        this.#stats.remoteUpdates++;
         this.#notifyView(from, update as Update);
         peer.data = this.#module.updateLocalData(update as Update, peer.data);
         return;

@@ -1,0 +1,19 @@
+/**
+ * See a cluster: a live dashboard of a node (members, traffic, broadcast
+ * trees, publishers, durable queues) served by `Deno.serve`, and the JSON
+ * snapshot behind it.
+ *
+ * @example
+ * ```ts
+ * import { Node } from "@murmur/murmur/membership";
+ * import { serveDashboard } from "@murmur/murmur/dashboard";
+ * await using node = await Node.start({ name: "a", cookie: "c" });
+ * await using dash = await serveDashboard({ node }, { hostname: "127.0.0.1", port: 0 });
+ * console.log(dash.url.startsWith("http://127.0.0.1:")); // true
+ * ```
+ *
+ * @module
+ */
+
+export * from "./server.ts";
+export * from "./state.ts";
