@@ -13,7 +13,7 @@ import {
   ProcessGroups,
 } from "../mod.ts";
 import { type DashboardState, serveDashboard } from "../dashboard/mod.ts";
-import { converged, nextEvent, NodeProcess, startNode } from "./_helpers.ts";
+import { converged, JsonProcess, nextEvent, NodeProcess, startNode } from "./_helpers.ts";
 
 const CLI = new URL("../examples/node.ts", import.meta.url).pathname;
 import { LogHandler } from "./_plumtree_fixture.ts";
@@ -306,6 +306,48 @@ Deno.test("node CLI: --dashboard serves the page, `status` prints members and co
     );
     assert.equal(open.code, 2);
     assert.match(open.err, /needs a token/);
+  } finally {
+    await a.kill("SIGTERM");
+    await b?.kill("SIGTERM");
+  }
+});
+
+Deno.test("node CLI: --tls-cert/--tls-key/--tls-ca form a TLS cluster; a half-given pair is refused", async () => {
+  const dir = new URL("./fixtures/", import.meta.url).pathname;
+  const tls = ["--tls-cert", `${dir}node.pem`, "--tls-key", `${dir}node-key.pem`];
+  const perms = ["--allow-net=127.0.0.1", "--allow-env", "--allow-read"];
+  const start = (args: string[]) =>
+    new JsonProcess(new URL(CLI, "file:///"), perms, ["--json", "--cookie", "tls", ...args]);
+  const a = start(["--name", "tls-a", ...tls, "--tls-ca", `${dir}ca.pem`]);
+  let b: JsonProcess | undefined;
+  try {
+    const port = (await a.waitEvent("ready")).port as number;
+    b = start([
+      "--name",
+      "tls-b",
+      ...tls,
+      "--tls-ca",
+      `${dir}ca.pem`,
+      "--join",
+      `127.0.0.1:${port}`,
+    ]);
+    await b.waitEvent("joined");
+    await a.waitEvent("up");
+    // a's port speaks TLS with the CA's certificate (a plain listener would fail the handshake).
+    const conn = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port,
+      caCerts: [await Deno.readTextFile(`${dir}ca.pem`)],
+    });
+    await conn.handshake();
+    conn.close();
+    const half = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...perms, CLI, "--name", "x", "--cookie", "c", "--tls-cert", `${dir}node.pem`],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(half.code, 2);
+    assert.match(new TextDecoder().decode(half.stderr), /--tls-cert and --tls-key go together/);
   } finally {
     await a.kill("SIGTERM");
     await b?.kill("SIGTERM");
