@@ -200,25 +200,39 @@ export async function run(
   padBytes: number,
   firstId: number,
   window = 256,
+  deadlineMs = Infinity,
 ): Promise<{
   ms: number;
   payloads: number;
   latencies: number[];
+  /** Deliveries still missing when `deadlineMs` passed (0 when all arrived). */
+  missing: number;
 }> {
   const pad = new Uint8Array(padBytes);
   const startPayloads = c.payloads();
   const startLat = c.logs.map((l) => l.latencies.length);
   const start = performance.now();
+  // A contender that may lose messages (gossipsub) is waited for until the deadline only.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = deadlineMs === Infinity
+    ? new Promise<never>(() => {})
+    : new Promise<void>((r) => timer = setTimeout(r, deadlineMs));
+  const all = (n: (j: number) => number) =>
+    Promise.race([Promise.all(c.logs.map((l, j) => l.reached(n(j)))), deadline]);
   for (let i = 0; i < count; i++) {
     await c.send({ id: firstId + i, sentAt: performance.now(), pad });
-    if (window === 1) {
-      await Promise.all(c.logs.map((l, j) => l.reached(startLat[j]! + i + 1)));
-    } else if (i % window === window - 1) await new Promise((r) => setTimeout(r, 0)); // let receivers run
+    if (window === 1) await all((j) => startLat[j]! + i + 1);
+    else if (i % window === window - 1) await new Promise((r) => setTimeout(r, 0)); // let receivers run
   }
-  await Promise.all(c.logs.map((l, i) => l.reached(startLat[i]! + count)));
+  await all((j) => startLat[j]! + count);
+  clearTimeout(timer);
   const ms = performance.now() - start;
   const latencies = c.logs.slice(1).flatMap((l, i) => l.latencies.slice(startLat[i + 1]!));
-  return { ms, payloads: c.payloads() - startPayloads, latencies };
+  const missing = c.logs.reduce(
+    (m, l, j) => m + Math.max(0, startLat[j]! + count - l.latencies.length),
+    0,
+  );
+  return { ms, payloads: c.payloads() - startPayloads, latencies, missing };
 }
 
 export function percentile(xs: number[], p: number): number {
