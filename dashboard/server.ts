@@ -129,11 +129,7 @@ export async function serveDashboard(
   let pushing: Promise<void> | undefined;
 
   const push = async () => {
-    if (clients.size === 0) {
-      // Keep the history (rates, RMR over the last minute) without reading storage.
-      history.add(clock.now(), node.stats(), parts.plumtree?.stats());
-      return;
-    }
+    if (clients.size === 0) return;
     const chunk = enc.encode(
       `data: ${JSON.stringify(await snapshot(parts, history), jsonSafe)}\n\n`,
     );
@@ -157,6 +153,8 @@ export async function serveDashboard(
   };
   const tick = () => {
     if (closed) return;
+    // One sample per interval, clients or not: rates and RMR over the last minute.
+    history.add(clock.now(), node.stats(), parts.plumtree?.stats());
     pushNow();
     timer = clock.setTimeout(tick, o.intervalMs);
   };

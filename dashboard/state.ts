@@ -5,8 +5,12 @@
  * @module
  */
 
-import type { MemberInfo, Node, NodeStats } from "../membership/node.ts";
+import type { Node } from "../membership/node.ts";
+import type { MemberInfo, NodeStats } from "../membership/node_types.ts";
 import { formatAddress } from "../membership/transport.ts";
+import { namedDurable, namedPublishers, publisherOf } from "./_parts.ts";
+
+export { jsonSafe } from "./_parts.ts";
 import type { Plumtree, PlumtreePending, PlumtreeServerStats } from "../broadcast/plumtree.ts";
 import type { DataPublisher, PublisherStats } from "../publisher/data_publisher.ts";
 import { ProcessGroups } from "../publisher/process_groups.ts";
@@ -147,6 +151,14 @@ export class RateHistory {
   readonly #windowMs: number;
   readonly #samplesMax: number;
   #samples: Sample[] = [];
+  #rates: DashboardRates = {
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    deliveries: undefined,
+    rmr1m: undefined,
+  };
 
   /** Keeps samples of the last `windowMs`, at most `samplesMax` of them. */
   constructor(windowMs = 60_000, samplesMax = 120) {
@@ -156,6 +168,11 @@ export class RateHistory {
     }
     this.#windowMs = windowMs;
     this.#samplesMax = samplesMax;
+  }
+
+  /** The rates the last sample gave (zeros before two samples). */
+  get rates(): DashboardRates {
+    return this.#rates;
   }
 
   /** Adds a sample taken at `at` (ms, monotonic) and returns the rates it gives. */
@@ -184,7 +201,7 @@ export class RateHistory {
     const secs = (at - prev.at) / 1000;
     const rate = (k: keyof Sample) => secs > 0 ? Math.max(0, (sample[k] - prev[k]) / secs) : 0;
     const delivered = sample.deliveries - first.deliveries;
-    return {
+    return this.#rates = {
       framesIn: rate("framesIn"),
       framesOut: rate("framesOut"),
       bytesIn: rate("bytesIn"),
@@ -197,30 +214,8 @@ export class RateHistory {
   }
 }
 
-/**
- * A `JSON.stringify` replacer for values CBOR allows and JSON does not:
- * bigints become `"12n"`, bytes `"bytes(N)"`.
- *
- * @example
- * ```ts
- * import { jsonSafe } from "@murmur/murmur/dashboard";
- * console.log(JSON.stringify({ n: 1n }, jsonSafe)); // {"n":"1n"}
- * ```
- */
-export function jsonSafe(_key: string, v: unknown): unknown {
-  if (typeof v === "bigint") return `${v}n`;
-  if (v instanceof Uint8Array) return `bytes(${v.length})`;
-  return v;
-}
-
-function entriesOf<T>(x: Record<string, T> | readonly T[] | undefined, name: (t: T) => string) {
-  if (x === undefined) return [];
-  if (Array.isArray(x)) return (x as readonly T[]).map((t) => [name(t), t] as const);
-  return Object.entries(x as Record<string, T>);
-}
-
 function publisherState(name: string, p: ShownPublisher, lim: SnapshotLimits): PublisherState {
-  const pub = p instanceof ProcessGroups || p instanceof Presence ? p.publisher : p;
+  const pub = publisherOf(p);
   const groups: Record<string, string[]> = Object.create(null);
   let truncated = false;
   const cut = <T>(xs: T[], max: number): T[] => {
@@ -255,8 +250,9 @@ function publisherState(name: string, p: ShownPublisher, lim: SnapshotLimits): P
 }
 
 /**
- * Takes a snapshot of `parts` (reads durable servers' storage), with rates
- * from `history`.
+ * Takes a snapshot of `parts` (reads durable servers' storage), with the
+ * rates of the last sample added to `history` (a dashboard adds one every
+ * `intervalMs`, so a snapshot taken between two never shortens the interval).
  *
  * @example
  * ```ts
@@ -276,7 +272,7 @@ export async function snapshot(
   const stats = node.stats();
   const pt = plumtree?.stats();
   const durable = await Promise.all(
-    entriesOf(parts.durable, (d) => JSON.stringify(d.tenant, jsonSafe)).map(
+    namedDurable(parts).map(
       async ([name, d]): Promise<DurableState> => {
         try {
           return { name, status: await d.status() };
@@ -291,16 +287,13 @@ export async function snapshot(
     node: { name: node.name, strategy: node.strategy, address: formatAddress(node.listenAddr) },
     members: node.memberInfo(),
     stats,
-    rates: history.add(node.clock.now(), stats, pt),
+    rates: history.rates,
     plumtree: plumtree === undefined ? undefined : {
       stats: pt!,
       pending: plumtree.pending(),
       trees: plumtree.trees(limits.treesMax),
     },
-    publishers: entriesOf(
-      parts.publishers,
-      (p) => p instanceof ProcessGroups || p instanceof Presence ? p.publisher.scope : p.scope,
-    )
+    publishers: namedPublishers(parts)
       .map(([name, p]) => publisherState(name, p, limits)),
     durable,
   };

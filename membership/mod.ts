@@ -29,4 +29,5 @@ export * from "./codec.ts";
 export * from "./membership_state.ts";
 export * from "./handshake.ts";
 export * from "./node.ts";
+export * from "./node_types.ts";
 export * from "./transport_conformance.ts";

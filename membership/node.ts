@@ -54,16 +54,6 @@ import {
 } from "./transport.ts";
 
 export { DEFAULT_CHANNEL } from "./_config.ts";
-export type {
-  CallObservation,
-  CallObserver,
-  JoinResult,
-  MemberInfo,
-  MemberState,
-  NodeStats,
-  PartitionInfo,
-  UpDownOptions,
-} from "./node_types.ts";
 import type {
   CallObserver,
   JoinResult,

@@ -21,11 +21,10 @@
  */
 
 import { type Attributes, metrics, type ObservableResult } from "@opentelemetry/api";
-import type { DashboardParts, ShownDurable, ShownPublisher } from "../dashboard/state.ts";
-import { Presence } from "../publisher/presence.ts";
-import { ProcessGroups } from "../publisher/process_groups.ts";
+import type { DashboardParts } from "../dashboard/state.ts";
+import { namedDurable, namedPublishers, publisherOf } from "../dashboard/_parts.ts";
 import type { DurableServerStatus } from "../durable/behaviour.ts";
-import type { MemberState } from "../membership/node_types.ts";
+import type { MemberState, NodeStats } from "../membership/node_types.ts";
 import type { TimerId } from "../membership/clock.ts";
 
 /** The version reported as the instrumentation scope's. */
@@ -58,12 +57,6 @@ export interface Metrics extends AsyncDisposable {
 /** True when the global meter provider is a real one (not the API's no-op). */
 function telemetryOn(): boolean {
   return metrics.getMeterProvider().constructor.name !== "NoopMeterProvider";
-}
-
-function entries<T>(x: Record<string, T> | readonly T[] | undefined, name: (t: T) => string) {
-  if (x === undefined) return [] as (readonly [string, T])[];
-  if (Array.isArray(x)) return (x as readonly T[]).map((t) => [name(t), t] as const);
-  return Object.entries(x as Record<string, T>);
 }
 
 /** Distinct endpoints given their own attribute set in the call histogram; the rest share "other". */
@@ -136,52 +129,70 @@ export function instrumentMetrics(parts: DashboardParts, options: MetricsOptions
     off.push(() => inst.removeCallback(cb));
   };
 
+  /**
+   * One observable instrument reporting fields of one counters object read at
+   * collection: each field under its own value of `attr` (or, without `attr`,
+   * one field under the base attributes). Attribute sets are made once.
+   */
+  const observeFields = <S>(
+    kind: "counter" | "gauge",
+    name: string,
+    description: string,
+    unit: string,
+    read: () => S,
+    fields: readonly (readonly [keyof S & string, string])[],
+    attr?: string,
+  ) => {
+    const sets = fields.map(([k, v]) =>
+      [k, attr === undefined ? base : at({ [attr]: v })] as const
+    );
+    observe(kind, name, description, unit, (r) => {
+      const s = read();
+      for (const [k, a] of sets) r.observe(s[k] as number, a);
+    });
+  };
+
   // ---------------------------------------------------------------- the node
-  const rx = at({ "network.io.direction": "receive" });
-  const tx = at({ "network.io.direction": "transmit" });
-  observe("counter", "murmur.node.frames", "Frames received and sent", "{frame}", (r) => {
-    const s = node.stats();
-    r.observe(s.framesIn, rx);
-    r.observe(s.framesOut, tx);
-  });
-  observe("counter", "murmur.node.io", "Frame bytes received and sent", "By", (r) => {
-    const s = node.stats();
-    r.observe(s.bytesIn, rx);
-    r.observe(s.bytesOut, tx);
-  });
-  observe(
+  const stats = () => node.stats();
+  const dir = "network.io.direction";
+  observeFields("counter", "murmur.node.frames", "Frames received and sent", "{frame}", stats, [
+    ["framesIn", "receive"],
+    ["framesOut", "transmit"],
+  ], dir);
+  observeFields("counter", "murmur.node.io", "Frame bytes received and sent", "By", stats, [
+    ["bytesIn", "receive"],
+    ["bytesOut", "transmit"],
+  ], dir);
+  const one = (
+    kind: "counter" | "gauge",
+    name: string,
+    description: string,
+    unit: string,
+    field: keyof NodeStats & string,
+  ) => observeFields(kind, name, description, unit, stats, [[field, ""]]);
+  one(
     "counter",
     "murmur.node.send.drops",
     "Fire-and-forget sends dropped",
     "{message}",
-    (r) => {
-      r.observe(node.stats().sendDrops, base);
-    },
+    "sendDrops",
   );
-  observe(
+  one(
     "counter",
     "murmur.node.retransmits",
     "Acknowledged messages retransmitted",
     "{message}",
-    (r) => {
-      r.observe(node.stats().retransmits, base);
-    },
+    "retransmits",
   );
-  observe(
+  one(
     "counter",
     "murmur.node.handshakes.refused",
     "Incoming handshakes refused",
     "{handshake}",
-    (r) => {
-      r.observe(node.stats().handshakesRefused, base);
-    },
+    "handshakesRefused",
   );
-  observe("gauge", "murmur.node.connections", "Open connections", "{connection}", (r) => {
-    r.observe(node.stats().connections, base);
-  });
-  observe("gauge", "murmur.node.queued", "Bytes waiting in send queues", "By", (r) => {
-    r.observe(node.stats().queuedBytes, base);
-  });
+  one("gauge", "murmur.node.connections", "Open connections", "{connection}", "connections");
+  one("gauge", "murmur.node.queued", "Bytes waiting in send queues", "By", "queuedBytes");
   observe("gauge", "murmur.node.members", "View entries by state", "{member}", (r) => {
     const n = new Map<MemberState, number>(MEMBER_STATES.map((s) => [s, 0]));
     for (const m of node.memberInfo()) n.set(m.state, n.get(m.state)! + 1);
@@ -246,37 +257,39 @@ export function instrumentMetrics(parts: DashboardParts, options: MetricsOptions
 
   // --------------------------------------------------------------- broadcast
   if (plumtree !== undefined) {
-    observe("counter", "murmur.broadcast.sent", "Plumtree messages sent", "{message}", (r) => {
-      const s = plumtree.stats();
-      r.observe(s.eager, at({ "murmur.broadcast.kind": "payload" }));
-      r.observe(s.lazy, at({ "murmur.broadcast.kind": "announcement" }));
-      r.observe(s.graft, at({ "murmur.broadcast.kind": "graft" }));
-      r.observe(s.prune, at({ "murmur.broadcast.kind": "prune" }));
-    });
-    observe(
+    const pt = () => plumtree.stats();
+    observeFields("counter", "murmur.broadcast.sent", "Plumtree messages sent", "{message}", pt, [
+      ["eager", "payload"],
+      ["lazy", "announcement"],
+      ["graft", "graft"],
+      ["prune", "prune"],
+    ], "murmur.broadcast.kind");
+    observeFields(
       "counter",
       "murmur.broadcast.received",
       "Plumtree payloads received",
       "{message}",
-      (r) => {
-        const s = plumtree.stats();
-        r.observe(s.deliveries, at({ "murmur.broadcast.outcome": "delivered" }));
-        r.observe(s.duplicates, at({ "murmur.broadcast.outcome": "duplicate" }));
-      },
+      pt,
+      [
+        ["deliveries", "delivered"],
+        ["duplicates", "duplicate"],
+      ],
+      "murmur.broadcast.outcome",
     );
-    observe(
+    observeFields(
       "counter",
       "murmur.broadcast.dropped",
       "Plumtree entries dropped by a bound",
       "{message}",
-      (r) => {
-        const s = plumtree.stats();
-        r.observe(s.lazyDropped, at({ "murmur.broadcast.reason": "lazy_outstanding" }));
-        r.observe(s.missingDropped, at({ "murmur.broadcast.reason": "missing" }));
-        r.observe(s.inboxDropped, at({ "murmur.broadcast.reason": "inbox" }));
-        r.observe(s.graftGaveUp, at({ "murmur.broadcast.reason": "graft_gave_up" }));
-        r.observe(s.malformed, at({ "murmur.broadcast.reason": "malformed" }));
-      },
+      pt,
+      [
+        ["lazyDropped", "lazy_outstanding"],
+        ["missingDropped", "missing"],
+        ["inboxDropped", "inbox"],
+        ["graftGaveUp", "graft_gave_up"],
+        ["malformed", "malformed"],
+      ],
+      "murmur.broadcast.reason",
     );
     const delivery = meter.createHistogram("murmur.broadcast.delivery.duration", {
       description: "From a new payload's arrival at this node to the end of its handler's merge",
@@ -301,23 +314,24 @@ export function instrumentMetrics(parts: DashboardParts, options: MetricsOptions
         ],
       },
     });
-    off.push(
-      plumtree.observeDeliveries((d) =>
-        delivery.record(d.ms / 1000, at({ "murmur.broadcast.handler": d.handler }))
-      ),
-    );
+    const handlerAttrs = new Map<string, Attributes>();
+    if (histograms) {
+      off.push(plumtree.observeDeliveries((d) => {
+        let a = handlerAttrs.get(d.handler);
+        if (a === undefined) {
+          handlerAttrs.set(d.handler, a = at({ "murmur.broadcast.handler": d.handler }));
+        }
+        delivery.record(d.ms / 1000, a);
+      }));
+    }
   }
 
   // -------------------------------------------------------------- publishers
-  const pubs = entries<ShownPublisher>(
-    parts.publishers,
-    (p) => p instanceof ProcessGroups || p instanceof Presence ? p.publisher.scope : p.scope,
-  );
+  const pubs = namedPublishers(parts);
   if (pubs.length > 0) {
     observe("counter", "murmur.publisher.updates", "Publisher updates applied", "{update}", (r) => {
       for (const [name, p] of pubs) {
-        const pub = p instanceof ProcessGroups || p instanceof Presence ? p.publisher : p;
-        const s = pub.stats();
+        const s = publisherOf(p).stats();
         r.observe(
           s.localUpdates,
           at({ "murmur.publisher": name, "murmur.publisher.origin": "local" }),
@@ -331,7 +345,7 @@ export function instrumentMetrics(parts: DashboardParts, options: MetricsOptions
   }
 
   // ----------------------------------------------------------------- durable
-  const servers = entries<ShownDurable>(parts.durable, (d) => JSON.stringify(d.tenant));
+  const servers = namedDurable(parts);
   if (servers.length > 0) {
     const counter = (
       name: string,

@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { Node } from "../mod.ts";
 import { instrumentMetrics } from "../metrics/mod.ts";
+import { Plumtree } from "../mod.ts";
+import { LogHandler } from "./_plumtree_fixture.ts";
 
 interface Point {
   attributes: Record<string, unknown>;
@@ -176,4 +178,80 @@ Deno.test("metrics: with telemetry off nothing is registered; bad options are re
   assert.throws(() => instrumentMetrics({ node }, { pollMs: 1 }), RangeError);
   // deno-lint-ignore no-explicit-any
   assert.throws(() => instrumentMetrics({} as any), /needs \{ node \}/);
+});
+
+/** A meter provider that keeps what is recorded, for tests in this process. */
+function fakeProvider() {
+  const records = new Map<string, number[]>();
+  const callbacks = new Map<string, ((r: { observe(v: number, a?: unknown): void }) => void)[]>();
+  const meter = {
+    createHistogram: (name: string) => ({
+      record: (v: number) => records.set(name, [...(records.get(name) ?? []), v]),
+    }),
+    createCounter: (name: string) => ({
+      add: (v: number) => records.set(name, [...(records.get(name) ?? []), v]),
+    }),
+    createObservableCounter: (name: string) => observable(name),
+    createObservableGauge: (name: string) => observable(name),
+  };
+  function observable(name: string) {
+    return {
+      addCallback: (cb: never) => callbacks.set(name, [...(callbacks.get(name) ?? []), cb]),
+      removeCallback: (cb: never) =>
+        callbacks.set(name, (callbacks.get(name) ?? []).filter((x) => x !== cb)),
+    };
+  }
+  /** Runs the callbacks of `name` as a collection would; returns [value, attributes] pairs. */
+  const collect = (name: string) => {
+    const out: [number, Record<string, unknown>][] = [];
+    for (const cb of callbacks.get(name) ?? []) {
+      cb({ observe: (v, a) => out.push([v, (a ?? {}) as Record<string, unknown>]) });
+    }
+    return out;
+  };
+  return { provider: { getMeter: () => meter }, records, callbacks, collect };
+}
+
+Deno.test("metrics: histograms: false records no call or delivery duration; counters still read", async () => {
+  const { metrics } = await import("@opentelemetry/api");
+  const fake = fakeProvider();
+  class FakeMeterProvider {
+    getMeter() {
+      return fake.provider.getMeter();
+    }
+  }
+  assert.ok(metrics.setGlobalMeterProvider(new FakeMeterProvider() as never));
+  try {
+    await using a = await Node.start({ name: "a", cookie: "c", logger: () => {} });
+    await using b = await Node.start({ name: "b", cookie: "c", logger: () => {} });
+    await b.join(a.spec);
+    a.register("echo", (m) => m);
+    const ha = new LogHandler();
+    await using pa = await Plumtree.start(a, { handlers: [ha] });
+    await using pb = await Plumtree.start(b, { handlers: [new LogHandler()] });
+    for (const histograms of [false, true]) {
+      fake.records.clear();
+      await using m = instrumentMetrics({ node: a, plumtree: pa }, { histograms });
+      assert.equal(m.enabled, true);
+      await a.call("a", "echo", 1);
+      await pb.broadcast({ id: String(histograms), body: "x" }, "log");
+      for (let i = 0; i < 300 && !ha.store.has(String(histograms)); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(ha.store.has(String(histograms)), "the broadcast reached a");
+      assert.equal(fake.records.get("murmur.call.duration")?.length ?? 0, histograms ? 1 : 0);
+      assert.equal(
+        fake.records.get("murmur.broadcast.delivery.duration")?.length ?? 0,
+        histograms ? 1 : 0,
+      );
+      const frames = fake.collect("murmur.node.frames");
+      assert.deepEqual(frames.map(([, at]) => at["network.io.direction"]), ["receive", "transmit"]);
+      assert.equal(fake.collect("murmur.node.connections")[0]?.[1]["murmur.node"], "a");
+    }
+    // Closed: every callback removed.
+    assert.equal(fake.collect("murmur.node.frames").length, 0);
+    assert.throws(() => instrumentMetrics({ node: a }, { histograms: "no" as never }), TypeError);
+  } finally {
+    metrics.disable();
+  }
 });
