@@ -118,8 +118,10 @@ export async function status(args: string[]): Promise<number> {
   }
   let url: URL;
   try {
-    url = new URL("api/state", /^\d+$/.test(target) ? `http://127.0.0.1:${target}/` : target);
-    url.search = new URL(/^\d+$/.test(target) ? "http://x/" : target).search;
+    // A bare port means the dashboard on 127.0.0.1; a URL keeps its ?token=.
+    const base = new URL(/^\d+$/.test(target) ? `http://127.0.0.1:${target}/` : target);
+    url = new URL("api/state", base);
+    url.search = base.search;
   } catch {
     console.error(`status: "${target}" is not a URL or a port`);
     return 2;

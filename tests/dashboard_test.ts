@@ -353,3 +353,26 @@ Deno.test("node CLI: --tls-cert/--tls-key/--tls-ca form a TLS cluster; a half-gi
     await b?.kill("SIGTERM");
   }
 });
+
+Deno.test("dashboard: at most clientsMax event streams; a closed one frees its place", async () => {
+  await using node = await startNode("streams");
+  await using dash = await serveDashboard({ node }, { clientsMax: 1, intervalMs: 60_000 });
+  const first = await fetch(new URL("events", dash.url));
+  assert.equal(first.status, 200);
+  const reader = first.body!.getReader();
+  await reader.read(); // the stream is open
+  const second = await fetch(new URL("events", dash.url));
+  assert.equal(second.status, 503);
+  assert.match(await second.text(), /too many event streams \(clientsMax 1\)/);
+  await reader.cancel();
+  let third: Response | undefined;
+  for (let i = 0; i < 100; i++) {
+    third = await fetch(new URL("events", dash.url));
+    if (third.status === 200) break;
+    await third.body?.cancel();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(third!.status, 200);
+  await third!.body!.cancel();
+  await rejects(() => serveDashboard({ node }, { clientsMax: 0 }), RangeError, "clientsMax");
+});
