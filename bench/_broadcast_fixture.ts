@@ -190,9 +190,12 @@ export async function raw(n: number): Promise<Contender> {
 
 /**
  * Sends `count` messages from the root and waits until every node has all of
- * them. `window` 256: the root yields to the event loop every 256 messages
- * (load); `window` 1: each message waits until every node has the previous one
- * (unloaded latency).
+ * them. `window` is the flow control: at most `window` messages are sent and
+ * not yet delivered to every node (checked every `window / 8` messages, at
+ * most 32), so receivers keep up; `window` 1 is unloaded latency (each message
+ * waits until every node has the previous one). `open`: no flow control, the
+ * root only yields to the event loop every `window` messages (overload: on one
+ * process the root can outrun the receivers, and queues grow).
  */
 export async function run(
   c: Contender,
@@ -201,6 +204,7 @@ export async function run(
   firstId: number,
   window = 256,
   deadlineMs = Infinity,
+  open = false,
 ): Promise<{
   ms: number;
   payloads: number;
@@ -219,10 +223,15 @@ export async function run(
     : new Promise<void>((r) => timer = setTimeout(r, deadlineMs));
   const all = (n: (j: number) => number) =>
     Promise.race([Promise.all(c.logs.map((l, j) => l.reached(n(j)))), deadline]);
+  // Checked every `step` messages: at most `window` sent and not yet delivered everywhere.
+  const step = Math.max(1, Math.min(32, window >> 3));
   for (let i = 0; i < count; i++) {
+    if (open) {
+      if (i % window === 0 && i > 0) await new Promise((r) => setTimeout(r, 0)); // let receivers run
+    } else if (i % step === 0 && i + step > window) {
+      await all((j) => startLat[j]! + i + step - window);
+    }
     await c.send({ id: firstId + i, sentAt: performance.now(), pad });
-    if (window === 1) await all((j) => startLat[j]! + i + 1);
-    else if (i % window === window - 1) await new Promise((r) => setTimeout(r, 0)); // let receivers run
   }
   await all((j) => startLat[j]! + count);
   clearTimeout(timer);

@@ -86,7 +86,7 @@ export type ExchangeSelector = "all" | { peer: string } | { handler: string } | 
 export interface PlumtreeServerStats extends PlumtreeStats {
   /** Exchanges started. */
   exchanges: number;
-  /** Messages whose send failed (peer down). */
+  /** Sends that failed: one per destination down, one per frame refused whole. */
   sendFailures: number;
   /** Messages dropped because the inbox was at `inboxMax`. */
   inboxDropped: number;
@@ -149,14 +149,22 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   #exchangeTimer: TimerId | undefined;
   #graftTimer: { id: TimerId; at: number } | undefined;
   #inbox: Promise<void> = Promise.resolve();
-  /** The inbox: [from, message, arrival time, or -1 when nobody observes deliveries]. */
-  #queue: [string, unknown, number][] = [];
+  /**
+   * The inbox, flat, three slots per message: from, message, and arrival time
+   * (-1 when nobody observes deliveries). Only used while a handler's promise
+   * holds the queue: otherwise a message is handled as it arrives.
+   */
+  #queue: unknown[] = [];
   #queueHead = 0;
   readonly #deliveryObservers = new Set<DeliveryObserver>();
   #draining = false;
   readonly #offs: (() => void)[] = [];
   #closed = false;
   readonly #extra = { exchanges: 0, sendFailures: 0, inboxDropped: 0 };
+  /** Counts a sendMany's failures (made once: a broadcast sends per message). */
+  readonly #sent = (failures: unknown[]) => void (this.#extra.sendFailures += failures.length);
+  /** A sendMany refused whole (a bad channel or an unsendable message): one failure per frame. */
+  readonly #sendRefused = () => void this.#extra.sendFailures++;
 
   private constructor(node: Node, options: PlumtreeOptions) {
     this.#node = node;
@@ -370,7 +378,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       roots: this.#core.rootCount,
       outstanding: this.#core.outstandingCount,
       exchanges: this.#exchanges.size + this.#exchangeQueue.size,
-      inbox: this.#queue.length - this.#queueHead,
+      inbox: (this.#queue.length - this.#queueHead) / 3,
     };
   }
 
@@ -432,10 +440,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       const h = handler ??
         (msg[0] === PT.Broadcast || msg[0] === PT.Graft ? this.#handlers.get(msg[1]) : undefined);
       this.#node.sendMany(to, PLUMTREE_ENDPOINT, msg, { channel: h?.channel ?? this.#channel })
-        .then(
-          (failures) => void (this.#extra.sendFailures += failures.length),
-          () => void (this.#extra.sendFailures += to.length),
-        );
+        .then(this.#sent, this.#sendRefused);
     }
     this.#armGraftTimer();
   }
@@ -538,12 +543,34 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   #receive(from: string, raw: unknown): void {
     // One message at a time, in arrival order. Handlers that answer
     // synchronously are served synchronously; a promise holds the queue.
-    if (this.#queue.length - this.#queueHead >= this.#inboxMax) {
+    const at = this.#deliveryObservers.size > 0 ? this.#clock.now() : -1;
+    if (!this.#draining) {
+      // Nothing queued: handle it now, without a trip through the queue.
+      this.#draining = true;
+      if (this.#handleOne(from, raw, at)) this.#drain();
+      return;
+    }
+    if (this.#queue.length - this.#queueHead >= this.#inboxMax * 3) {
       this.#extra.inboxDropped++;
       return;
     }
-    this.#queue.push([from, raw, this.#deliveryObservers.size > 0 ? this.#clock.now() : -1]);
-    if (!this.#draining) this.#drain();
+    this.#queue.push(from, raw, at);
+  }
+
+  /** Handles one message; false when its promise now holds the queue (it drains on). */
+  #handleOne(from: string, raw: unknown, at: number): boolean {
+    let r: void | Promise<void>;
+    try {
+      r = this.#handle(from, raw, at);
+    } catch (e) {
+      this.#failed(from, e);
+      return true;
+    }
+    if (r instanceof Promise) {
+      this.#inbox = r.catch((e) => this.#failed(from, e)).then(() => this.#drain());
+      return false;
+    }
+    return true;
   }
 
   #failed(from: string, error: unknown): void {
@@ -558,28 +585,53 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
 
   #drain(): void {
     this.#draining = true;
-    while (this.#queueHead < this.#queue.length) {
-      const [from, raw, at] = this.#queue[this.#queueHead++]!;
-      if (this.#queueHead === this.#queue.length) {
-        this.#queue = [];
+    const q = this.#queue;
+    while (this.#queueHead < q.length) {
+      const h = this.#queueHead;
+      const from = q[h] as string, raw = q[h + 1], at = q[h + 2] as number;
+      this.#queueHead += 3;
+      if (this.#queueHead === q.length) {
+        q.length = 0;
         this.#queueHead = 0;
-      } else if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#queueHead);
+      } else if (this.#queueHead > 3072 && this.#queueHead * 2 > q.length) {
+        q.splice(0, this.#queueHead);
         this.#queueHead = 0;
       }
-      let r: void | Promise<void>;
-      try {
-        r = this.#handle(from, raw, at);
-      } catch (e) {
-        this.#failed(from, e);
-        continue;
-      }
-      if (r instanceof Promise) {
-        this.#inbox = r.catch((e) => this.#failed(from, e)).then(() => this.#drain());
-        return;
-      }
+      if (!this.#handleOne(from, raw, at)) return;
     }
     this.#draining = false;
+  }
+
+  /** After a payload's merge: deliver on (when new) and prune (when not). */
+  #merged(
+    from: string,
+    msg: PlumtreeMessage,
+    // deno-lint-ignore no-explicit-any
+    h: BroadcastHandler<any, any, any>,
+    isNew: boolean,
+    at: number,
+  ): void {
+    const [, name, id, payload, round, root] = msg as [
+      number,
+      string,
+      unknown,
+      unknown,
+      number,
+      string,
+    ];
+    this.#sendAll(this.#core.onBroadcast(from, name, id, payload, round, root, isNew), h);
+    if (isNew && at >= 0) this.#observed(name, root, at);
+  }
+
+  #mergeFailed(from: string, name: string, e: unknown): void {
+    this.#core.stats.malformed++;
+    this.#log({
+      level: "warn",
+      node: this.#node.name,
+      peer: from,
+      msg: `merge of "${name}" threw`,
+      error: e,
+    });
   }
 
   #handle(from: string, raw: unknown, at: number): void | Promise<void> {
@@ -602,29 +654,20 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     }
     switch (msg[0]) {
       case PT.Broadcast: {
-        const [, name, id, payload, round, root] = msg;
-        const done = (isNew: boolean) => {
-          this.#sendAll(this.#core.onBroadcast(from, name, id, payload, round, root, isNew), h);
-          if (isNew && at >= 0) this.#observed(name, root, at);
-        };
-        const failed = (e: unknown) => {
-          this.#core.stats.malformed++;
-          this.#log({
-            level: "warn",
-            node: this.#node.name,
-            peer: from,
-            msg: `merge of "${name}" threw`,
-            error: e,
-          });
-        };
+        const [, name, id, payload] = msg;
         let r: boolean | Promise<boolean>;
         try {
           r = h!.merge(id, payload);
         } catch (e) {
-          return failed(e);
+          return this.#mergeFailed(from, name, e);
         }
-        if (r instanceof Promise) return r.then(done, failed);
-        return done(r);
+        if (r instanceof Promise) {
+          return r.then(
+            (isNew) => this.#merged(from, msg, h!, isNew, at),
+            (e) => this.#mergeFailed(from, name, e),
+          );
+        }
+        return this.#merged(from, msg, h!, r, at);
       }
       case PT.IHave: {
         const [, batch, groups] = msg;

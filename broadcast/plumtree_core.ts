@@ -158,6 +158,21 @@ export function idKey(handler: string, id: unknown): string {
   return s;
 }
 
+/** The sender and round of the copy of a delivered id kept here. */
+interface Kept {
+  from: string;
+  round: number;
+}
+
+/** An id as a Map key within its handler: numbers and strings as they are, others by their CBOR bytes. */
+function idSlot(id: unknown): unknown {
+  if (typeof id === "string" || typeof id === "number") return id;
+  const b = encodeValue(id);
+  let s = "\u0000";
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
+  return s;
+}
+
 interface Lazy {
   readonly handler: string;
   readonly id: unknown;
@@ -221,8 +236,20 @@ export class PlumtreeCore {
   readonly #trees = new Map<string, Tree>();
   readonly #outstanding = new Map<string, Outstanding>();
   #batchSeq = 0;
-  /** Recently delivered ids, with the sender and round of the copy kept. */
-  readonly #recent = new Map<string, { from: string; round: number }>();
+  /**
+   * Recently delivered ids per handler (keyed by {@linkcode idSlot}: a number
+   * or string id is its own key, hashed without building a string), with the
+   * sender and round of the copy kept.
+   */
+  readonly #recent = new Map<string, Map<unknown, Kept>>();
+  #recentSize = 0;
+  /**
+   * What `#recent` holds in the order remembered (a ring once full), so the
+   * oldest is forgotten in O(1). (A Map's first key is not O(1) in V8 when the
+   * front keeps being deleted: the holes are skipped until a rehash.)
+   */
+  readonly #recentOrder: { of: Map<unknown, Kept>; slot: unknown }[] = [];
+  #recentAt = 0;
   readonly #missing = new Map<string, Missing>();
   /** Missing entries per owner (first announcer). */
   readonly #missingBy = new Map<string, number>();
@@ -456,25 +483,42 @@ export class PlumtreeCore {
     }
   }
 
-  #remember(key: string, from: string, round: number): void {
-    if (this.#recent.has(key)) return;
-    this.#recent.set(key, { from, round });
-    if (this.#recent.size > this.#idsMax) {
-      const oldest = this.#recent.keys().next().value!;
-      this.#recent.delete(oldest);
-    }
+  /** The kept copy of `handler`'s id in slot `slot`, if remembered. */
+  #kept(handler: string, slot: unknown): Kept | undefined {
+    return this.#recent.get(handler)?.get(slot);
   }
 
-  /** True when `key` was seen recently (cheaper than asking the handler). */
-  seen(key: string): boolean {
-    return this.#recent.has(key);
+  #remember(handler: string, slot: unknown, from: string, round: number): void {
+    let of = this.#recent.get(handler);
+    if (of === undefined) this.#recent.set(handler, of = new Map());
+    if (of.has(slot)) return;
+    if (this.#recentOrder.length < this.#idsMax) {
+      this.#recentOrder.push({ of, slot });
+      this.#recentSize++;
+    } else {
+      const old = this.#recentOrder[this.#recentAt]!;
+      old.of.delete(old.slot);
+      old.of = of;
+      old.slot = slot;
+      this.#recentAt = (this.#recentAt + 1) % this.#idsMax;
+    }
+    of.set(slot, { from, round });
+  }
+
+  /** True when `handler`'s `id` was delivered here recently (cheaper than asking the handler). */
+  seen(handler: string, id: unknown): boolean {
+    return this.#kept(handler, idSlot(id)) !== undefined;
+  }
+
+  /** Ids remembered for duplicate detection (at most `idsRememberedMax`). */
+  get rememberedCount(): number {
+    return this.#recentSize;
   }
 
   /** A broadcast from this node, already merged locally. */
   broadcast(handler: string, id: unknown, payload: unknown, now: number): Send[] {
     this.#now = now;
-    const key = idKey(handler, id);
-    this.#remember(key, this.self, 0);
+    this.#remember(handler, idSlot(id), this.self, 0);
     this.stats.deliveries++;
     return this.#push(handler, id, payload, 0, this.self, this.self);
   }
@@ -496,15 +540,16 @@ export class PlumtreeCore {
       sends.push({ to: p, msg });
       this.stats.eager++;
     }
+    // One entry object for the catch-up ring and every peer's lazy set.
+    const entry: Recent = { handler, id, round: round + 1, root, at: this.#now };
     if (this.#catchupMax > 0) {
-      this.#delivered[this.#deliveredAt] = { handler, id, round: round + 1, root, at: this.#now };
+      this.#delivered[this.#deliveredAt] = entry;
       this.#deliveredAt = (this.#deliveredAt + 1) % this.#catchupMax;
     }
     // Lazy announcements go to every neighbour but the sender, eager ones too:
     // an eager push can be lost (a dropped connection, a lossy network), and on
     // a new tree every link starts eager. A peer that has the id just
-    // acknowledges the batch. One entry object is shared by every peer.
-    const entry: Lazy = { handler, id, round: round + 1, root };
+    // acknowledges the batch.
     for (const p of this.#neighbours) {
       if (p === from || p === this.self) continue;
       let out = this.#outstanding.get(p);
@@ -513,6 +558,14 @@ export class PlumtreeCore {
       }
       out.pending.push(entry);
       if (++out.size > this.#lazyMax) this.#dropOldest(out);
+      else if (out.pending.length - out.head >= this.#ihaveBatchMax) {
+        // A full batch goes now rather than at the tick: under steady load the
+        // outstanding set then holds about one batch and one round trip per
+        // peer, not a whole tick of announcements (which would reach the bound).
+        sends.push(this.#ihave(p, out, out.pending.slice(out.head)));
+        out.pending = [];
+        out.head = 0;
+      }
     }
     return sends;
   }
@@ -534,26 +587,30 @@ export class PlumtreeCore {
     root: string,
     isNew: boolean,
   ): Send[] {
-    const key = idKey(handler, id);
+    const slot = idSlot(id);
     this.#hear(from);
     if (isNew) {
-      this.#remember(key, from, round);
-      const m = this.#missing.get(key);
-      if (m !== undefined) this.#deleteMissing(key, m);
+      this.#remember(handler, slot, from, round);
+      if (this.#missing.size > 0) {
+        const key = idKey(handler, id);
+        const m = this.#missing.get(key);
+        if (m !== undefined) this.#deleteMissing(key, m);
+      }
       this.stats.deliveries++;
       return this.#push(handler, id, payload, round, root, from);
     }
     this.stats.duplicates++;
-    const kept = this.#recent.get(key);
+    const kept = this.#kept(handler, slot);
     let prune = from;
     if (kept !== undefined && kept.from !== this.self && kept.from !== from) {
       const shorter = round < kept.round || (round === kept.round && from < kept.from);
       if (shorter) {
         // This copy came the shorter way: keep it, prune the path of the first one.
         prune = kept.from;
-        this.#recent.set(key, { from, round });
+        kept.from = from;
+        kept.round = round;
       }
-    } else if (kept === undefined) this.#remember(key, from, round);
+    } else if (kept === undefined) this.#remember(handler, slot, from, round);
     this.stats.prune++;
     return [{ to: prune, msg: [PT.Prune, root] }];
   }
@@ -611,8 +668,8 @@ export class PlumtreeCore {
     this.#now = now;
     this.#hear(from);
     for (const e of entries) {
+      if (e.stale || this.#kept(e.handler, idSlot(e.id)) !== undefined) continue;
       const key = idKey(e.handler, e.id);
-      if (e.stale || this.#recent.has(key)) continue;
       const m = this.#missing.get(key);
       if (m === undefined) {
         const owned = this.#missingBy.get(from) ?? 0;
@@ -712,22 +769,26 @@ export class PlumtreeCore {
       out.pending = [];
       out.head = 0;
       for (let at = 0; at < all.length; at += this.#ihaveBatchMax) {
-        const chunk = all.slice(at, at + this.#ihaveBatchMax);
-        const batch = ++this.#batchSeq;
-        const groups = new Map<string, [string, string, [unknown, number][]]>();
-        for (const e of chunk) {
-          const g = e.handler + "\u0000" + e.root;
-          let group = groups.get(g);
-          if (group === undefined) groups.set(g, group = [e.handler, e.root, []]);
-          group[2].push([e.id, e.round]);
-        }
-        out.unacked.set(batch, chunk);
-        sends.push({ to: peer, msg: [PT.IHave, batch, [...groups.values()]] });
+        sends.push(this.#ihave(peer, out, all.slice(at, at + this.#ihaveBatchMax)));
       }
-      this.stats.lazy += all.length;
     }
-    this.stats.ihaveFrames += sends.length;
     return sends;
+  }
+
+  /** One IHAVE frame of `chunk` to `peer`, its ids grouped by handler and root; unacknowledged until IGNORED. */
+  #ihave(peer: string, out: Outstanding, chunk: Lazy[]): Send {
+    const batch = ++this.#batchSeq;
+    const groups = new Map<string, [string, string, [unknown, number][]]>();
+    for (const e of chunk) {
+      const g = e.handler + "\u0000" + e.root;
+      let group = groups.get(g);
+      if (group === undefined) groups.set(g, group = [e.handler, e.root, []]);
+      group[2].push([e.id, e.round]);
+    }
+    out.unacked.set(batch, chunk);
+    this.stats.lazy += chunk.length;
+    this.stats.ihaveFrames++;
+    return { to: peer, msg: [PT.IHave, batch, [...groups.values()]] };
   }
 
   /** The earliest graft deadline, if any (possibly a little early). */

@@ -262,60 +262,70 @@ export class Delivery {
     }
   }
 
-  async sendMany(
+  sendMany(
     to: readonly string[],
     endpoint: string,
     msg: unknown,
     options: Omit<SendOptions, "ack" | "signal" | "timeoutMs">,
   ): Promise<{ node: string; error: unknown }[]> {
-    if (!Array.isArray(to)) throw new TypeError("to must be an array of node names");
-    const channel = this.channelOf(options.channel);
-    checkEndpoint(endpoint);
-    checkKey(options.partitionKey);
-    const failures: { node: string; error: unknown }[] = [];
-    let frame: Uint8Array | undefined;
-    const waits: Promise<void>[] = [];
-    const encoded = () => frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
-    for (const name of to) {
-      if (!this.#isOpen()) {
-        failures.push({ node: name, error: new ClosedError(`node "${this.#cfg.name}" is closed`) });
-        continue;
-      }
-      if (name === this.#cfg.name) {
-        this.#deliverLocal(endpoint, encoded(), channel);
-        continue;
-      }
-      const peer = this.#peers.peers.get(name);
-      if (peer === undefined || !peer.up) {
-        this.counters.sendDrops++;
-        failures.push({
-          node: name,
-          error: this.#isMember(name) ? new NodeDownError(name) : new UnknownNodeError(name),
-        });
-        continue;
-      }
-      if (this.#isPartitioned(name)) {
-        this.#peers.counters.partitionDrops++;
-        continue;
-      }
-      try {
-        const link = this.#peers.pick(peer, channel, options.partitionKey);
-        this.#peers.counters.framesOut++;
-        const w = link.enqueue(encoded(), monoKey(endpoint, options.partitionKey));
-        if (w !== undefined) {
-          waits.push(w.catch((error) => {
-            this.counters.sendDrops++;
-            failures.push({ node: name, error });
-          }));
-        }
-      } catch (error) {
-        if (error instanceof TypeError) throw error;
-        this.counters.sendDrops++;
-        failures.push({ node: name, error });
-      }
+    // Not async: a broadcast calls this once per message, and most calls finish
+    // here with nothing to wait for (one settled promise, no arrays made).
+    let channel: string;
+    try {
+      if (!Array.isArray(to)) throw new TypeError("to must be an array of node names");
+      channel = this.channelOf(options.channel);
+      checkEndpoint(endpoint);
+      checkKey(options.partitionKey);
+    } catch (e) {
+      return Promise.reject(e);
     }
-    if (waits.length > 0) await Promise.all(waits);
-    return failures;
+    let failures: { node: string; error: unknown }[] | undefined;
+    let waits: Promise<void>[] | undefined;
+    let frame: Uint8Array | undefined;
+    const fail = (node: string, error: unknown) => (failures ??= []).push({ node, error });
+    try {
+      for (const name of to) {
+        if (!this.#isOpen()) {
+          fail(name, new ClosedError(`node "${this.#cfg.name}" is closed`));
+          continue;
+        }
+        if (name === this.#cfg.name) {
+          frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
+          this.#deliverLocal(endpoint, frame, channel);
+          continue;
+        }
+        const peer = this.#peers.peers.get(name);
+        if (peer === undefined || !peer.up) {
+          this.counters.sendDrops++;
+          fail(name, this.#isMember(name) ? new NodeDownError(name) : new UnknownNodeError(name));
+          continue;
+        }
+        if (this.#isPartitioned(name)) {
+          this.#peers.counters.partitionDrops++;
+          continue;
+        }
+        try {
+          const link = this.#peers.pick(peer, channel, options.partitionKey);
+          this.#peers.counters.framesOut++;
+          frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
+          const w = link.enqueue(frame, monoKey(endpoint, options.partitionKey));
+          if (w !== undefined) {
+            (waits ??= []).push(w.catch((error) => {
+              this.counters.sendDrops++;
+              fail(name, error);
+            }));
+          }
+        } catch (error) {
+          if (error instanceof TypeError) throw error;
+          this.counters.sendDrops++;
+          fail(name, error);
+        }
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (waits !== undefined) return Promise.all(waits).then(() => failures ?? []);
+    return Promise.resolve(failures ?? []);
   }
 
   #sendAcked(
