@@ -27,6 +27,9 @@ import { DEFAULT_CHANNEL, logAs, type NodeConfig, timeoutOption } from "./_confi
 import type { Peer, Peers } from "./_peers.ts";
 import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
 
+/** Every fire-and-forget send that needs no waiting returns this one settled promise (none made per send). */
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /** Counters kept by the delivery layer (part of NodeStats). */
 export interface DeliveryCounters {
   sendDrops: number;
@@ -181,13 +184,14 @@ export class Delivery {
 
   /** Encodes a frame whose last element is the user's value; names the bad path on failure. */
   #encodeFrame(frame: unknown[], msg: unknown, to: string, endpoint: string): Uint8Array {
-    const context = `cannot send to endpoint "${endpoint}" on node "${to}"`;
     let bytes: Uint8Array;
     try {
-      bytes = encodeForWire(frame, "frame", context);
+      bytes = encodeForWire(frame, "frame");
     } catch (e) {
+      // The message is built only on failure (a send must not pay for it).
+      const context = `cannot send to endpoint "${endpoint}" on node "${to}"`;
       encodeForWire(msg, "msg", context); // throws with the path inside msg when it is there
-      throw e;
+      throw new TypeError(`${context}: ${(e as Error).message}`);
     }
     if (bytes.length > this.#cfg.frameBytesMax) {
       throw new FrameTooLargeError(bytes.length, this.#cfg.frameBytesMax);
@@ -218,7 +222,7 @@ export class Delivery {
     if (!this.#isOpen()) return this.#drop();
     if (to === this.#cfg.name) {
       this.#deliverLocal(endpoint, frame, channel);
-      return Promise.resolve();
+      return RESOLVED;
     }
     const peer = this.#peer(to);
     if (peer === undefined) return this.#drop();
@@ -231,14 +235,14 @@ export class Delivery {
     }
     if (this.#isPartitioned(to)) {
       this.#peers.counters.partitionDrops++;
-      return Promise.resolve();
+      return RESOLVED;
     }
     return this.#enqueue(peer, channel, options.partitionKey, endpoint, frame);
   }
 
   #drop(): Promise<void> {
     this.counters.sendDrops++;
-    return Promise.resolve();
+    return RESOLVED;
   }
 
   #enqueue(
@@ -253,9 +257,7 @@ export class Delivery {
       this.#peers.counters.framesOut++;
       peer.uses++;
       const waited = link.enqueue(frame, monoKey(endpoint, key));
-      return waited === undefined
-        ? Promise.resolve()
-        : waited.catch(() => void this.counters.sendDrops++);
+      return waited === undefined ? RESOLVED : waited.catch(() => void this.counters.sendDrops++);
     } catch {
       // Past the hard bound, or the link just closed: dropped, never a rejection.
       return this.#drop();

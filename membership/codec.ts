@@ -34,6 +34,24 @@ const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Ar
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /**
+ * One encode as a plain `Uint8Array` view of cbor-x's output buffer. cbor-x
+ * returns a Node `Buffer` view where Node's `Buffer` exists (Deno gives npm
+ * packages one), and making that view costs more than the encode of a small
+ * message; in REUSE_BUFFER_MODE it hands back its buffer with the bounds
+ * instead. Later encodes continue after these bytes, so the view stays valid.
+ */
+function encodeView(value: unknown): Uint8Array {
+  const t = encodeReusing(value, REUSE_BUFFER_MODE);
+  return new Uint8Array(t.buffer, t.byteOffset + t.start, t.end - t.start);
+}
+/** cbor-x's `REUSE_BUFFER_MODE` (exported by its encode.js, absent from its typings). */
+const REUSE_BUFFER_MODE = 512;
+const encodeReusing = encoder.encode.bind(encoder) as unknown as (
+  value: unknown,
+  mode: number,
+) => Uint8Array & { start: number; end: number };
+
+/**
  * Encodes any CBOR-representable value (the codec of every murmur message and
  * payload).
  *
@@ -44,7 +62,7 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
  * ```
  */
 export function encodeValue(value: unknown): Uint8Array {
-  return encoder.encode(value);
+  return encodeView(value);
 }
 
 /**
@@ -73,7 +91,7 @@ export function encodeForWire(value: unknown, rootName = "value", context?: stri
   let bytes: Uint8Array | undefined;
   let why: string | undefined;
   try {
-    bytes = encoder.encode(value);
+    bytes = encodeView(value);
     why = scanCbor(bytes, DECODE_DEPTH_MAX, BIGINT_BYTES_MAX);
   } catch (e) {
     why = (e as Error).message;
