@@ -205,12 +205,37 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 function pushEscaped(out: number[], bytes: Uint8Array): void {
-  for (const b of bytes) {
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
     out.push(b);
     if (b === 0) out.push(0xff);
   }
   out.push(0);
 }
+
+/**
+ * A string part: ASCII directly, else through UTF-8 (the same bytes either way).
+ * Keys are mostly short ASCII names, and TextEncoder's call costs more than the
+ * loop for them.
+ */
+function pushString(out: number[], s: string): void {
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) >= 0x80) {
+      pushEscaped(out, enc.encode(s));
+      return;
+    }
+  }
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    out.push(c);
+    if (c === 0) out.push(0xff);
+  }
+  out.push(0);
+}
+
+/** Scratch space for number parts (encodeKey is synchronous). */
+const eight = new Uint8Array(8);
+const eightView = new DataView(eight.buffer);
 
 /**
  * Encodes a key into bytes whose byte order is the key order (a tuple encoding
@@ -230,21 +255,21 @@ export function encodeKey(key: Key): Uint8Array {
       if (part.length !== ORDER_STAMP_BYTES) {
         throw new TypeError(`an OrderStamp has ${ORDER_STAMP_BYTES} bytes`);
       }
-      out.push(0x33, ...part);
+      out.push(0x33);
+      for (let i = 0; i < part.length; i++) out.push(part[i]!);
     } else if (part instanceof Uint8Array) {
       out.push(0x01);
       pushEscaped(out, part);
     } else if (typeof part === "string") {
       out.push(0x02);
-      pushEscaped(out, enc.encode(part));
+      pushString(out, part);
     } else if (typeof part === "number") {
       if (Number.isNaN(part)) throw new TypeError("NaN is not a valid key part");
       out.push(0x21);
-      const b = new Uint8Array(8);
-      new DataView(b.buffer).setFloat64(0, part);
-      if (b[0]! & 0x80) { for (let i = 0; i < 8; i++) b[i] = b[i]! ^ 0xff; }
-      else b[0] = b[0]! ^ 0x80;
-      out.push(...b);
+      eightView.setFloat64(0, part);
+      const flip = eight[0]! & 0x80 ? 0xff : 0;
+      out.push(eight[0]! ^ (flip | 0x80));
+      for (let i = 1; i < 8; i++) out.push(eight[i]! ^ flip);
     } else if (typeof part === "bigint") {
       if (part < -(2n ** 63n) || part >= 2n ** 63n) {
         throw new RangeError("bigint key parts must fit in 64 bits");
