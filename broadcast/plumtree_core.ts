@@ -152,8 +152,13 @@ interface Missing {
 export function idKey(handler: string, id: unknown): string {
   if (typeof id === "string") return handler + "\u0000s" + id;
   if (typeof id === "number") return handler + "\u0000n" + id;
+  return handler + "\u0000c" + encodedKey(id);
+}
+
+/** An id's CBOR encoding as a string, one character per byte (a Map key for any id). */
+function encodedKey(id: unknown): string {
   const b = encodeValue(id);
-  let s = handler + "\u0000c";
+  let s = "";
   for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
   return s;
 }
@@ -164,13 +169,13 @@ interface Kept {
   round: number;
 }
 
-/** An id as a Map key within its handler: numbers and strings as they are, others by their CBOR bytes. */
+/** An id as a Map key within its handler: numbers and most strings as they are, others by their CBOR bytes. */
 function idSlot(id: unknown): unknown {
-  if (typeof id === "string" || typeof id === "number") return id;
-  const b = encodeValue(id);
-  let s = "\u0000";
-  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
-  return s;
+  if (typeof id === "number") return id;
+  // Other ids are "\u0000c" + their CBOR, so a string that starts with NUL is
+  // moved aside ("\u0000s" + it): no string can then meet another id's key.
+  if (typeof id === "string") return id.charCodeAt(0) === 0 ? "\u0000s" + id : id;
+  return "\u0000c" + encodedKey(id);
 }
 
 interface Lazy {
@@ -242,7 +247,6 @@ export class PlumtreeCore {
    * sender and round of the copy kept.
    */
   readonly #recent = new Map<string, Map<unknown, Kept>>();
-  #recentSize = 0;
   /**
    * What `#recent` holds in the order remembered (a ring once full), so the
    * oldest is forgotten in O(1). (A Map's first key is not O(1) in V8 when the
@@ -494,7 +498,6 @@ export class PlumtreeCore {
     if (of.has(slot)) return;
     if (this.#recentOrder.length < this.#idsMax) {
       this.#recentOrder.push({ of, slot });
-      this.#recentSize++;
     } else {
       const old = this.#recentOrder[this.#recentAt]!;
       old.of.delete(old.slot);
@@ -512,7 +515,7 @@ export class PlumtreeCore {
 
   /** Ids remembered for duplicate detection (at most `idsRememberedMax`). */
   get rememberedCount(): number {
-    return this.#recentSize;
+    return this.#recentOrder.length;
   }
 
   /** A broadcast from this node, already merged locally. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { seededRandom } from "../membership/clock.ts";
+import { encodeValue } from "../membership/codec.ts";
 import { PlumtreeCore, PT } from "./plumtree_core.ts";
 
 Deno.test("plumtree core: past lazyOutstandingMax the oldest announcements go, the newest are announced in order", () => {
@@ -123,4 +124,21 @@ Deno.test("plumtree core: under steady load a full IHAVE batch goes at once, so 
   assert.equal(ihaves, 30); // to c only (b sent them): batches of ihaveBatchMax (1000)
   assert.equal(announced, 30_000);
   assert.equal(core.outstandingCount, 0);
+});
+
+Deno.test("plumtree core: a string id never passes for another id of its handler", () => {
+  // Numbers and strings are their own keys; other ids are keyed by their CBOR.
+  // A string spelling another id's key must still be a different id.
+  const core = new PlumtreeCore("a", { random: seededRandom(5), catchupIdsMax: 0 });
+  core.setMembers(["a"], 0);
+  const cbor = String.fromCharCode(...encodeValue([1, 2]));
+  core.broadcast("h", [1, 2], null, 1);
+  for (const lookalike of ["\u0000" + cbor, "\u0000c" + cbor, "\u0000s\u0000c" + cbor, "1"]) {
+    assert.equal(core.seen("h", lookalike), false, JSON.stringify(lookalike));
+  }
+  core.broadcast("h", "\u0000c" + cbor, null, 1);
+  core.broadcast("h", 1, null, 1);
+  assert.ok(core.seen("h", [1, 2]) && core.seen("h", "\u0000c" + cbor) && core.seen("h", 1));
+  assert.equal(core.seen("h", "1"), false);
+  assert.equal(core.rememberedCount, 3);
 });
