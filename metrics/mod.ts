@@ -27,6 +27,15 @@ import type { DurableServerStatus } from "../durable/behaviour.ts";
 import type { MemberState, NodeStats } from "../membership/node_types.ts";
 import type { TimerId } from "../membership/clock.ts";
 
+/** Histogram bounds 1, 2.5, 5 × 10^e for e from `fromExp` to `toExp` (exact decimals). */
+function steps125(fromExp: number, toExp: number): number[] {
+  const out: number[] = [];
+  for (let e = fromExp; e <= toExp; e++) {
+    for (const m of ["1", "2.5", "5"]) out.push(Number(`${m}e${e}`));
+  }
+  return out;
+}
+
 /** The version reported as the instrumentation scope's. */
 export const METRICS_SCOPE_VERSION = "0.1.0";
 
@@ -212,23 +221,7 @@ export function instrumentMetrics(parts: DashboardParts, options: MetricsOptions
     description: "Duration of calls made by this node, to the reply or the failure",
     unit: "s",
     advice: {
-      explicitBucketBoundaries: [
-        0.0001,
-        0.00025,
-        0.0005,
-        0.001,
-        0.0025,
-        0.005,
-        0.01,
-        0.025,
-        0.05,
-        0.1,
-        0.25,
-        0.5,
-        1,
-        2.5,
-        5,
-      ],
+      explicitBucketBoundaries: steps125(-4, 0), // 100 µs .. 5 s
     },
   });
   // Attribute sets are made once per endpoint (at most ATTR_SETS_MAX, then one shared "other").
@@ -295,23 +288,7 @@ export function instrumentMetrics(parts: DashboardParts, options: MetricsOptions
       description: "From a new payload's arrival at this node to the end of its handler's merge",
       unit: "s",
       advice: {
-        explicitBucketBoundaries: [
-          0.00001,
-          0.000025,
-          0.00005,
-          0.0001,
-          0.00025,
-          0.0005,
-          0.001,
-          0.0025,
-          0.005,
-          0.01,
-          0.025,
-          0.05,
-          0.1,
-          0.25,
-          1,
-        ],
+        explicitBucketBoundaries: [...steps125(-5, -2), 0.1, 0.25, 1], // 10 µs .. 1 s
       },
     });
     const handlerAttrs = new Map<string, Attributes>();
