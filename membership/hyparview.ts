@@ -79,6 +79,8 @@ export const HPV = {
 const SHUFFLE_SPECS_MAX = 64;
 /** First wait after a refused low-priority NEIGHBOR; doubles per refusal up to the shuffle interval. */
 const REPAIR_BACKOFF_MS = 250;
+/** Low-priority NEIGHBOR requests refused in a row before a node short of neighbours insists. */
+const REFUSALS_BEFORE_INSISTING = 3;
 const PATH_MAX = 32;
 
 function resolved(o: HyParViewOptions): Required<HyParViewOptions> {
@@ -576,13 +578,15 @@ export class HyParView implements MembershipStrategy {
     this.#passive.set(name, spec);
   }
 
-  /** Promotes passive nodes while the active view (connected or connecting) is short. */
   /**
-   * Promotes passive nodes while the active view is short. With no neighbour
-   * up, at high priority (it must be accepted), as many as needed; otherwise
-   * one low-priority request at a time, and after a refusal not before a
-   * backoff: when every node is full, a node one neighbour short would
-   * otherwise ask around without end.
+   * Promotes passive nodes while the active view (connected or connecting) is
+   * short. With no neighbour up, at high priority (it must be accepted), as
+   * many as needed; otherwise one low-priority request at a time, and after a
+   * refusal not before a backoff: when every node is full, a node one neighbour
+   * short would otherwise ask around without end. After
+   * `REFUSALS_BEFORE_INSISTING` refusals in a row the next request is high
+   * priority: a group whose members hold only each other (every node they know
+   * being full) would otherwise stay cut off from the rest for good.
    */
   #repair(fx: StrategyEffects, now: number): void {
     if (this.#active.size === 0 && this.#passive.size === 0 && now >= this.#nextRejoin) {
@@ -600,10 +604,12 @@ export class HyParView implements MembershipStrategy {
     while (this.#active.size < this.#o.activeViewSize && this.#passive.size > 0) {
       const high = this.#up.size === 0 && this.#active.size === 0;
       if (!high && (this.#unconfirmed.size > 0 || now < this.#nextRepair)) return;
+      const insist = !high && this.#refusals >= REFUSALS_BEFORE_INSISTING;
       const name = this.#pick([...this.#passive.keys()])!;
       const spec = this.#passive.get(name)!;
-      this.#addActive(spec, [HPV.Neighbor, high ? 1 : 0], fx);
-      if (!high) this.#unconfirmed.add(name);
+      this.#addActive(spec, [HPV.Neighbor, high || insist ? 1 : 0], fx);
+      if (insist) this.#refusals = 0;
+      else if (!high) this.#unconfirmed.add(name);
     }
   }
 

@@ -88,6 +88,32 @@ Deno.test("hyparview core: a failed neighbour is replaced from the passive view;
   assert.ok(fx.disconnect.some((d) => d.name === "p"));
 });
 
+Deno.test("hyparview core: a node kept short by refusals insists (high priority) after a few, so a full component cannot shut it out", () => {
+  // Two components: n and p hold each other only, every other node is full and
+  // refuses low-priority requests. Without insisting they never join up.
+  const n = node("n", { activeViewSize: 2, shuffleIntervalMs: 10_000 });
+  n.seen(spec("p"), 0);
+  n.receive("p", [HPV.Neighbor, 1], 0);
+  n.up("p", 0);
+  n.receive("p", [HPV.ShuffleReply, [spec("s1"), spec("s2"), spec("s3")], []], 0);
+  const priorities: number[] = [];
+  let t = 0;
+  for (let i = 0; i < 40 && !priorities.includes(1); i++, t += 500) {
+    const fx = n.tick(t);
+    for (const c of fx.connect) {
+      const g = n.greeting(c.name) as [number, number];
+      assert.equal(g[0], HPV.Neighbor);
+      priorities.push(g[1]);
+      if (g[1] === 0) n.down(c.name, t + 1); // refused: closed before any confirmation
+    }
+  }
+  assert.ok(priorities.length >= 4, `requests made: ${priorities}`);
+  assert.deepEqual(priorities.slice(0, 3), [0, 0, 0], "the first requests are low priority");
+  assert.equal(priorities.at(-1), 1, `then one at high priority (within ${t} ms): ${priorities}`);
+  assert.ok(t <= 20_000, `insisted after ${t} ms`);
+  assert.equal(n.activeView().length, 2);
+});
+
 Deno.test("hyparview core: a shuffle walks, is answered along its path, and mixes the passive views", () => {
   const o = node("o", { shuffleIntervalMs: 1000 });
   o.seen(spec("h"), 0);
