@@ -309,6 +309,7 @@ export class Delivery {
         try {
           const link = this.#peers.pick(peer, channel, options.partitionKey);
           this.#peers.counters.framesOut++;
+          peer.uses++;
           frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
           const w = link.enqueue(frame, monoKey(endpoint, options.partitionKey));
           if (w !== undefined) {
@@ -436,6 +437,7 @@ export class Delivery {
       // Retransmissions use the control path: they must not wait behind the bound.
       this.#peers.pick(peer, a.channel, a.key).enqueueControl(a.frame);
       this.#peers.counters.framesOut++;
+      peer.uses++;
     } catch { /* the retransmit timer tries again */ }
   }
 
@@ -494,6 +496,7 @@ export class Delivery {
         }
         try {
           this.#peers.counters.framesOut++;
+          peer.uses++; // a direct connection in use stays open
           const waited = this.#peers.pick(peer, channel, options.partitionKey).enqueue(frame);
           waited?.catch((e) => settle(() => reject(e)));
         } catch (e) {

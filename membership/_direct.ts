@@ -31,6 +31,11 @@ export class DirectLinks {
     },
   ) {}
 
+  /** Direct connections open or being opened. */
+  get size(): number {
+    return this.#links.size;
+  }
+
   /** Names with a direct connection (not neighbours). */
   has(name: string): boolean {
     return this.#links.has(name);

@@ -398,6 +398,7 @@ export class Node implements AsyncDisposable {
       callsOutstanding: this.#delivery.callsOutstanding,
       gossipsOut: sc.gossipsOut,
       connections: c.count,
+      directConnections: this.#direct.size,
       queuedBytes: c.queuedBytes,
       handshakesRefused: pc.handshakesRefused,
       handshakesEvicted: pc.handshakesEvicted,

@@ -110,8 +110,14 @@ export interface NodeStats {
   callsOutstanding: number;
   /** Membership messages sent. */
   gossipsOut: number;
-  /** Open connections. */
+  /** Open connections, incoming and outgoing (a neighbour usually has one each way). */
   connections: number;
+  /**
+   * Direct connections this node opened or is opening to members that are not
+   * its neighbours (HyParView `send`/`call`); each closes after `directIdleMs`
+   * unused. Always 0 under full mesh.
+   */
+  directConnections: number;
   /** Bytes waiting in send queues, all connections together. */
   queuedBytes: number;
   /** Incoming handshakes refused (wrong cookie, cluster or protocol, stale, name in use, full, limits). */
