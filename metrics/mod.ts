@@ -201,6 +201,13 @@ export function instrumentMetrics(parts: DashboardParts, options: MetricsOptions
     "handshakesRefused",
   );
   one("gauge", "murmur.node.connections", "Open connections", "{connection}", "connections");
+  one(
+    "gauge",
+    "murmur.node.connections.direct",
+    "Direct connections to members that are not neighbours (HyParView)",
+    "{connection}",
+    "directConnections",
+  );
   one("gauge", "murmur.node.queued", "Bytes waiting in send queues", "By", "queuedBytes");
   observe("gauge", "murmur.node.members", "View entries by state", "{member}", (r) => {
     const n = new Map<MemberState, number>(MEMBER_STATES.map((s) => [s, 0]));
