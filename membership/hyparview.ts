@@ -79,8 +79,11 @@ export const HPV = {
 const SHUFFLE_SPECS_MAX = 64;
 /** First wait after a refused low-priority NEIGHBOR; doubles per refusal up to the shuffle interval. */
 const REPAIR_BACKOFF_MS = 250;
-/** Low-priority NEIGHBOR requests refused in a row before a node short of neighbours insists. */
-const REFUSALS_BEFORE_INSISTING = 3;
+/**
+ * Shuffle intervals of low-priority NEIGHBOR requests refused in a row before a
+ * node short of neighbours insists (high priority).
+ */
+const INSIST_AFTER_SHUFFLES = 6;
 const PATH_MAX = 32;
 
 function resolved(o: HyParViewOptions): Required<HyParViewOptions> {
@@ -149,8 +152,9 @@ export class HyParView implements MembershipStrategy {
   readonly #greet = new Map<string, unknown>();
   /** Nodes asked to be neighbours at low priority, not confirmed yet (a close means "no"). */
   readonly #unconfirmed = new Set<string>();
-  /** Low-priority requests refused in a row, and when the next may go. */
+  /** Low-priority requests refused in a row, since when, and when the next may go. */
   #refusals = 0;
+  #refusedSince = 0;
   #nextRepair = -Infinity;
   #nextRejoin = -Infinity;
   /** Specs sent in the last SHUFFLE (evicted first when the reply comes). */
@@ -285,7 +289,7 @@ export class HyParView implements MembershipStrategy {
       // A close before it confirmed a low-priority request is a refusal: it is alive, and full.
       if (this.#dropActive(name)!.unconfirmed) {
         this.#addPassive(spec);
-        this.#refusals++;
+        if (this.#refusals++ === 0) this.#refusedSince = now;
         this.#nextRepair = now + Math.min(
           this.#o.shuffleIntervalMs,
           REPAIR_BACKOFF_MS * 2 ** Math.min(this.#refusals, 16),
@@ -583,10 +587,12 @@ export class HyParView implements MembershipStrategy {
    * short. With no neighbour up, at high priority (it must be accepted), as
    * many as needed; otherwise one low-priority request at a time, and after a
    * refusal not before a backoff: when every node is full, a node one neighbour
-   * short would otherwise ask around without end. After
-   * `REFUSALS_BEFORE_INSISTING` refusals in a row the next request is high
+   * short would otherwise ask around without end. After refusals in a row for
+   * `INSIST_AFTER_SHUFFLES` shuffle intervals the next request is high
    * priority: a group whose members hold only each other (every node they know
-   * being full) would otherwise stay cut off from the rest for good.
+   * being full) would otherwise stay cut off from the rest for good. Not
+   * sooner: the node it joins drops a neighbour, which is then short itself, so
+   * insisting moves a free slot around (and Plumtree's trees with it).
    */
   #repair(fx: StrategyEffects, now: number): void {
     if (this.#active.size === 0 && this.#passive.size === 0 && now >= this.#nextRejoin) {
@@ -604,7 +610,8 @@ export class HyParView implements MembershipStrategy {
     while (this.#active.size < this.#o.activeViewSize && this.#passive.size > 0) {
       const high = this.#up.size === 0 && this.#active.size === 0;
       if (!high && (this.#unconfirmed.size > 0 || now < this.#nextRepair)) return;
-      const insist = !high && this.#refusals >= REFUSALS_BEFORE_INSISTING;
+      const insist = !high && this.#refusals > 0 &&
+        now - this.#refusedSince >= INSIST_AFTER_SHUFFLES * this.#o.shuffleIntervalMs;
       const name = this.#pick([...this.#passive.keys()])!;
       const spec = this.#passive.get(name)!;
       this.#addActive(spec, [HPV.Neighbor, high || insist ? 1 : 0], fx);

@@ -51,23 +51,32 @@ Deno.test("sim: bad options are refused by name", () => {
   assert.throws(() => new Simulation({ seed: 1, strategy: "ring" as never }), /unknown strategy/);
 });
 
-Deno.test("sim: nodes short of neighbours do not stay cut off: 300 small clusters (active view 3) are all connected after 40 s", () => {
-  // On the earlier code 1-1.5% of such clusters split for good: a few nodes holding only each
-  // other, every node they knew full and refusing their low-priority requests.
-  const connected = (sim: Simulation) => {
-    const live = sim.liveNodes();
-    const seen = new Set([live[0]!]), stack = [live[0]!];
-    while (stack.length > 0) {
-      for (const b of sim.neighbours(stack.pop()!)) {
-        if (!seen.has(b)) {
-          seen.add(b);
-          stack.push(b);
+Deno.test("sim: nodes short of neighbours do not stay cut off: of 300 small clusters (active view 3), none is split with a node short after 120 s", () => {
+  // On the earlier code 1 of these 300 clusters was split after 120 s (3 after 40 s) with nodes
+  // short, for good: a few nodes
+  // holding only each other, every node they knew full and refusing low-priority requests.
+  // A split into components whose nodes are all full is not repaired (nothing in HyParView
+  // notices it; README, HyParView): counted and printed, not failed.
+  const components = (sim: Simulation) => {
+    const seen = new Set<string>();
+    let count = 0;
+    for (const start of sim.liveNodes()) {
+      if (seen.has(start)) continue;
+      count++;
+      seen.add(start);
+      const stack = [start];
+      while (stack.length > 0) {
+        for (const b of sim.neighbours(stack.pop()!)) {
+          if (!seen.has(b)) {
+            seen.add(b);
+            stack.push(b);
+          }
         }
       }
     }
-    return seen.size === live.length;
+    return count;
   };
-  const split: string[] = [];
+  const short: string[] = [], full: string[] = [];
   for (const n of [10, 16]) {
     for (let seed = 1; seed <= 150; seed++) {
       const sim = new Simulation({
@@ -80,9 +89,14 @@ Deno.test("sim: nodes short of neighbours do not stay cut off: 300 small cluster
         names.push(sim.addNode(names[(seed * 7919 + i * 104729) % Math.max(1, names.length)]));
         sim.runFor(50);
       }
-      sim.runFor(40_000);
-      if (!connected(sim)) split.push(`${n} nodes, seed ${seed}`);
+      sim.runFor(120_000);
+      if (components(sim) === 1) continue;
+      const all = sim.liveNodes().every((x) => sim.neighbours(x).length === 3);
+      (all ? full : short).push(`${n} nodes, seed ${seed}`);
     }
   }
-  assert.deepEqual(split, [], "clusters left split");
+  console.log(
+    `split into full components (not repaired): ${full.length ? full.join("; ") : "none"}`,
+  );
+  assert.deepEqual(short, [], "clusters left split with nodes short of neighbours");
 });
