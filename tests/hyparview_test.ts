@@ -137,55 +137,72 @@ Deno.test(`hyparview: a direct connection stays open while calls use it, closes 
   try {
     for (let i = 0; i < 6; i++) {
       const node = await startNode(`d${i}`, {
-        membership: { strategy: "hyparview", activeViewSize: 2, directIdleMs: 400 },
+        membership: { strategy: "hyparview", activeViewSize: 2, directIdleMs: 800 },
+        // Under a loaded test run a stalled event loop must not pass for a failed neighbour
+        // (whose replacement could promote the direct connection below).
+        failureTimeoutMs: 5000,
       });
       node.register("echo", (m) => m);
       if (nodes.length > 0) await node.join(nodes[Math.floor(next() * nodes.length)]!.spec);
       nodes.push(node);
     }
-    // Settled: every active view full and symmetric, so no node asks for neighbours (which
-    // could promote the direct connection below to a neighbour link). Connectivity is not
-    // needed here: a direct connection goes to any member known.
+    // Settled: symmetric active views, none empty. Connectivity is not needed here: a direct
+    // connection goes to any member known.
     const settled = () => {
       const nb = new Map(nodes.map((n) => [n.name, n.connectedMembers()]));
       return nodes.every((n) =>
-        nb.get(n.name)!.length === 3 &&
+        nb.get(n.name)!.length > 1 &&
         nb.get(n.name)!.every((m) => m === n.name || nb.get(m)?.includes(n.name))
       );
     };
-    await eventually(
-      settled,
-      "symmetric, full active views",
-      15_000,
-      50,
-    );
-    // A passive entry: known, not a neighbour and not being connected to as one.
-    const [a, far] = await eventually(() => {
-      for (const x of nodes) {
-        const passive = x.memberInfo().find((m) => m.state === "passive");
-        const y = nodes.find((n) => n.name === passive?.name);
-        if (y !== undefined) return [x, y] as const;
+    await eventually(settled, "symmetric active views", 15_000, 50);
+    // The overlay may still take a member as a neighbour (a join's FORWARD_JOIN walk in
+    // flight, a repair), which promotes a direct connection to it: the connection is then no
+    // longer direct (and may be refused as a neighbour). Then another pair is tried; with calls
+    // not counting as use (the fault this test was written for) every attempt fails.
+    const promoted = (a: Node, far: Node) =>
+      a.connectedMembers().includes(far.name) || a.stats().directConnections !== 1;
+    const tries: string[] = [];
+    let done: [Node, Node] | undefined;
+    for (let attempt = 0; attempt < 5 && done === undefined; attempt++) {
+      // A passive entry: known, not a neighbour and not being connected to as one.
+      const [a, far] = await eventually(() => {
+        for (const x of nodes) {
+          const passive = x.memberInfo().find((m) => m.state === "passive");
+          const y = nodes.find((n) => n.name === passive?.name);
+          if (y !== undefined && x.stats().directConnections === 0) return [x, y] as const;
+        }
+        return undefined;
+      }, "a node that knows a non-neighbour");
+      assert.equal(await a.call(far.name, "echo", 1), 1);
+      if (promoted(a, far)) continue;
+      assert.equal(a.stats().directConnections, 1, "the direct connection is open after the call");
+      // Calls alone keep it in use: it stays open for 2.5 x directIdleMs of calls every 100 ms.
+      const busyUntil = Date.now() + 2000;
+      let ok = true;
+      for (let i = 2; ok && Date.now() < busyUntil && i < 100; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (promoted(a, far)) ok = false;
+        else assert.equal(await a.call(far.name, "echo", i), i);
       }
-      return undefined;
-    }, "a node that knows a non-neighbour");
-    assert.equal(a.stats().directConnections, 0);
-    assert.equal(await a.call(far.name, "echo", 1), 1);
-    assert.equal(a.stats().directConnections, 1, "the direct connection is open after the call");
-    assert.ok(!a.connectedMembers().includes(far.name), "a direct connection is not a neighbour");
-    // Calls alone keep it in use: it stays open for 3 x directIdleMs of calls every 100 ms.
-    const busyUntil = Date.now() + 1200;
-    for (let i = 2; Date.now() < busyUntil && i < 100; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      assert.equal(a.stats().directConnections, 1, "a direct connection in use stays open");
-      assert.equal(await a.call(far.name, "echo", i), i);
+      if (!ok) {
+        tries.push(`${a.name}->${far.name} not direct after ${2000 - (busyUntil - Date.now())} ms`);
+        continue;
+      }
+      const t0 = Date.now();
+      await eventually(
+        () => a.stats().directConnections === 0,
+        "the idle direct connection closed",
+        5000,
+      );
+      if (a.connectedMembers().includes(far.name) || Date.now() - t0 < 700) {
+        tries.push(`${a.name}->${far.name} closed ${Date.now() - t0} ms after the last call`);
+        continue;
+      }
+      done = [a, far];
     }
-    const t0 = Date.now();
-    await eventually(
-      () => a.stats().directConnections === 0,
-      "the idle direct connection closed",
-      5000,
-    );
-    assert.ok(Date.now() - t0 >= 300, `closed after ${Date.now() - t0} ms, before directIdleMs`);
+    assert.ok(done !== undefined, `no direct connection stayed open while used: ${tries}`);
+    const [a, far] = done;
     assert.equal(await a.call(far.name, "echo", -1), -1, "the next call reopens it");
   } finally {
     for (const n of nodes) await n.close();
