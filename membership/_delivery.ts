@@ -255,7 +255,6 @@ export class Delivery {
     try {
       const link = this.#peers.pick(peer, channel, key);
       this.#peers.counters.framesOut++;
-      peer.uses++;
       const waited = link.enqueue(frame, monoKey(endpoint, key));
       return waited === undefined ? RESOLVED : waited.catch(() => void this.counters.sendDrops++);
     } catch {
@@ -309,7 +308,6 @@ export class Delivery {
         try {
           const link = this.#peers.pick(peer, channel, options.partitionKey);
           this.#peers.counters.framesOut++;
-          peer.uses++;
           frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
           const w = link.enqueue(frame, monoKey(endpoint, options.partitionKey));
           if (w !== undefined) {
@@ -437,7 +435,6 @@ export class Delivery {
       // Retransmissions use the control path: they must not wait behind the bound.
       this.#peers.pick(peer, a.channel, a.key).enqueueControl(a.frame);
       this.#peers.counters.framesOut++;
-      peer.uses++;
     } catch { /* the retransmit timer tries again */ }
   }
 
@@ -496,7 +493,6 @@ export class Delivery {
         }
         try {
           this.#peers.counters.framesOut++;
-          peer.uses++; // a direct connection in use stays open
           const waited = this.#peers.pick(peer, channel, options.partitionKey).enqueue(frame);
           waited?.catch((e) => settle(() => reject(e)));
         } catch (e) {

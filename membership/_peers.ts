@@ -69,7 +69,7 @@ export interface Peer {
   whenUp?: Promise<void>;
   /** When a use was last noticed (at a liveness tick); a direct connection unused for long is closed. */
   usedAt: number;
-  /** Sends and calls through this peer; `usedAt` is brought up to date from it (no clock reading per send). */
+  /** Frames sent to this peer (sends, calls, retransmissions: each picks a link); `usedAt` is brought up to date from it (no clock reading per send). */
   uses: number;
   /** `uses` when `usedAt` was last brought up to date. */
   usesSeen: number;
@@ -496,8 +496,9 @@ export class Peers {
     this.scheduleReconnect(peer);
   }
 
-  /** Picks the link of `channel` for `key` (round robin without a key). */
+  /** Picks the link of `channel` for `key` (round robin without a key) for a frame to send: a use of the peer. */
   pick(peer: Peer, channel: string, key: string | number | undefined): Link {
+    peer.uses++; // a direct connection in use stays open
     const links = peer.slots.get(channel);
     if (links === undefined || links.length === 0) throw new NodeDownError(peer.name);
     let i: number;
