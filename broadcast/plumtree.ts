@@ -16,6 +16,8 @@ import {
 import { checkSendable } from "../membership/codec.ts";
 import type { Logger } from "../membership/logger.ts";
 import type { Node } from "../membership/node.ts";
+import { type Relay, relayOf } from "../membership/_relay.ts";
+import { bumpRound } from "./_forward.ts";
 import type { BroadcastHandler, BroadcastServer, GraftResult } from "./handler.ts";
 import {
   parsePlumtreeMessage,
@@ -127,6 +129,7 @@ export interface PlumtreePending {
  */
 export class Plumtree implements AsyncDisposable, BroadcastServer {
   readonly #node: Node;
+  readonly #relay: Relay;
   readonly #core: PlumtreeCore;
   readonly #clock: Clock;
   readonly #random: Random;
@@ -150,8 +153,8 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   #graftTimer: { id: TimerId; at: number } | undefined;
   #inbox: Promise<void> = Promise.resolve();
   /**
-   * The inbox, flat, three slots per message: from, message, and arrival time
-   * (-1 when nobody observes deliveries). Only used while a handler's promise
+   * The inbox, flat, four slots per message: from, message, arrival time (-1
+   * when nobody observes deliveries) and the frame it came in. Only used while a handler's promise
    * holds the queue: otherwise a message is handled as it arrives.
    */
   #queue: unknown[] = [];
@@ -161,13 +164,12 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   readonly #offs: (() => void)[] = [];
   #closed = false;
   readonly #extra = { exchanges: 0, sendFailures: 0, inboxDropped: 0 };
-  /** Counts a sendMany's failures (made once: a broadcast sends per message). */
-  readonly #sent = (failures: unknown[]) => void (this.#extra.sendFailures += failures.length);
-  /** A sendMany refused whole (a bad channel or an unsendable message): one failure per frame. */
-  readonly #sendRefused = () => void this.#extra.sendFailures++;
+  /** Counts a failed send (made once: a broadcast sends per message). */
+  readonly #sendFailed = () => void this.#extra.sendFailures++;
 
   private constructor(node: Node, options: PlumtreeOptions) {
     this.#node = node;
+    this.#relay = relayOf(node);
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? mathRandom;
     this.#log = options.logger ?? node.logger;
@@ -211,7 +213,9 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     } catch (e) {
       return Promise.reject(e);
     }
-    p.#offs.push(node.register(PLUMTREE_ENDPOINT, (msg, ctx) => p.#receive(ctx.from, msg)));
+    p.#offs.push(
+      p.#relay.register(PLUMTREE_ENDPOINT, (msg, ctx, frame) => p.#receive(ctx.from, msg, frame)),
+    );
     p.#offs.push(node.register(DEBUG_ENDPOINT, (root) => p.#core.peers(String(root))));
     p.#offs.push(
       node.onUp("*", (peer) => {
@@ -378,7 +382,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       roots: this.#core.rootCount,
       outstanding: this.#core.outstandingCount,
       exchanges: this.#exchanges.size + this.#exchangeQueue.size,
-      inbox: (this.#queue.length - this.#queueHead) / 3,
+      inbox: (this.#queue.length - this.#queueHead) / 4,
     };
   }
 
@@ -428,19 +432,32 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     this.#sendAll(this.#core.setMembers(this.#node.connectedMembers(), this.#clock.now()));
   }
 
-  // deno-lint-ignore no-explicit-any
-  #sendAll(sends: Send[], handler?: BroadcastHandler<any, any, any>): void {
+  /**
+   * Sends the core's output. `pushed`: the encoded frame of the push that
+   * opens `sends` (a received frame, round patched), sent as it is.
+   */
+  #sendAll(
+    sends: Send[],
+    // deno-lint-ignore no-explicit-any
+    handler?: BroadcastHandler<any, any, any>,
+    pushed?: Uint8Array,
+  ): void {
     // Sends that share one message object go out through one sendMany (one encoding).
     for (let i = 0; i < sends.length;) {
       const msg = sends[i]!.msg;
       const to = [sends[i]!.to];
       let j = i + 1;
       while (j < sends.length && sends[j]!.msg === msg) to.push(sends[j++]!.to);
-      i = j;
       const h = handler ??
         (msg[0] === PT.Broadcast || msg[0] === PT.Graft ? this.#handlers.get(msg[1]) : undefined);
-      this.#node.sendMany(to, PLUMTREE_ENDPOINT, msg, { channel: h?.channel ?? this.#channel })
-        .then(this.#sent, this.#sendRefused);
+      try {
+        const frame = i === 0 ? pushed : undefined;
+        const channel = h?.channel ?? this.#channel;
+        this.#relay.sendMany(to, PLUMTREE_ENDPOINT, msg, frame, channel, this.#sendFailed);
+      } catch {
+        this.#sendFailed(); // an unsendable message (merge style: checked at broadcast)
+      }
+      i = j;
     }
     this.#armGraftTimer();
   }
@@ -540,28 +557,29 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     await done;
   }
 
-  #receive(from: string, raw: unknown): void {
+  /** `frame`: the bytes `raw` arrived in, forwarded (round patched) when it is a new push. */
+  #receive(from: string, raw: unknown, frame: Uint8Array | undefined): void {
     // One message at a time, in arrival order. Handlers that answer
     // synchronously are served synchronously; a promise holds the queue.
     const at = this.#deliveryObservers.size > 0 ? this.#clock.now() : -1;
     if (!this.#draining) {
       // Nothing queued: handle it now, without a trip through the queue.
       this.#draining = true;
-      if (this.#handleOne(from, raw, at)) this.#drain();
+      if (this.#handleOne(from, raw, at, frame)) this.#drain();
       return;
     }
-    if (this.#queue.length - this.#queueHead >= this.#inboxMax * 3) {
+    if (this.#queue.length - this.#queueHead >= this.#inboxMax * 4) {
       this.#extra.inboxDropped++;
       return;
     }
-    this.#queue.push(from, raw, at);
+    this.#queue.push(from, raw, at, frame);
   }
 
   /** Handles one message; false when its promise now holds the queue (it drains on). */
-  #handleOne(from: string, raw: unknown, at: number): boolean {
+  #handleOne(from: string, raw: unknown, at: number, frame: Uint8Array | undefined): boolean {
     let r: void | Promise<void>;
     try {
-      r = this.#handle(from, raw, at);
+      r = this.#handle(from, raw, at, frame);
     } catch (e) {
       this.#failed(from, e);
       return true;
@@ -589,15 +607,16 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     while (this.#queueHead < q.length) {
       const h = this.#queueHead;
       const from = q[h] as string, raw = q[h + 1], at = q[h + 2] as number;
-      this.#queueHead += 3;
+      const frame = q[h + 3] as Uint8Array | undefined;
+      this.#queueHead += 4;
       if (this.#queueHead === q.length) {
         q.length = 0;
         this.#queueHead = 0;
-      } else if (this.#queueHead > 3072 && this.#queueHead * 2 > q.length) {
+      } else if (this.#queueHead > 4096 && this.#queueHead * 2 > q.length) {
         q.splice(0, this.#queueHead);
         this.#queueHead = 0;
       }
-      if (!this.#handleOne(from, raw, at)) return;
+      if (!this.#handleOne(from, raw, at, frame)) return;
     }
     this.#draining = false;
   }
@@ -610,16 +629,23 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     h: BroadcastHandler<any, any, any>,
     isNew: boolean,
     at: number,
+    frame: Uint8Array | undefined,
   ): void {
-    const [, name, id, payload, round, root] = msg as [
+    const [, name, id, payload, root, round] = msg as [
       number,
       string,
       unknown,
       unknown,
-      number,
       string,
+      number,
     ];
-    this.#sendAll(this.#core.onBroadcast(from, name, id, payload, round, root, isNew), h);
+    const sends = this.#core.onBroadcast(from, name, id, payload, round, root, isNew);
+    // A new message goes on to the eager peers as the bytes it came in, one round on.
+    const pushed = isNew && frame !== undefined && sends.length > 0 &&
+        sends[0]!.msg[0] === PT.Broadcast && bumpRound(frame, root, round)
+      ? frame
+      : undefined;
+    this.#sendAll(sends, h, pushed);
     if (isNew && at >= 0) this.#observed(name, root, at);
   }
 
@@ -634,7 +660,12 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     });
   }
 
-  #handle(from: string, raw: unknown, at: number): void | Promise<void> {
+  #handle(
+    from: string,
+    raw: unknown,
+    at: number,
+    frame: Uint8Array | undefined,
+  ): void | Promise<void> {
     if (this.#closed) return;
     const msg: PlumtreeMessage | undefined = parsePlumtreeMessage(raw);
     const h = msg !== undefined && (msg[0] === PT.Broadcast || msg[0] === PT.Graft)
@@ -663,11 +694,11 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
         }
         if (r instanceof Promise) {
           return r.then(
-            (isNew) => this.#merged(from, msg, h!, isNew, at),
+            (isNew) => this.#merged(from, msg, h!, isNew, at, frame),
             (e) => this.#mergeFailed(from, name, e),
           );
         }
-        return this.#merged(from, msg, h!, r, at);
+        return this.#merged(from, msg, h!, r, at, frame);
       }
       case PT.IHave: {
         const [, batch, groups] = msg;
@@ -698,14 +729,17 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
           stale: boolean;
         }[] = [];
         const pending: Promise<void>[] = [];
-        for (const [name, root, ids] of groups) {
+        for (const [name, root, ids, rounds] of groups) {
           const hh = this.#handlers.get(name);
           if (hh === undefined) {
             this.#core.stats.malformed++;
             continue;
           }
-          for (const [id, round] of ids) {
-            const e = { handler: name, id, round, root, stale: true };
+          for (let k = 0; k < ids.length; k++) {
+            const id = ids[k];
+            // Delivered here already (the common case): nothing to ask the handler.
+            if (this.#core.seen(name, id)) continue;
+            const e = { handler: name, id, round: rounds[k]!, root, stale: true };
             entries.push(e);
             try {
               const st = hh.isStale(id);

@@ -21,9 +21,9 @@ import type { Random } from "../membership/clock.ts";
 
 /** Wire tags of Plumtree messages. */
 export const PT = {
-  /** `[PT.Broadcast, handler, id, payload, round, root]` */
+  /** `[PT.Broadcast, handler, id, payload, root, round]` (the round last: a relay patches it in the bytes) */
   Broadcast: 0,
-  /** `[PT.IHave, batch, [[handler, root, [[id, round], ...]], ...]]` */
+  /** `[PT.IHave, batch, [[handler, root, [id, ...], [round, ...]], ...]]` (ids and their rounds side by side) */
   IHave: 1,
   /** `[PT.Graft, handler, id, round, root]` */
   Graft: 2,
@@ -40,12 +40,15 @@ export const PT = {
 
 /** A Plumtree message on the wire. */
 export type PlumtreeMessage =
-  | [typeof PT.Broadcast, string, unknown, unknown, number, string]
-  | [typeof PT.IHave, number, [string, string, [unknown, number][]][]]
+  | [typeof PT.Broadcast, string, unknown, unknown, string, number]
+  | [typeof PT.IHave, number, IHaveGroup[]]
   | [typeof PT.Graft, string, unknown, number, string]
   | [typeof PT.Prune, string]
   | [typeof PT.Ignored, number]
   | [typeof PT.Neighbor, 0 | 1 | 2];
+
+/** The ids of one handler and root in an IHAVE: `[handler, root, ids, rounds]`, `rounds[i]` the round of `ids[i]`. */
+export type IHaveGroup = [string, string, unknown[], number[]];
 
 /** One message to send. */
 export interface Send {
@@ -169,6 +172,12 @@ interface Kept {
   round: number;
 }
 
+/** A remembered id: where it is kept, and from whom and at what round it came. */
+interface RecentSlot extends Kept {
+  of: Map<unknown, Kept>;
+  slot: unknown;
+}
+
 /** An id as a Map key within its handler: numbers and most strings as they are, others by their CBOR bytes. */
 function idSlot(id: unknown): unknown {
   if (typeof id === "number") return id;
@@ -192,6 +201,7 @@ interface Recent extends Lazy {
 
 /** What one peer still has to be told: new entries, and batches sent but not acknowledged. */
 interface Outstanding {
+  readonly peer: string;
   /** New entries from index `head` on (those before were dropped: O(1) per drop). */
   pending: Lazy[];
   head: number;
@@ -239,7 +249,10 @@ export class PlumtreeCore {
   readonly #inbound = new Set<string>();
   readonly #neighbours = new Set<string>();
   readonly #trees = new Map<string, Tree>();
+  /** Per neighbour (and only for neighbours), its announcements not yet acknowledged. */
   readonly #outstanding = new Map<string, Outstanding>();
+  /** The values of `#outstanding`, for the per-delivery loop. */
+  #outs: Outstanding[] = [];
   #batchSeq = 0;
   /**
    * Recently delivered ids per handler (keyed by {@linkcode idSlot}: a number
@@ -252,7 +265,8 @@ export class PlumtreeCore {
    * oldest is forgotten in O(1). (A Map's first key is not O(1) in V8 when the
    * front keeps being deleted: the holes are skipped until a rehash.)
    */
-  readonly #recentOrder: { of: Map<unknown, Kept>; slot: unknown }[] = [];
+  /** The remembered ids in a ring, oldest at `#recentAt`; each is also its map's value. */
+  readonly #recentOrder: RecentSlot[] = [];
   #recentAt = 0;
   readonly #missing = new Map<string, Missing>();
   /** Missing entries per owner (first announcer). */
@@ -400,7 +414,7 @@ export class PlumtreeCore {
     this.#picked.delete(peer);
     this.#inbound.delete(peer);
     this.#neighbours.delete(peer);
-    this.#outstanding.delete(peer);
+    if (this.#outstanding.delete(peer)) this.#outs = [...this.#outstanding.values()];
     this.#heard.delete(peer);
     for (const t of this.#trees.values()) {
       t.eager.delete(peer);
@@ -423,6 +437,8 @@ export class PlumtreeCore {
   #addNeighbour(peer: string): void {
     if (peer === this.self || this.#neighbours.has(peer)) return;
     this.#neighbours.add(peer);
+    this.#outstanding.set(peer, { peer, pending: [], head: 0, unacked: new Map(), size: 0 });
+    this.#outs = [...this.#outstanding.values()];
     // Existing trees take the new link as lazy: they stay as they are.
     for (const t of this.#trees.values()) if (!t.eager.has(peer)) t.lazy.add(peer);
     this.#catchUp(peer);
@@ -433,16 +449,10 @@ export class PlumtreeCore {
     const n = this.#catchupMax;
     if (n === 0) return;
     const since = this.#now - this.#catchupMs;
-    let out: Outstanding | undefined;
+    const out = this.#outstanding.get(peer)!;
     for (let k = 1; k <= n; k++) {
       const e = this.#delivered[(this.#deliveredAt - k + n) % n];
       if (e === undefined || e.at < since) break;
-      if (out === undefined) {
-        out = this.#outstanding.get(peer);
-        if (out === undefined) {
-          this.#outstanding.set(peer, out = { pending: [], head: 0, unacked: new Map(), size: 0 });
-        }
-      }
       out.pending.push(e);
       if (++out.size > this.#lazyMax) this.#dropOldest(out);
     }
@@ -496,16 +506,20 @@ export class PlumtreeCore {
     let of = this.#recent.get(handler);
     if (of === undefined) this.#recent.set(handler, of = new Map());
     if (of.has(slot)) return;
+    let e: RecentSlot;
     if (this.#recentOrder.length < this.#idsMax) {
-      this.#recentOrder.push({ of, slot });
+      this.#recentOrder.push(e = { of, slot, from, round });
     } else {
-      const old = this.#recentOrder[this.#recentAt]!;
-      old.of.delete(old.slot);
-      old.of = of;
-      old.slot = slot;
+      // The oldest is forgotten, and its slot object reused (no allocation per id).
+      e = this.#recentOrder[this.#recentAt]!;
+      e.of.delete(e.slot);
+      e.of = of;
+      e.slot = slot;
+      e.from = from;
+      e.round = round;
       this.#recentAt = (this.#recentAt + 1) % this.#idsMax;
     }
-    of.set(slot, { from, round });
+    of.set(slot, e);
   }
 
   /** True when `handler`'s `id` was delivered here recently (cheaper than asking the handler). */
@@ -537,7 +551,7 @@ export class PlumtreeCore {
     const t = this.#tree(root);
     const sends: Send[] = [];
     // One message object for every destination: the caller can encode it once.
-    const msg: PlumtreeMessage = [PT.Broadcast, handler, id, payload, round + 1, root];
+    const msg: PlumtreeMessage = [PT.Broadcast, handler, id, payload, root, round + 1];
     for (const p of t.eager) {
       if (p === from || p === this.self) continue;
       sends.push({ to: p, msg });
@@ -553,19 +567,15 @@ export class PlumtreeCore {
     // an eager push can be lost (a dropped connection, a lossy network), and on
     // a new tree every link starts eager. A peer that has the id just
     // acknowledges the batch.
-    for (const p of this.#neighbours) {
-      if (p === from || p === this.self) continue;
-      let out = this.#outstanding.get(p);
-      if (out === undefined) {
-        this.#outstanding.set(p, out = { pending: [], head: 0, unacked: new Map(), size: 0 });
-      }
+    for (const out of this.#outs) {
+      if (out.peer === from) continue;
       out.pending.push(entry);
       if (++out.size > this.#lazyMax) this.#dropOldest(out);
       else if (out.pending.length - out.head >= this.#ihaveBatchMax) {
         // A full batch goes now rather than at the tick: under steady load the
         // outstanding set then holds about one batch and one round trip per
         // peer, not a whole tick of announcements (which would reach the bound).
-        sends.push(this.#ihave(p, out, out.pending.slice(out.head)));
+        sends.push(this.#ihave(out.peer, out, out.pending.slice(out.head)));
         out.pending = [];
         out.head = 0;
       }
@@ -744,7 +754,7 @@ export class PlumtreeCore {
     t.eager.add(from);
     if (typeof result === "object" && "ok" in result) {
       this.stats.eager++;
-      return [{ to: from, msg: [PT.Broadcast, handler, id, result.ok, round, root] }];
+      return [{ to: from, msg: [PT.Broadcast, handler, id, result.ok, root, round] }];
     }
     return [];
   }
@@ -781,17 +791,30 @@ export class PlumtreeCore {
   /** One IHAVE frame of `chunk` to `peer`, its ids grouped by handler and root; unacknowledged until IGNORED. */
   #ihave(peer: string, out: Outstanding, chunk: Lazy[]): Send {
     const batch = ++this.#batchSeq;
-    const groups = new Map<string, [string, string, [unknown, number][]]>();
+    const groups: IHaveGroup[] = [];
+    // Runs of one handler and root (the common case: one of each) need no lookup.
+    let g: IHaveGroup | undefined;
+    let byKey: Map<string, IHaveGroup> | undefined;
     for (const e of chunk) {
-      const g = e.handler + "\u0000" + e.root;
-      let group = groups.get(g);
-      if (group === undefined) groups.set(g, group = [e.handler, e.root, []]);
-      group[2].push([e.id, e.round]);
+      if (g === undefined || g[0] !== e.handler || g[1] !== e.root) {
+        const key = e.handler + "\u0000" + e.root;
+        if (byKey === undefined) {
+          byKey = new Map();
+          for (const x of groups) byKey.set(x[0] + "\u0000" + x[1], x);
+        }
+        g = byKey.get(key);
+        if (g === undefined) {
+          groups.push(g = [e.handler, e.root, [], []]);
+          byKey.set(key, g);
+        }
+      }
+      g[2].push(e.id);
+      g[3].push(e.round);
     }
     out.unacked.set(batch, chunk);
     this.stats.lazy += chunk.length;
     this.stats.ihaveFrames++;
-    return { to: peer, msg: [PT.IHave, batch, [...groups.values()]] };
+    return { to: peer, msg: [PT.IHave, batch, groups] };
   }
 
   /** The earliest graft deadline, if any (possibly a little early). */
@@ -843,6 +866,29 @@ export class PlumtreeCore {
   }
 }
 
+/** A handler or node name on the wire. */
+function isName(x: unknown): x is string {
+  return typeof x === "string" && x.length > 0 && x.length <= 255;
+}
+
+/** A round or batch number on the wire. */
+function isRound(x: unknown): x is number {
+  return typeof x === "number" && Number.isInteger(x) && x >= 0;
+}
+
+/** IHAVE groups: `[handler, root, ids, rounds]`, as many rounds as ids, each a round. */
+function isIHaveGroups(v: unknown): boolean {
+  if (!Array.isArray(v) || v.length > 10_000) return false;
+  for (const g of v) {
+    if (!Array.isArray(g) || g.length !== 4 || !isName(g[0]) || !isName(g[1])) return false;
+    const ids = g[2], rounds = g[3];
+    if (!Array.isArray(ids) || !Array.isArray(rounds) || ids.length !== rounds.length) return false;
+    if (ids.length > 100_000) return false;
+    for (let i = 0; i < rounds.length; i++) if (!isRound(rounds[i])) return false;
+  }
+  return true;
+}
+
 /**
  * Checks the shape of a Plumtree message from the network; undefined when malformed.
  *
@@ -855,23 +901,13 @@ export class PlumtreeCore {
  */
 export function parsePlumtreeMessage(v: unknown): PlumtreeMessage | undefined {
   if (!Array.isArray(v)) return undefined;
-  const isName = (x: unknown): x is string =>
-    typeof x === "string" && x.length > 0 && x.length <= 255;
-  const isRound = (x: unknown): x is number =>
-    typeof x === "number" && Number.isInteger(x) && x >= 0;
   switch (v[0]) {
     case PT.Broadcast:
-      return v.length === 6 && isName(v[1]) && isRound(v[4]) && isName(v[5])
+      return v.length === 6 && isName(v[1]) && isName(v[4]) && isRound(v[5])
         ? v as PlumtreeMessage
         : undefined;
     case PT.IHave:
-      return v.length === 3 && isRound(v[1]) && Array.isArray(v[2]) && v[2].length <= 10_000 &&
-          v[2].every((g: unknown) =>
-            Array.isArray(g) && g.length === 3 && isName(g[0]) && isName(g[1]) &&
-            Array.isArray(g[2]) &&
-            g[2].length <= 100_000 &&
-            g[2].every((e: unknown) => Array.isArray(e) && e.length === 2 && isRound(e[1]))
-          )
+      return v.length === 3 && isRound(v[1]) && isIHaveGroups(v[2])
         ? v as PlumtreeMessage
         : undefined;
     case PT.Graft:

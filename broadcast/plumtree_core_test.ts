@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { seededRandom } from "../membership/clock.ts";
 import { encodeValue } from "../membership/codec.ts";
-import { PlumtreeCore, PT } from "./plumtree_core.ts";
+import { type IHaveGroup, PlumtreeCore, PT } from "./plumtree_core.ts";
 
 Deno.test("plumtree core: past lazyOutstandingMax the oldest announcements go, the newest are announced in order", () => {
   const core = new PlumtreeCore("a", {
@@ -15,9 +15,7 @@ Deno.test("plumtree core: past lazyOutstandingMax the oldest announcements go, t
   assert.equal(core.stats.lazyDropped, 150);
   assert.equal(core.outstandingCount, 100);
   const ihave = core.lazyTick(2).filter((s) => s.msg[0] === PT.IHave);
-  const ids = ihave.flatMap((s) =>
-    (s.msg[2] as [string, string, [number, number][]][]).flatMap((g) => g[2].map(([id]) => id))
-  );
+  const ids = ihave.flatMap((s) => (s.msg[2] as IHaveGroup[]).flatMap((g) => g[2] as number[]));
   assert.deepEqual(ids, Array.from({ length: 100 }, (_, i) => 150 + i));
 });
 
@@ -48,7 +46,7 @@ Deno.test("plumtree core: a new neighbour is announced what was delivered in the
   });
   const announcedTo = (sends: ReturnType<PlumtreeCore["lazyTick"]>, peer: string) =>
     sends.filter((s) => s.to === peer && s.msg[0] === PT.IHave).flatMap((s) =>
-      (s.msg[2] as [string, string, [number, number][]][]).flatMap((g) => g[2].map(([id]) => id))
+      (s.msg[2] as IHaveGroup[]).flatMap((g) => g[2] as number[])
     ).sort((x, y) => x - y);
   core.setMembers(["a", "b"], 0);
   for (let i = 0; i < 5; i++) core.broadcast("h", i, null, 0);

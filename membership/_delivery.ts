@@ -26,6 +26,7 @@ import type { Link } from "./_link.ts";
 import { DEFAULT_CHANNEL, logAs, type NodeConfig, timeoutOption } from "./_config.ts";
 import type { Peer, Peers } from "./_peers.ts";
 import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
+import type { RelayHandler } from "./_relay.ts";
 
 /** Every fire-and-forget send that needs no waiting returns this one settled promise (none made per send). */
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -271,62 +272,82 @@ export class Delivery {
   ): Promise<{ node: string; error: unknown }[]> {
     // Not async: a broadcast calls this once per message, and most calls finish
     // here with nothing to wait for (one settled promise, no arrays made).
-    let channel: string;
-    try {
-      if (!Array.isArray(to)) throw new TypeError("to must be an array of node names");
-      channel = this.channelOf(options.channel);
-      checkEndpoint(endpoint);
-      checkKey(options.partitionKey);
-    } catch (e) {
-      return Promise.reject(e);
-    }
     let failures: { node: string; error: unknown }[] | undefined;
     let waits: Promise<void>[] | undefined;
-    let frame: Uint8Array | undefined;
-    const fail = (node: string, error: unknown) => (failures ??= []).push({ node, error });
     try {
-      for (const name of to) {
-        if (!this.#isOpen()) {
-          fail(name, new ClosedError(`node "${this.#cfg.name}" is closed`));
-          continue;
-        }
-        if (name === this.#cfg.name) {
-          frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
-          this.#deliverLocal(endpoint, frame, channel);
-          continue;
-        }
-        const peer = this.#peers.peers.get(name);
-        if (peer === undefined || !peer.up) {
-          this.counters.sendDrops++;
-          fail(name, this.#isMember(name) ? new NodeDownError(name) : new UnknownNodeError(name));
-          continue;
-        }
-        if (this.#isPartitioned(name)) {
-          this.#peers.counters.partitionDrops++;
-          continue;
-        }
-        try {
-          const link = this.#peers.pick(peer, channel, options.partitionKey);
-          this.#peers.counters.framesOut++;
-          frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
-          const w = link.enqueue(frame, monoKey(endpoint, options.partitionKey));
-          if (w !== undefined) {
-            (waits ??= []).push(w.catch((error) => {
-              this.counters.sendDrops++;
-              fail(name, error);
-            }));
-          }
-        } catch (error) {
-          if (error instanceof TypeError) throw error;
-          this.counters.sendDrops++;
-          fail(name, error);
-        }
-      }
+      waits = this.fanOut(to, endpoint, msg, options, undefined, (node, error) => {
+        (failures ??= []).push({ node, error });
+      });
     } catch (e) {
       return Promise.reject(e);
     }
     if (waits !== undefined) return Promise.all(waits).then(() => failures ?? []);
     return Promise.resolve(failures ?? []);
+  }
+
+  /**
+   * The work of `sendMany`, without its promise: `fail` is called for each
+   * destination that cannot be sent to (later, for a send that waited for room
+   * and then failed); the sends that wait for room are returned, if any (they
+   * never reject). Throws a `TypeError` on bad arguments or an unsendable `msg`.
+   * `encoded`: the frame `[Tag.Msg, endpoint, msg]` already encoded (a relay
+   * forwarding what it received, see `#deliver`); `msg` is then not encoded again.
+   */
+  fanOut(
+    to: readonly string[],
+    endpoint: string,
+    msg: unknown,
+    options: Omit<SendOptions, "ack" | "signal" | "timeoutMs">,
+    encoded: Uint8Array | undefined,
+    fail: (node: string, error: unknown) => void,
+  ): Promise<void>[] | undefined {
+    if (!Array.isArray(to)) throw new TypeError("to must be an array of node names");
+    const channel = this.channelOf(options.channel);
+    checkEndpoint(endpoint);
+    checkKey(options.partitionKey);
+    let waits: Promise<void>[] | undefined;
+    // Bytes over this node's frame limit are encoded again (and refused there).
+    let frame = encoded !== undefined && encoded.length <= this.#cfg.frameBytesMax
+      ? encoded
+      : undefined;
+    for (const name of to) {
+      if (!this.#isOpen()) {
+        fail(name, new ClosedError(`node "${this.#cfg.name}" is closed`));
+        continue;
+      }
+      if (name === this.#cfg.name) {
+        frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
+        this.#deliverLocal(endpoint, frame, channel);
+        continue;
+      }
+      const peer = this.#peers.peers.get(name);
+      if (peer === undefined || !peer.up) {
+        this.counters.sendDrops++;
+        fail(name, this.#isMember(name) ? new NodeDownError(name) : new UnknownNodeError(name));
+        continue;
+      }
+      if (this.#isPartitioned(name)) {
+        this.#peers.counters.partitionDrops++;
+        continue;
+      }
+      try {
+        const link = this.#peers.pick(peer, channel, options.partitionKey);
+        this.#peers.counters.framesOut++;
+        frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
+        const w = link.enqueue(frame, monoKey(endpoint, options.partitionKey));
+        if (w !== undefined) {
+          (waits ??= []).push(w.catch((error) => {
+            this.counters.sendDrops++;
+            fail(name, error);
+          }));
+        }
+      } catch (error) {
+        if (error instanceof TypeError) throw error;
+        this.counters.sendDrops++;
+        fail(name, error);
+      }
+    }
+    return waits;
   }
 
   #sendAcked(
@@ -506,10 +527,10 @@ export class Delivery {
 
   // ------------------------------------------------------------- receiving
 
-  handle(m: WireMessage, link: Link): void {
+  handle(m: WireMessage, link: Link, frame?: Uint8Array): void {
     switch (m.tag) {
       case Tag.Msg:
-        this.#deliver(m.endpoint, m.payload, link.peer, link.channel);
+        this.#deliver(m.endpoint, m.payload, link.peer, link.channel, frame);
         return;
       case Tag.AckMsg: {
         // Deduplicated per sending process: a restart (new instance) starts afresh.
@@ -566,14 +587,25 @@ export class Delivery {
     }
   }
 
-  #deliver(endpoint: string, payload: unknown, from: string, channel: string): void {
+  /**
+   * Calls the endpoint's handler. A frame received as `[Tag.Msg, endpoint, payload]`
+   * goes along as a third argument, which only murmur's own handlers read (a
+   * relay such as Plumtree forwards those bytes instead of encoding them again).
+   */
+  #deliver(
+    endpoint: string,
+    payload: unknown,
+    from: string,
+    channel: string,
+    frame?: Uint8Array,
+  ): void {
     const h = this.handlers.get(endpoint);
     if (h === undefined) {
       this.#log("debug", `message for unknown endpoint "${endpoint}" dropped`, from);
       return;
     }
     try {
-      const r = h(payload, { from, channel });
+      const r = (h as RelayHandler)(payload, { from, channel }, frame);
       if (r instanceof Promise) {
         r.catch((e) => this.#log("error", `handler "${endpoint}" failed`, from, e));
       }

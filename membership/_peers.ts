@@ -83,7 +83,8 @@ export interface PeersHooks {
   up(peer: Peer): void;
   down(peer: Peer, why: string, error: unknown): void;
   /** A decoded message that is not liveness traffic. */
-  message(link: Link, m: WireMessage): void;
+  /** `frame` is the bytes `m` was decoded from (a copy owned by the receiver). */
+  message(link: Link, m: WireMessage, frame: Uint8Array): void;
   /** An outgoing connect failed; `code` is the handshake code when there is one. */
   connectFailed(peer: Peer, error: unknown, code: HandshakeCode | undefined): void;
   /** The server answered with a higher incarnation than the peer's spec: it restarted. */
@@ -713,7 +714,7 @@ export class Peers {
         for (const frame of batch) {
           const m = decodeMessage(frame);
           if (m.tag === Tag.Ping) link.enqueueControl(encodeValue([Tag.Pong, m.stamp]));
-          else if (m.tag !== Tag.Pong) this.#hooks.message(link, m);
+          else if (m.tag !== Tag.Pong) this.#hooks.message(link, m, frame);
           if (link.closed) return;
         }
       }

@@ -29,8 +29,11 @@ import { type HandshakeCode, HandshakeError, NameConflictError, ProtocolError } 
 import { isName, type NodeSpec, validateSpec } from "./membership_state.ts";
 import type { Address, FrameConnection } from "./transport.ts";
 
-/** The protocol version spoken by this release. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * The protocol version spoken by this release (3: Plumtree pushes carry the
+ * round last and IHAVE ids and rounds side by side).
+ */
+export const PROTOCOL_VERSION = 3;
 /** Frame limit in force until the handshake succeeds (bytes). */
 export const DEFAULT_HANDSHAKE_FRAME_BYTES_MAX = 16 * 1024;
 /** Bytes of a process instance id. */

@@ -32,6 +32,7 @@ import {
   timeoutOption,
 } from "./_config.ts";
 import { Delivery } from "./_delivery.ts";
+import { provideRelay } from "./_relay.ts";
 import { admit } from "./_admission.ts";
 import { DirectLinks } from "./_direct.ts";
 import { ChangeListeners, NamedListeners, UpWaiters } from "./_listeners.ts";
@@ -84,6 +85,22 @@ export class Node implements AsyncDisposable {
   readonly #instance: Uint8Array;
   readonly #peers: Peers;
   readonly #delivery: Delivery;
+
+  static {
+    // Plumtree's relay path (module-private; see _relay.ts).
+    provideRelay((node) => ({
+      register: (endpoint, handler) => node.#delivery.register(endpoint, handler as Handler),
+      sendMany: (to, endpoint, msg, frame, channel, failed) =>
+        void node.#delivery.fanOut(
+          to,
+          endpoint,
+          msg,
+          channel === undefined ? {} : { channel },
+          frame,
+          failed,
+        ),
+    }));
+  }
   readonly #strategy: MembershipStrategy;
   #spec: NodeSpec;
   #closed = false;
@@ -175,7 +192,7 @@ export class Node implements AsyncDisposable {
       accepted: (a) => this.#run(this.#strategy.seen(a.spec, this.#clock.now())),
       up: (peer) => this.#onUp(peer),
       down: (peer, why, error) => this.#onDown(peer, why, error),
-      message: (link, m) => this.#onMessage(link, m),
+      message: (link, m, frame) => this.#onMessage(link, m, frame),
       connectFailed: (peer, e, code) => this.#onConnectFailed(peer, e, code),
       restarted: (spec) => this.#run(this.#strategy.seen(spec, this.#clock.now())),
       handshakeConfig: () => this.#handshakeConfig(),
@@ -853,11 +870,11 @@ export class Node implements AsyncDisposable {
     this.#downListeners.fire(peer.name);
   }
 
-  #onMessage(link: Link, m: WireMessage): void {
+  #onMessage(link: Link, m: WireMessage, frame: Uint8Array): void {
     if (m.tag === Tag.Gossip) {
       this.#run(this.#strategy.receive(link.peer, m.entries, this.#clock.now()));
     } else {
-      this.#delivery.handle(m, link);
+      this.#delivery.handle(m, link, frame);
     }
   }
 

@@ -560,7 +560,7 @@ export class Simulation {
     const pt = n.pt;
     switch (m[0]) {
       case PT.Broadcast: {
-        const [, handler, id, payload, round, root] = m;
+        const [, handler, id, payload, root, round] = m;
         const b = this.#broadcasts[id as number]!;
         const isNew = b.hops[n.index] === -1;
         if (isNew) b.hops[n.index] = Math.min(round, 32767);
@@ -570,13 +570,14 @@ export class Simulation {
       case PT.IHave: {
         const [, batch, groups] = m;
         const entries = [];
-        for (const [handler, root, ids] of groups) {
-          for (const [id, round] of ids) {
+        for (const [handler, root, ids, rounds] of groups) {
+          for (let k = 0; k < ids.length; k++) {
+            const id = ids[k];
             const b = this.#broadcasts[id as number];
             entries.push({
               handler,
               id,
-              round,
+              round: rounds[k]!,
               root,
               stale: b === undefined || b.hops[n.index] !== -1,
             });

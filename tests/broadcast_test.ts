@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { Plumtree, PLUMTREE_ENDPOINT, seededRandom } from "../mod.ts";
-import { converged, startNode } from "./_helpers.ts";
+import { converged, eventually, startNode } from "./_helpers.ts";
 import { LogHandler, simCluster, type SimNode } from "./_plumtree_fixture.ts";
 
 const SEED = Number(Deno.env.get("SIM_SEED") ?? Date.now() % 2 ** 31);
@@ -154,7 +154,7 @@ Deno.test("plumtree over TCP: malformed messages from an authenticated peer are 
     "junk",
     [],
     [0, "log"],
-    [0, "nohandler", "id", "x", 1, "b"],
+    [0, "nohandler", "id", "x", "b", 1],
     [1, "not a list"],
     [1, [[1, 2]]],
     [2, "log", "id", -1, "b"],
@@ -254,4 +254,44 @@ Deno.test(`plumtree: heartbeats reach every node; exchanges are listed and can b
     for (const s of stops) s();
     await c.close();
   }
+});
+
+Deno.test("plumtree over TCP: a relay forwards a push as the bytes it came in, one round on; its own copy of the payload stays intact", async () => {
+  const { encodeValue, PT, Tag } = await import("../mod.ts");
+  const { relayOf } = await import("../membership/_relay.ts");
+  await using a = await startNode("a");
+  await using m = await startNode("m");
+  await using b = await startNode("b");
+  await m.join(a.spec);
+  await b.join(a.spec);
+  await converged([a, m, b], ["a", "b", "m"]);
+  const log = new LogHandler();
+  await using pa = await Plumtree.start(a, { handlers: [log], logger: () => {} });
+  // m and b run no Plumtree: m pushes frames of its own making, b records what a relays.
+  const got = new Map<string, unknown[]>();
+  b.register(PLUMTREE_ENDPOINT, (msg) => {
+    if (Array.isArray(msg) && msg[0] === PT.Broadcast) got.set(msg[2], msg);
+  });
+  await b.send("a", PLUMTREE_ENDPOINT, [PT.Neighbor, 1]);
+  const frame = (msg: unknown) => encodeValue([Tag.Msg, PLUMTREE_ENDPOINT, msg]).slice();
+  const pad = Uint8Array.from({ length: 32 }, (_, i) => i);
+  // Rounds rewritten in place (0, 22, 24, 300) and not (23: the next one is wider; 255
+  // written in five bytes): either way b must get round + 1 and the same payload.
+  const rounds = new Map([["r0", 0], ["r22", 22], ["r23", 23], ["r24", 24], ["r300", 300]]);
+  const frames = [...rounds].map(([id, r]) => frame([PT.Broadcast, "log", id, pad, "m", r]));
+  const wide = frame([PT.Broadcast, "log", "w255", pad, "m", 0]).slice(0, -1);
+  frames.push(new Uint8Array([...wide, 0x1a, 0, 0, 0, 0xff]));
+  rounds.set("w255", 255);
+  let failed = 0;
+  for (const f of frames) {
+    relayOf(m).sendMany(["a"], PLUMTREE_ENDPOINT, null, f, undefined, () => failed++);
+  }
+  assert.equal(failed, 0);
+  await eventually(() => got.size === rounds.size, "b gets every push a relays", 10_000);
+  for (const [id, r] of rounds) {
+    assert.deepEqual(got.get(id), [PT.Broadcast, "log", id, pad, "m", r + 1], id);
+    // a's handler keeps a view of the frame a forwarded: the payload bytes are untouched.
+    assert.deepEqual([...(log.store.get(id) as unknown as Uint8Array)], [...pad], id);
+  }
+  assert.equal(pa.stats().malformed, 0);
 });
