@@ -47,7 +47,10 @@ export interface FrameConnection {
   /**
    * The next whole frame body, or `null` at the end of the stream.
    * Rejects with `FrameTooLargeError` when a length prefix is over the limit and
-   * with `ProtocolError` when the stream ends inside a frame.
+   * with `ProtocolError` when the stream ends inside a frame. The bytes are the
+   * reader's own: later reads do not overwrite them and the writer's buffers
+   * are not shared (a node keeps views of received frames and may change one
+   * to send it on).
    */
   read(): Promise<Uint8Array | null>;
   /**

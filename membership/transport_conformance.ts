@@ -89,6 +89,25 @@ export function testTransport(name: string, fixture: TransportFixture): void {
     }
   });
 
+  Deno.test(`${name} transport: a frame read is the reader's own, apart from the writer's buffers and later reads`, async () => {
+    const p = await pair();
+    try {
+      const sent = [frame(1, 64), frame(2, 64)];
+      const copies = sent.map((f) => f.slice());
+      await p.client.write(sent);
+      for (const f of sent) f.fill(0xee); // the writer reuses its buffers
+      const first = await p.server.read();
+      assert.deepEqual(first, copies[0]);
+      first!.fill(0x55); // the reader changes what it got
+      await p.client.write([frame(3, 64)]);
+      assert.deepEqual(await p.server.read(), copies[1]);
+      assert.deepEqual(await p.server.read(), frame(3, 64));
+      assert.ok(first!.every((b) => b === 0x55), "a later read overwrote an earlier frame");
+    } finally {
+      await p.done();
+    }
+  });
+
   Deno.test(`${name} transport: readMany, where offered, gives the same frames in order, then null`, async () => {
     const p = await pair();
     try {
