@@ -65,6 +65,9 @@ export interface NodeConfig {
   connectsPendingMax: number;
 }
 
+/** Default of `NodeOptions.sendQueueHighWaterBytes`. */
+const SEND_QUEUE_HIGH_WATER_DEFAULT = 256 * 1024;
+
 /** A number option: at least `min`, finite unless `infinite` is allowed. */
 export function numberOption(
   name: string,
@@ -172,6 +175,15 @@ export function resolveConfig(options: NodeOptions): NodeConfig {
   if (backoffMaxMs < backoffMinMs) {
     throw new RangeError("reconnectBackoffMaxMs must be at least reconnectBackoffMinMs");
   }
+  const queueMax = n("sendQueueBytesMax", o.sendQueueBytesMax, 4 * 1024 * 1024);
+  const highWater = o.sendQueueHighWaterBytes === undefined
+    ? Math.min(SEND_QUEUE_HIGH_WATER_DEFAULT, queueMax)
+    : n("sendQueueHighWaterBytes", o.sendQueueHighWaterBytes, 0, 0);
+  if (highWater > queueMax) {
+    throw new RangeError(
+      `sendQueueHighWaterBytes (${highWater}) must be at most sendQueueBytesMax (${queueMax})`,
+    );
+  }
   return {
     name: o.name,
     cookie: o.cookie,
@@ -202,7 +214,8 @@ export function resolveConfig(options: NodeOptions): NodeConfig {
       1024,
     ),
     link: {
-      sendQueueBytesMax: n("sendQueueBytesMax", o.sendQueueBytesMax, 4 * 1024 * 1024),
+      sendQueueBytesMax: queueMax,
+      sendQueueHighWaterBytes: highWater,
       sendWaitersMax: n("sendWaitersMax", o.sendWaitersMax, 1024, 0),
       writeBatchBytesMax: n("writeBatchBytesMax", o.writeBatchBytesMax, 256 * 1024),
     },

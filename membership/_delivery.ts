@@ -25,7 +25,7 @@ import {
 import type { Link } from "./_link.ts";
 import { DEFAULT_CHANNEL, logAs, type NodeConfig, timeoutOption } from "./_config.ts";
 import type { Peer, Peers } from "./_peers.ts";
-import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
+import type { CallOptions, Handler, MessageContext, SendOptions } from "./messaging.ts";
 import type { RelayHandler } from "./_relay.ts";
 
 /** Every fire-and-forget send that needs no waiting returns this one settled promise (none made per send). */
@@ -257,7 +257,9 @@ export class Delivery {
       const link = this.#peers.pick(peer, channel, key);
       this.#peers.counters.framesOut++;
       const waited = link.enqueue(frame, monoKey(endpoint, key));
-      return waited === undefined ? RESOLVED : waited.catch(() => void this.counters.sendDrops++);
+      // Queued at once: the sender that awaits is paced at the high-water mark.
+      if (waited === undefined) return link.drained();
+      return waited.catch(() => void this.counters.sendDrops++);
     } catch {
       // Past the hard bound, or the link just closed: dropped, never a rejection.
       return this.#drop();
@@ -530,7 +532,7 @@ export class Delivery {
   handle(m: WireMessage, link: Link, frame?: Uint8Array): void {
     switch (m.tag) {
       case Tag.Msg:
-        this.#deliver(m.endpoint, m.payload, link.peer, link.channel, frame);
+        this.#deliver(m.endpoint, m.payload, link.context, frame);
         return;
       case Tag.AckMsg: {
         // Deduplicated per sending process: a restart (new instance) starts afresh.
@@ -552,7 +554,7 @@ export class Delivery {
             d.order = d.order.slice(d.head);
             d.head = 0;
           }
-          this.#deliver(m.endpoint, m.payload, link.peer, link.channel);
+          this.#deliver(m.endpoint, m.payload, link.context);
         }
         if (!this.#isPartitioned(link.peer)) link.enqueueControl(encodeValue([Tag.Ack, m.seq]));
         return;
@@ -592,32 +594,27 @@ export class Delivery {
    * goes along as a third argument, which only murmur's own handlers read (a
    * relay such as Plumtree forwards those bytes instead of encoding them again).
    */
-  #deliver(
-    endpoint: string,
-    payload: unknown,
-    from: string,
-    channel: string,
-    frame?: Uint8Array,
-  ): void {
+  #deliver(endpoint: string, payload: unknown, ctx: MessageContext, frame?: Uint8Array): void {
     const h = this.handlers.get(endpoint);
     if (h === undefined) {
-      this.#log("debug", `message for unknown endpoint "${endpoint}" dropped`, from);
+      this.#log("debug", `message for unknown endpoint "${endpoint}" dropped`, ctx.from);
       return;
     }
     try {
-      const r = (h as RelayHandler)(payload, { from, channel }, frame);
+      const r = (h as RelayHandler)(payload, ctx, frame);
       if (r instanceof Promise) {
-        r.catch((e) => this.#log("error", `handler "${endpoint}" failed`, from, e));
+        r.catch((e) => this.#log("error", `handler "${endpoint}" failed`, ctx.from, e));
       }
     } catch (e) {
-      this.#log("error", `handler "${endpoint}" threw`, from, e);
+      this.#log("error", `handler "${endpoint}" threw`, ctx.from, e);
     }
   }
 
   #deliverLocal(endpoint: string, frame: Uint8Array, channel: string): void {
     // Same copy semantics as the wire: the handler never shares the sender's object.
     const m = decodeMessage(frame) as { payload: unknown };
-    queueMicrotask(() => this.#deliver(endpoint, m.payload, this.#cfg.name, channel));
+    const ctx: MessageContext = Object.freeze({ from: this.#cfg.name, channel });
+    queueMicrotask(() => this.#deliver(endpoint, m.payload, ctx));
   }
 
   async #callLocal(endpoint: string, frame: Uint8Array, channel: string): Promise<unknown> {
@@ -641,7 +638,7 @@ export class Delivery {
       reply = [Tag.Reply, id, 1, null];
     } else {
       try {
-        reply = [Tag.Reply, id, 0, await h(payload, { from: link.peer, channel: link.channel })];
+        reply = [Tag.Reply, id, 0, await h(payload, link.context)];
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
         reply = [Tag.Reply, id, 2, [err.name, err.message.slice(0, 4096)]];

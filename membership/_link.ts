@@ -3,19 +3,19 @@
 
 import type { FrameConnection } from "./transport.ts";
 import { NodeDownError, QueueFullError } from "./errors.ts";
+import type { MessageContext } from "./messaging.ts";
+
+const RESOLVED = Promise.resolve();
 
 export interface LinkLimits {
   /** Soft bound: past it, `enqueue` waits. */
   sendQueueBytesMax: number;
+  /** Past it, `drained()` waits for the queue to come back under it (pacing, nothing refused). */
+  sendQueueHighWaterBytes: number;
   /** Hard bound on waiting senders: past it, `enqueue` throws QueueFullError. */
   sendWaitersMax: number;
   /** Bytes written per batch. */
   writeBatchBytesMax: number;
-}
-
-interface Item {
-  frame: Uint8Array;
-  key: string | undefined;
 }
 
 export class Link {
@@ -28,6 +28,8 @@ export class Link {
   readonly monotonic: boolean;
   /** The peer's process instance (hex), from the handshake. */
   readonly instance: string;
+  /** What handlers get with each message from this link (one frozen object). */
+  readonly context: MessageContext;
   closed = false;
   lastSentAt = 0;
   readonly #limits: LinkLimits;
@@ -36,13 +38,19 @@ export class Link {
   readonly #track: (task: Promise<unknown>) => void;
   readonly #onClosed: (() => void) | undefined;
   readonly #counters: { bytesOut: number } | undefined;
-  #queue: Item[] = [];
+  // The queue: frames from #head on wait to be written. A monotonic link also
+  // keeps each frame's key (in #keys, same positions) and, per key, the
+  // absolute position (#base + index) of the frame that replacement overwrites.
+  #frames: Uint8Array[] = [];
+  #keys: (string | undefined)[] = [];
   #head = 0;
+  #base = 0;
   #bytes = 0;
-  #byKey = new Map<string, Item>();
+  #byKey = new Map<string, number>();
   #writing = false;
   #idle: (() => void)[] = [];
   #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #drained: PromiseWithResolvers<void> | undefined;
 
   constructor(
     conn: FrameConnection,
@@ -70,6 +78,7 @@ export class Link {
     this.outgoing = info.outgoing;
     this.monotonic = info.monotonic;
     this.instance = info.instance;
+    this.context = Object.freeze({ from: info.peer, channel: info.channel });
     this.#limits = limits;
     this.#now = now;
     this.#onError = onError;
@@ -83,7 +92,7 @@ export class Link {
   }
 
   get queuedFrames(): number {
-    return this.#queue.length - this.#head;
+    return this.#frames.length - this.#head;
   }
 
   /**
@@ -93,11 +102,12 @@ export class Link {
   enqueue(frame: Uint8Array, key?: string): Promise<void> | undefined {
     if (this.closed) throw new NodeDownError(this.peer, "connection closed");
     if (this.monotonic && key !== undefined) {
-      const old = this.#byKey.get(key);
-      if (old !== undefined) {
+      const at = this.#byKey.get(key);
+      if (at !== undefined) {
         // Keep only the newest message for this key, in the old one's place.
-        this.#bytes += frame.length - old.frame.length;
-        old.frame = frame;
+        const i = at - this.#base;
+        this.#bytes += frame.length - this.#frames[i]!.length;
+        this.#frames[i] = frame;
         return undefined;
       }
     }
@@ -116,6 +126,15 @@ export class Link {
     });
   }
 
+  /**
+   * Settles once the queue is at or under the high-water mark, or the link has
+   * closed: what a sender awaits to be paced (one promise for all who wait).
+   */
+  drained(): Promise<void> {
+    if (this.closed || this.#bytes <= this.#limits.sendQueueHighWaterBytes) return RESOLVED;
+    return (this.#drained ??= Promise.withResolvers<void>()).promise;
+  }
+
   /** Queues a control frame (pong, ack, reply, gossip): no waiting, dropped past 2x the bound. */
   enqueueControl(frame: Uint8Array): boolean {
     if (this.closed || this.#bytes >= 2 * this.#limits.sendQueueBytesMax) return false;
@@ -124,34 +143,33 @@ export class Link {
   }
 
   #push(frame: Uint8Array, key: string | undefined): void {
-    const item: Item = { frame, key };
-    this.#queue.push(item);
+    if (this.monotonic) {
+      if (key !== undefined) this.#byKey.set(key, this.#base + this.#frames.length);
+      this.#keys.push(key);
+    }
+    this.#frames.push(frame);
     this.#bytes += frame.length;
-    if (this.monotonic && key !== undefined) this.#byKey.set(key, item);
     if (!this.#writing) this.#track(this.#writeLoop());
   }
 
   async #writeLoop(): Promise<void> {
     this.#writing = true;
     try {
-      while (!this.closed && this.#head < this.#queue.length) {
-        const batch: Uint8Array[] = [];
-        let size = 0;
-        while (this.#head < this.#queue.length && size < this.#limits.writeBatchBytesMax) {
-          const item = this.#queue[this.#head++]!;
-          if (item.key !== undefined && this.#byKey.get(item.key) === item) {
-            this.#byKey.delete(item.key);
+      while (!this.closed && this.#head < this.#frames.length) {
+        const frames = this.#frames, start = this.#head, max = this.#limits.writeBatchBytesMax;
+        let end = start, size = 0;
+        while (end < frames.length && size < max) size += frames[end++]!.length;
+        if (this.monotonic) {
+          for (let i = start; i < end; i++) {
+            const key = this.#keys[i];
+            if (key !== undefined && this.#byKey.get(key) === this.#base + i) {
+              this.#byKey.delete(key);
+            }
           }
-          batch.push(item.frame);
-          size += item.frame.length;
         }
-        if (this.#head === this.#queue.length) {
-          this.#queue = [];
-          this.#head = 0;
-        } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-          this.#queue = this.#queue.slice(this.#head);
-          this.#head = 0;
-        }
+        const batch = start === 0 && end === frames.length ? frames : frames.slice(start, end);
+        this.#head = end;
+        if (end === frames.length || (end > 1024 && end * 2 > frames.length)) this.#drop(end);
         this.lastSentAt = this.#now();
         await this.conn.write(batch);
         this.#bytes -= size;
@@ -166,7 +184,24 @@ export class Link {
     }
   }
 
+  /** Forgets the first `n` positions of the queue (all written). */
+  #drop(n: number): void {
+    if (n === this.#frames.length) {
+      this.#frames = [];
+      if (this.monotonic) this.#keys = [];
+    } else {
+      this.#frames = this.#frames.slice(n);
+      if (this.monotonic) this.#keys = this.#keys.slice(n);
+    }
+    this.#base += n;
+    this.#head = 0;
+  }
+
   #wake(): void {
+    if (this.#drained !== undefined && this.#bytes <= this.#limits.sendQueueHighWaterBytes) {
+      this.#drained.resolve();
+      this.#drained = undefined;
+    }
     while (this.#waiters.length > 0 && this.#bytes < this.#limits.sendQueueBytesMax) {
       this.#waiters.shift()!.resolve();
     }
@@ -174,7 +209,7 @@ export class Link {
 
   /** Resolves once everything queued now has been written (or the link closed). */
   flush(): Promise<void> {
-    if (this.closed || (!this.#writing && this.#head >= this.#queue.length)) {
+    if (this.closed || (!this.#writing && this.#head >= this.#frames.length)) {
       return Promise.resolve();
     }
     return new Promise((resolve) => this.#idle.push(resolve));
@@ -190,13 +225,16 @@ export class Link {
     if (this.closed) return;
     this.closed = true;
     this.conn.close();
-    this.#queue = [];
+    this.#frames = [];
+    this.#keys = [];
     this.#head = 0;
     this.#bytes = 0;
     this.#byKey.clear();
     const ws = this.#waiters;
     this.#waiters = [];
     for (const w of ws) w.reject(reason);
+    this.#drained?.resolve();
+    this.#drained = undefined;
     this.#settleIdle();
     this.#onClosed?.();
   }

@@ -14,12 +14,15 @@
  * @module
  */
 
-/** Who sent a message and how. */
+/**
+ * Who sent a message and how. Frozen, and the same object for every message
+ * that arrives on one connection: copy it to keep something of your own.
+ */
 export interface MessageContext {
   /** Name of the sending node. */
-  from: string;
+  readonly from: string;
   /** Channel it came on. */
-  channel: string;
+  readonly channel: string;
 }
 
 /**

@@ -603,7 +603,9 @@ export class Node implements AsyncDisposable {
    * connection. Never rejects for delivery reasons: a message to an unknown or
    * down node, or past a queue's hard bound, is dropped and counted in
    * `stats().sendDrops`. The promise waits while the connection's queue is full
-   * (backpressure).
+   * (backpressure); when the message was queued but more than
+   * `sendQueueHighWaterBytes` wait on the connection, it settles once they have
+   * drained under that mark, so a sender that awaits `send` is paced there.
    *
    * With `ack: true`: retransmitted until acknowledged and delivered once; the
    * promise resolves on the acknowledgement and rejects with

@@ -125,8 +125,20 @@ export interface NodeOptions {
   frameBytesMax?: number;
   /** Largest frame body before the handshake succeeds (default 16 KiB). */
   handshakeFrameBytesMax?: number;
-  /** Queued bytes per connection past which `send` waits (default 4 MiB). */
+  /**
+   * Queued bytes per connection past which `send` waits for room (default
+   * 4 MiB); past `sendWaitersMax` waiting senders, sends are dropped.
+   */
   sendQueueBytesMax?: number;
+  /**
+   * Queued bytes per connection past which the promise of a fire-and-forget
+   * `send` settles only once the queue is back under this mark (default
+   * 256 KiB, at most `sendQueueBytesMax`). The message is queued either way:
+   * this paces a sender that awaits `send`, like a stream's high-water mark,
+   * and keeps what waits in memory small; a sender that does not await is held
+   * back only at `sendQueueBytesMax`.
+   */
+  sendQueueHighWaterBytes?: number;
   /**
    * Senders waiting on one full connection (or on one peer's acknowledgement
    * bound) past which an acknowledged send or a call fails with

@@ -5,11 +5,11 @@
  */
 
 import { FrameTooLargeError, ProtocolError } from "./errors.ts";
+import { framedBytes, framesInto } from "./_framing.ts";
 import {
   type Address,
   type ConnectOptions,
   DEFAULT_FRAME_BYTES_MAX,
-  encodeFrames,
   FRAME_HEADER_BYTES,
   type FrameConnection,
   type FrameListener,
@@ -177,10 +177,14 @@ const READ_BATCH_MAX = 256;
  * Received frames up to `POOLED_FRAME_BYTES_MAX` are copied into shared
  * `FRAME_POOL_BYTES` slabs rather than each into a buffer of its own (an
  * ArrayBuffer per frame costs ~0.5 µs here, more than decoding a small
- * message). The trade-off is Node's `Buffer` pool's: a byte string kept from a
- * received message keeps its slab (at most 8 KiB) alive.
+ * message). A slab is filled with one copy of the bytes read so far (the frames
+ * that follow go in with it), so most frames cost a view, not a copy. The
+ * trade-off is Node's `Buffer` pool's: a byte string kept from a received
+ * message keeps its slab (at most 8 KiB) alive.
  */
 const FRAME_POOL_BYTES = 8192;
+/** The write buffer a connection keeps for batches up to its size. */
+const WRITE_BUFFER_BYTES = 64 * 1024;
 const POOLED_FRAME_BYTES_MAX = 4096;
 
 class TcpFrameConnection implements FrameConnection {
@@ -193,8 +197,12 @@ class TcpFrameConnection implements FrameConnection {
   #end = 0;
   #closed = false;
   readonly #baseBytes: number;
+  // The slab holds a copy of #buf[#poolFrom, #poolTo) (read-buffer positions,
+  // valid until #makeRoom moves the bytes).
+  #writeBuf: Uint8Array | undefined;
   #pool = new Uint8Array(0);
-  #poolAt = 0;
+  #poolFrom = 0;
+  #poolTo = 0;
 
   constructor(conn: Deno.Conn, remoteAddr: Address, bufferBytes: number) {
     this.#conn = conn;
@@ -217,7 +225,7 @@ class TcpFrameConnection implements FrameConnection {
         if (available >= need) {
           const body = this.#copy(this.#start + FRAME_HEADER_BYTES, len);
           this.#start += need;
-          if (this.#start === this.#end) this.#start = this.#end = 0;
+          if (this.#start === this.#end) this.#rewind();
           return body;
         }
         this.#makeRoom(need);
@@ -262,25 +270,35 @@ class TcpFrameConnection implements FrameConnection {
     if (len > this.frameBytesMax || available < FRAME_HEADER_BYTES + len) return undefined;
     const body = this.#copy(this.#start + FRAME_HEADER_BYTES, len);
     this.#start += FRAME_HEADER_BYTES + len;
-    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (this.#start === this.#end) this.#rewind();
     return body;
   }
 
   /**
    * A copy of `len` bytes of the read buffer from `at`, never a view of it:
    * decoded byte strings are views of their frame, so a frame must not share
-   * the buffer that the next read overwrites. Small frames go to a pooled slab.
+   * the buffer that the next read overwrites. Small frames are views of a slab
+   * that copied them, with the bytes after them, in one go.
    */
   #copy(at: number, len: number): Uint8Array {
     if (len > POOLED_FRAME_BYTES_MAX) return this.#buf.slice(at, at + len);
-    if (this.#poolAt + len > this.#pool.length) {
-      this.#pool = new Uint8Array(FRAME_POOL_BYTES);
-      this.#poolAt = 0;
+    if (at < this.#poolFrom || at + len > this.#poolTo) {
+      const to = Math.min(at + FRAME_POOL_BYTES, this.#end);
+      this.#pool = this.#buf.slice(at, to);
+      this.#poolFrom = at;
+      this.#poolTo = to;
     }
-    const from = this.#poolAt;
-    this.#pool.set(this.#buf.subarray(at, at + len), from);
-    this.#poolAt = from + len;
+    const from = at - this.#poolFrom;
     return this.#pool.subarray(from, from + len);
+  }
+
+  /** All read bytes are consumed: the next read goes to the start of the buffer. */
+  #rewind(): void {
+    this.#start =
+      this.#end =
+      this.#poolFrom =
+      this.#poolTo =
+        0;
   }
 
   /** Ensures the buffer holds `need` bytes from `#start` and has room to read into. */
@@ -291,6 +309,7 @@ class TcpFrameConnection implements FrameConnection {
     const roomy = tail >= Math.min(16 * 1024, this.#buf.length >> 2);
     if (this.#start + need <= this.#buf.length && roomy) return;
     const pending = this.#end - this.#start; // always < need here
+    this.#poolFrom = this.#poolTo = 0; // the bytes move: the slab no longer mirrors them
     const size = Math.max(this.#baseBytes, need);
     if (size !== this.#buf.length) {
       // Grow for a large frame, or shrink back to the base size after one.
@@ -307,10 +326,25 @@ class TcpFrameConnection implements FrameConnection {
 
   async write(frames: readonly Uint8Array[]): Promise<void> {
     if (frames.length === 0) return;
-    let data = encodeFrames(frames);
-    while (data.length > 0) {
-      const n = await this.#conn.write(data);
-      data = data.subarray(n);
+    const total = framedBytes(frames);
+    // One buffer for all writes (a write is awaited before the next one starts),
+    // unless writes overlap or the batch is larger than it.
+    let out: Uint8Array;
+    const spare = this.#writeBuf;
+    if (spare !== undefined && total <= spare.length) {
+      this.#writeBuf = undefined;
+      out = spare;
+    } else {
+      out = new Uint8Array(Math.max(total, total <= WRITE_BUFFER_BYTES ? WRITE_BUFFER_BYTES : 0));
+    }
+    let data = framesInto(frames, out);
+    try {
+      while (data.length > 0) {
+        const n = await this.#conn.write(data);
+        data = data.subarray(n);
+      }
+    } finally {
+      if (out.length === WRITE_BUFFER_BYTES) this.#writeBuf = out;
     }
   }
 

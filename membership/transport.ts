@@ -6,6 +6,8 @@
  * @module
  */
 
+import { framedBytes, framesInto } from "./_framing.ts";
+
 /** A host and port. Port 0 asks the transport for any free port. */
 export interface Address {
   /** Host name or IP literal, such as `"127.0.0.1"`. */
@@ -159,15 +161,5 @@ export function formatAddress(addr: Address): string {
  * ```
  */
 export function encodeFrames(frames: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const f of frames) total += FRAME_HEADER_BYTES + f.length;
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
-  let at = 0;
-  for (const f of frames) {
-    view.setUint32(at, f.length);
-    out.set(f, at + FRAME_HEADER_BYTES);
-    at += FRAME_HEADER_BYTES + f.length;
-  }
-  return out;
+  return framesInto(frames, new Uint8Array(framedBytes(frames)));
 }

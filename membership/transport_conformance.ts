@@ -108,6 +108,48 @@ export function testTransport(name: string, fixture: TransportFixture): void {
     }
   });
 
+  Deno.test(`${name} transport: frames of mixed sizes split across reads keep their bytes, all kept at once`, async () => {
+    const p = await pair();
+    try {
+      const count = 3000;
+      // 0 to 5,002 bytes, no two neighbours alike, and now and then one larger than a read buffer.
+      const size = (i: number) => i % 400 === 1 ? 100_000 + i : (i * 7919) % 5003;
+      const byte = (i: number, j: number) => (i * 13 + j * 7) & 0xff;
+      const writer = (async () => {
+        for (let i = 0; i < count; i += 37) {
+          const batch: Uint8Array[] = [];
+          for (let k = i; k < Math.min(count, i + 37); k++) {
+            const f = new Uint8Array(size(k));
+            for (let j = 0; j < f.length; j++) f[j] = byte(k, j);
+            batch.push(f);
+          }
+          await p.client.write(batch);
+        }
+      })();
+      const kept: Uint8Array[] = [];
+      while (kept.length < count) {
+        // Reads run while the writer writes, so reads end inside frames.
+        const got = kept.length % 2 === 0 && p.server.readMany !== undefined
+          ? await p.server.readMany()
+          : [await p.server.read()];
+        assert.ok(got !== null && got[0] !== null, `stream ended after ${kept.length} frames`);
+        for (const f of got) kept.push(f!);
+      }
+      await writer;
+      for (let i = 0; i < count; i++) {
+        const f = kept[i]!;
+        assert.equal(f.length, size(i), `frame ${i}: length`);
+        for (let j = 0; j < f.length; j++) {
+          if (f[j] !== byte(i, j)) {
+            assert.fail(`frame ${i}: byte ${j} is ${f[j]}, not ${byte(i, j)}`);
+          }
+        }
+      }
+    } finally {
+      await p.done();
+    }
+  });
+
   Deno.test(`${name} transport: readMany, where offered, gives the same frames in order, then null`, async () => {
     const p = await pair();
     try {

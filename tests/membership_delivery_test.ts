@@ -26,6 +26,49 @@ Deno.test("an unawaited send to a down or unknown node never rejects; the drop i
   assert.throws(() => a.send("b", "echo", 1, { channel: "nope" }), TypeError);
 });
 
+Deno.test("a sender that awaits send is paced at the high-water mark; nothing is refused or lost", async () => {
+  const highWater = 64 * 1024;
+  await assert.rejects(
+    () =>
+      Node.start({
+        name: "x",
+        cookie: "c",
+        sendQueueBytesMax: 1024,
+        sendQueueHighWaterBytes: 2048,
+      }),
+    /sendQueueHighWaterBytes \(2048\) must be at most sendQueueBytesMax \(1024\)/,
+  );
+  await using a = await startNode("a", { sendQueueHighWaterBytes: highWater });
+  await using b = await startNode("b");
+  await b.join(a.spec);
+  await converged([a, b], ["a", "b"]);
+  const count = 64;
+  let got = 0;
+  const all = Promise.withResolvers<void>();
+  b.register("sink", () => void (++got === count && all.resolve()));
+  const settledNow = async (p: Promise<void>) => {
+    let settled = false;
+    void p.then(() => settled = true);
+    for (let i = 0; i < 5; i++) await Promise.resolve(); // microtasks only: no I/O can happen
+    return settled;
+  };
+  const payload = new Uint8Array(16 * 1024);
+  // Under the mark, a send's promise is settled at once.
+  assert.ok(await settledNow(a.send("b", "sink", payload)), "under the mark: settled at once");
+  let paced: Promise<void> | undefined;
+  for (let i = 1; i < count; i++) {
+    const p = a.send("b", "sink", payload); // queued, whatever the promise says
+    if (paced === undefined && a.stats().queuedBytes > highWater) paced = p;
+  }
+  assert.ok(paced !== undefined, `queued ${a.stats().queuedBytes} bytes`);
+  assert.equal(await settledNow(paced), false, "over the mark: pending until the queue drains");
+  await paced;
+  assert.ok(a.stats().queuedBytes <= highWater, `${a.stats().queuedBytes} bytes still queued`);
+  await all.promise;
+  assert.equal(got, count);
+  assert.equal(a.stats().sendDrops, 0);
+});
+
 Deno.test("timeoutMs: Infinity means no timeout; acknowledged sends time out with a named error", async () => {
   await using a = await startNode("a");
   await using b = await startNode("b");
