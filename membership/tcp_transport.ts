@@ -197,12 +197,14 @@ class TcpFrameConnection implements FrameConnection {
   #end = 0;
   #closed = false;
   readonly #baseBytes: number;
-  // The slab holds a copy of #buf[#poolFrom, #poolTo) (read-buffer positions,
-  // valid until #makeRoom moves the bytes).
   #writeBuf: Uint8Array | undefined;
+  // The slab: filled up to #poolAt; it holds a copy of #buf[#poolFrom, #poolTo)
+  // at #poolFrom + #poolShift (read-buffer positions, valid until the bytes move).
   #pool = new Uint8Array(0);
+  #poolAt = 0;
   #poolFrom = 0;
   #poolTo = 0;
+  #poolShift = 0;
 
   constructor(conn: Deno.Conn, remoteAddr: Address, bufferBytes: number) {
     this.#conn = conn;
@@ -283,12 +285,21 @@ class TcpFrameConnection implements FrameConnection {
   #copy(at: number, len: number): Uint8Array {
     if (len > POOLED_FRAME_BYTES_MAX) return this.#buf.slice(at, at + len);
     if (at < this.#poolFrom || at + len > this.#poolTo) {
-      const to = Math.min(at + FRAME_POOL_BYTES, this.#end);
-      this.#pool = this.#buf.slice(at, to);
+      // Copy this frame and what follows it, as much as the slab has room for.
+      let room = this.#pool.length - this.#poolAt;
+      if (room < len) {
+        this.#pool = new Uint8Array(FRAME_POOL_BYTES);
+        this.#poolAt = 0;
+        room = FRAME_POOL_BYTES;
+      }
+      const to = Math.min(at + room, this.#end);
+      this.#pool.set(this.#buf.subarray(at, to), this.#poolAt);
+      this.#poolShift = this.#poolAt - at;
       this.#poolFrom = at;
       this.#poolTo = to;
+      this.#poolAt += to - at;
     }
-    const from = at - this.#poolFrom;
+    const from = at + this.#poolShift;
     return this.#pool.subarray(from, from + len);
   }
 
