@@ -183,8 +183,12 @@ const READ_BATCH_MAX = 256;
  * message keeps its slab (at most 8 KiB) alive.
  */
 const FRAME_POOL_BYTES = 8192;
-/** The write buffer a connection keeps for batches up to its size. */
-const WRITE_BUFFER_BYTES = 64 * 1024;
+/**
+ * Largest write buffer a connection keeps for its next batch. It is sized to
+ * the batches the connection writes (a power of two from 1 KiB), so that a node
+ * with thousands of quiet connections does not hold 64 KiB for each.
+ */
+const WRITE_BUFFER_BYTES_MAX = 64 * 1024;
 const POOLED_FRAME_BYTES_MAX = 4096;
 
 class TcpFrameConnection implements FrameConnection {
@@ -339,14 +343,12 @@ class TcpFrameConnection implements FrameConnection {
     if (frames.length === 0) return;
     const total = framedBytes(frames);
     // One buffer for all writes (a write is awaited before the next one starts),
-    // unless writes overlap or the batch is larger than it.
-    let out: Uint8Array;
-    const spare = this.#writeBuf;
-    if (spare !== undefined && total <= spare.length) {
+    // unless writes overlap or the batch is larger than it: then a new one.
+    let out = this.#writeBuf;
+    if (out !== undefined && total <= out.length) {
       this.#writeBuf = undefined;
-      out = spare;
     } else {
-      out = new Uint8Array(Math.max(total, total <= WRITE_BUFFER_BYTES ? WRITE_BUFFER_BYTES : 0));
+      out = new Uint8Array(total <= WRITE_BUFFER_BYTES_MAX ? bufferSize(total) : total);
     }
     let data = framesInto(frames, out);
     try {
@@ -355,7 +357,7 @@ class TcpFrameConnection implements FrameConnection {
         data = data.subarray(n);
       }
     } finally {
-      if (out.length === WRITE_BUFFER_BYTES) this.#writeBuf = out;
+      if (out.length <= WRITE_BUFFER_BYTES_MAX) this.#writeBuf = out;
     }
   }
 
@@ -366,6 +368,13 @@ class TcpFrameConnection implements FrameConnection {
       this.#conn.close();
     } catch { /* already closed */ }
   }
+}
+
+/** The power of two from 1 KiB that holds `bytes`. */
+function bufferSize(bytes: number): number {
+  let size = 1024;
+  while (size < bytes) size *= 2;
+  return size;
 }
 
 function isDisconnect(e: unknown): boolean {
