@@ -1,7 +1,6 @@
 // Length-prefixed framing for byte-stream transports. Module-private.
 
-/** Bytes of the length prefix of each frame. Same as `FRAME_HEADER_BYTES`. */
-const HEADER = 4;
+import { FRAME_HEADER_BYTES as HEADER } from "./transport.ts";
 
 /** The bytes `encodeFrames(frames)` takes. */
 export function framedBytes(frames: readonly Uint8Array[]): number {

@@ -1,7 +1,8 @@
 // Plumtree under faults, on a simulated network in virtual time (seeded) and over TCP.
 
 import assert from "node:assert/strict";
-import { Plumtree, PLUMTREE_ENDPOINT, seededRandom } from "../mod.ts";
+import { encodeValue, Plumtree, PLUMTREE_ENDPOINT, PT, seededRandom, Tag } from "../mod.ts";
+import { relayOf } from "../membership/_relay.ts";
 import { converged, eventually, startNode } from "./_helpers.ts";
 import { LogHandler, simCluster, type SimNode } from "./_plumtree_fixture.ts";
 
@@ -257,8 +258,6 @@ Deno.test(`plumtree: heartbeats reach every node; exchanges are listed and can b
 });
 
 Deno.test("plumtree over TCP: a relay forwards a push as the bytes it came in, one round on; its own copy of the payload stays intact", async () => {
-  const { encodeValue, PT, Tag } = await import("../mod.ts");
-  const { relayOf } = await import("../membership/_relay.ts");
   await using a = await startNode("a");
   await using m = await startNode("m");
   await using b = await startNode("b");
