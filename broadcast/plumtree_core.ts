@@ -619,7 +619,13 @@ export class PlumtreeCore {
       const shorter = round < kept.round || (round === kept.round && from < kept.from);
       if (shorter) {
         // This copy came the shorter way: keep it, prune the path of the first one.
+        // The old parent has this root's messages by a path of its own, so this
+        // node's eager link to it (never used while it was the parent: nobody
+        // pushes back to the sender) would carry nothing but duplicates from
+        // now on: it becomes lazy here too (a GRAFT makes it eager again).
         prune = kept.from;
+        const t = this.#trees.get(root);
+        if (t !== undefined && t.eager.delete(prune)) t.lazy.add(prune);
         kept.from = from;
         kept.round = round;
       }
