@@ -2,9 +2,13 @@
  * Periodic heartbeats through Plumtree (Partisan's `partisan_plumtree_backend`):
  * each node broadcasts `{ node, epoch, counter, timestamp }` every
  * `intervalMs` (default 10000 ms, the seed's `broadcast_heartbeat_interval`),
- * starting when the Plumtree server starts; every node keeps the newest per
- * origin. Heartbeats keep the broadcast trees exercised and tell when each
- * node was last heard of. No anti-entropy: the next heartbeat repairs.
+ * starting when the Plumtree server starts. As the seed's backend, a
+ * heartbeat this node has not seen is new (merged and delivered on), also a
+ * late one older than the newest known: each node keeps, per origin, the
+ * heartbeats of the current epoch within the last `historyMax` counters (and
+ * answers grafts of them), and the newest one. Heartbeats keep the broadcast
+ * trees exercised and tell when each node was last heard of. No anti-entropy:
+ * the next heartbeat repairs.
  *
  * @module
  */
@@ -39,13 +43,31 @@ export interface HeartbeatOptions {
   autoStart?: boolean;
   /** Timers, `lastHeard` times and timestamps (default the system clock). */
   clock?: Clock;
+  /**
+   * Heartbeats kept per origin, by counter below the newest (default 64: about
+   * ten minutes at the default interval). An older one is stale: it cannot be
+   * told from one seen and forgotten.
+   */
+  historyMax?: number;
+  /** Origins remembered; past it the least recently heard is forgotten (default 4096). */
+  originsMax?: number;
+}
+
+/** What this node keeps of one origin: its current epoch's heartbeats within the window. */
+interface Origin {
+  epoch: number;
+  /** The newest counter seen. */
+  top: number;
+  /** Heartbeats seen, by counter, from `top - historyMax + 1` to `top`. */
+  kept: Map<number, Heartbeat>;
 }
 
 /** The seed's default heartbeat interval. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
 
-function newer(a: HeartbeatId, b: HeartbeatId): boolean {
-  return a[1] !== b[1] ? a[1] > b[1] : a[2] > b[2];
+function isId(v: unknown): v is HeartbeatId {
+  return Array.isArray(v) && v.length === 3 && typeof v[0] === "string" &&
+    typeof v[1] === "number" && Number.isSafeInteger(v[2]);
 }
 
 function isHeartbeat(v: unknown): v is Heartbeat {
@@ -63,7 +85,7 @@ function isHeartbeat(v: unknown): v is Heartbeat {
  * import { HeartbeatHandler } from "@murmur/murmur/broadcast";
  * const hb = new HeartbeatHandler("a");
  * const beat = { node: "b", epoch: 1, counter: 1, timestamp: Date.now() };
- * console.log(hb.merge(["b", 1, 1], beat), hb.isStale(["b", 1, 0])); // true true
+ * console.log(hb.merge(["b", 1, 1], beat), hb.isStale(["b", 1, 1]), hb.isStale(["b", 1, 0])); // true true false
  * ```
  */
 export class HeartbeatHandler implements BroadcastHandler<Heartbeat, HeartbeatId, Heartbeat> {
@@ -75,7 +97,10 @@ export class HeartbeatHandler implements BroadcastHandler<Heartbeat, HeartbeatId
   readonly #autoStart: boolean;
   readonly #epoch: number;
   #counter = 0;
-  readonly #latest = new Map<string, Heartbeat>();
+  readonly #historyMax: number;
+  readonly #originsMax: number;
+  /** Per origin, least recently heard first. */
+  readonly #origins = new Map<string, Origin>();
   readonly #heardAt = new Map<string, number>();
   #timer: TimerId | undefined;
   #running: BroadcastServer | undefined;
@@ -94,6 +119,15 @@ export class HeartbeatHandler implements BroadcastHandler<Heartbeat, HeartbeatId
       throw new RangeError(`intervalMs must be a finite number > 0, got ${this.#intervalMs}`);
     }
     this.#autoStart = options.autoStart ?? true;
+    this.#historyMax = options.historyMax ?? 64;
+    this.#originsMax = options.originsMax ?? 4096;
+    for (
+      const [k, v] of [["historyMax", this.#historyMax], ["originsMax", this.#originsMax]] as const
+    ) {
+      if (!Number.isInteger(v) || v < 1) {
+        throw new RangeError(`${k} must be a positive integer, got ${v}`);
+      }
+    }
     this.#epoch = Math.floor(this.#clock.wallNow());
   }
 
@@ -147,7 +181,8 @@ export class HeartbeatHandler implements BroadcastHandler<Heartbeat, HeartbeatId
 
   /** The newest heartbeat known of `node`. */
   latest(node: string): Heartbeat | undefined {
-    const hb = this.#latest.get(node);
+    const o = this.#origins.get(node);
+    const hb = o?.kept.get(o.top);
     return hb === undefined ? undefined : { ...hb };
   }
 
@@ -156,34 +191,54 @@ export class HeartbeatHandler implements BroadcastHandler<Heartbeat, HeartbeatId
     return { id: [hb.node, hb.epoch, hb.counter], payload: hb };
   }
 
-  /** Keeps the newest heartbeat per origin. */
+  /**
+   * Where `id` stands: "new" (not seen, within the window), "seen" (kept
+   * here), or "stale" (an older epoch, or older than the window).
+   */
+  #place(id: HeartbeatId): "new" | "seen" | "stale" {
+    const o = this.#origins.get(id[0]);
+    if (o === undefined || id[1] > o.epoch) return "new";
+    if (id[1] < o.epoch || id[2] <= o.top - this.#historyMax) return "stale";
+    return o.kept.has(id[2]) ? "seen" : "new";
+  }
+
+  /** True for a heartbeat not seen here (as the seed's backend): a late older one too. */
   merge(id: HeartbeatId, payload: Heartbeat): boolean {
-    if (!Array.isArray(id) || id.length !== 3 || !isHeartbeat(payload)) return false;
-    const cur = this.#latest.get(id[0]);
-    if (cur !== undefined && !newer(id, [cur.node, cur.epoch, cur.counter])) return false;
-    this.#latest.set(id[0], {
-      node: id[0],
-      epoch: id[1],
-      counter: id[2],
-      timestamp: payload.timestamp,
-    });
-    this.#heardAt.set(id[0], this.#clock.now());
+    if (!isId(id) || !isHeartbeat(payload)) return false;
+    if (this.#place(id) !== "new") return false;
+    const [node, epoch, counter] = id;
+    let o = this.#origins.get(node);
+    if (o === undefined || epoch > o.epoch) o = { epoch, top: counter, kept: new Map() };
+    this.#origins.delete(node); // least recently heard first
+    this.#origins.set(node, o);
+    if (this.#origins.size > this.#originsMax) {
+      const gone = this.#origins.keys().next().value!;
+      this.#origins.delete(gone);
+      this.#heardAt.delete(gone);
+    }
+    o.kept.set(counter, { node, epoch, counter, timestamp: payload.timestamp });
+    if (counter > o.top) {
+      o.top = counter;
+      for (const c of o.kept.keys()) if (c <= o.top - this.#historyMax) o.kept.delete(c);
+    }
+    this.#heardAt.set(node, this.#clock.now());
     return true;
   }
 
-  /** Stale when this heartbeat or a newer one of the same origin is known. */
+  /** Stale when this heartbeat was seen here, or is older than what is kept. */
   isStale(id: HeartbeatId): boolean {
-    const cur = this.#latest.get(id[0]);
-    return cur !== undefined && !newer(id, [cur.node, cur.epoch, cur.counter]);
+    return !isId(id) || this.#place(id) !== "new";
   }
 
-  /** The heartbeat if it is the newest known; stale if a newer one is. */
+  /** The heartbeat if it is kept here; stale if older than what is kept. */
   graft(id: HeartbeatId): GraftResult<Heartbeat> {
-    const cur = this.#latest.get(id[0]);
-    if (cur === undefined || newer(id, [cur.node, cur.epoch, cur.counter])) {
-      return { error: "unknown heartbeat" };
-    }
-    return cur.epoch === id[1] && cur.counter === id[2] ? { ok: { ...cur } } : "stale";
+    if (!isId(id)) return { error: "malformed heartbeat id" };
+    const place = this.#place(id);
+    if (place === "stale") return "stale";
+    const hb = this.#origins.get(id[0])?.kept.get(id[2]);
+    return place === "seen" && hb !== undefined
+      ? { ok: { ...hb } }
+      : { error: "unknown heartbeat" };
   }
 
   /** Heartbeats need no anti-entropy: the next one repairs. */
