@@ -28,6 +28,11 @@ export class InlineCalls<S, Call, Cast, Info, Reply> {
     this.#c = core;
   }
 
+  /** This handle queued a message: the queue is not idle as last seen. */
+  queued(): void {
+    this.#idleQlen = undefined;
+  }
+
   /**
    * The inline path (as in dgen, only with `consumeBatch` 1): when the queue is
    * empty and unlocked, the call runs in the caller's own commit, which checks
@@ -70,15 +75,26 @@ export class InlineCalls<S, Call, Cast, Info, Reply> {
       );
       if (u.lock || u.stop !== undefined) return { done: false };
       encodeForWire(u.reply, "reply");
-      const checks: Check[] = [
-        { key: K_QLEN, versionstamp: qlenVersionstamp },
-        { key: K_LOCK, versionstamp: null },
-        { key: K_STATE, versionstamp: loaded.versionstamp },
-      ];
-      if (await c.commitWithState(u.state, loaded, checks, []) === undefined) {
+      // The callback ran once: its result is committed, or the call goes to the queue
+      // (where it runs again) only when the state it saw changed or the queue is busy.
+      let qlenVs = qlenVersionstamp;
+      for (let round = 0;; round++) {
+        const checks: Check[] = [
+          { key: K_QLEN, versionstamp: qlenVs },
+          { key: K_LOCK, versionstamp: null },
+          { key: K_STATE, versionstamp: loaded.versionstamp },
+        ];
+        if (await c.commitWithState(u.state, loaded, checks, []) !== undefined) break;
         this.#idleQlen = undefined;
-        return "conflict";
+        if (round >= c.o.conflictRetriesMax) return "conflict";
+        // Why? A queue that was busy and is idle again, with the state as the callback
+        // saw it, keeps the result: only the queue length's versionstamp moved.
+        const [qlen, lock, header] = await c.db.getMany([K_QLEN, K_LOCK, K_STATE]);
+        const idle = lock!.value === null && (qlen!.value === null || qlen!.value === 0n);
+        if (!idle || header!.versionstamp !== loaded.versionstamp) return "conflict";
+        qlenVs = qlen!.versionstamp;
       }
+      this.#idleQlen = qlenVs;
     } catch (e) {
       if (e instanceof DurableKilledError || c.stopped) throw e;
       return { done: false }; // retried, counted and maybe dead-lettered through the queue

@@ -23,6 +23,7 @@ import {
   K_QCONS,
   K_QUEUE,
   K_QV,
+  K_REPLY,
   K_STATE,
   type LeaseRecord,
   type LockRecord,
@@ -262,37 +263,46 @@ export class Consumer<S, Call, Cast, Info, Reply> {
         leaseCheck(),
       );
     }
-    // One commit: dequeue, new state, replies, maybe the lock; the lease goes.
-    const checks: Check[] = [
-      { key: K_STATE, versionstamp: loaded.versionstamp },
-      { key: K_QCONS, versionstamp: qcons.versionstamp },
-      leaseCheck(),
-    ];
-    const mutations: Mutation[] = [{ type: "sum", key: K_QCONS, value: 1n }];
-    if (held() !== undefined || leaseVs !== null) mutations.push({ type: "delete", key: K_LEASE });
-    const local: { waiter: Waiter; status: 1 | 3; value: unknown }[] = [];
+    // One commit: dequeue, new state, replies, maybe the lock; the lease goes. A
+    // conflict caused only by callers that gave up (their reply keys went) is
+    // committed again without their replies: the callbacks never run twice for it.
+    let local: { waiter: Waiter; status: 1 | 3; value: unknown }[] = [];
     let vs: string | undefined;
-    try {
-      for (const item of done) mutations.push({ type: "delete", key: item.key });
-      mutations.push(qlenAdd(-done.length));
-      for (const r of replies) {
-        const waiter = c.reply(r.id, sentinels.get(r.id), r.status, r.value, checks, mutations);
-        if (waiter !== undefined) local.push({ waiter, status: r.status, value: r.value });
+    for (let round = 0;; round++) {
+      const checks: Check[] = [
+        { key: K_STATE, versionstamp: loaded.versionstamp },
+        { key: K_QCONS, versionstamp: qcons.versionstamp },
+        leaseCheck(),
+      ];
+      const mutations: Mutation[] = [{ type: "sum", key: K_QCONS, value: 1n }];
+      if (held() !== undefined || leaseVs !== null) {
+        mutations.push({ type: "delete", key: K_LEASE });
       }
-      if (lockRec !== undefined) {
-        checks.push({ key: K_LOCK, versionstamp: null });
-        mutations.push({ type: "set", key: K_LOCK, value: enc(lockRec, "msg") });
+      local = [];
+      try {
+        for (const item of done) mutations.push({ type: "delete", key: item.key });
+        mutations.push(qlenAdd(-done.length));
+        for (const r of replies) {
+          const waiter = c.reply(r.id, sentinels.get(r.id), r.status, r.value, checks, mutations);
+          if (waiter !== undefined) local.push({ waiter, status: r.status, value: r.value });
+        }
+        if (lockRec !== undefined) {
+          checks.push({ key: K_LOCK, versionstamp: null });
+          mutations.push({ type: "set", key: K_LOCK, value: enc(lockRec, "msg") });
+        }
+        vs = await c.commitWithState(state, loaded, checks, mutations);
+      } catch (e) {
+        if (e instanceof DurableKilledError || c.stopped) throw e;
+        if (!isResultError(e)) throw e; // storage trouble: the loop retries
+        if (done.length > 1) {
+          // Which message made it? One at a time until past it.
+          this.#single = true;
+          return true;
+        }
+        return await this.#failed(done[0]!, recs[0]!, errorOf(e), sentinels, qcons, leaseCheck());
       }
-      vs = await c.commitWithState(state, loaded, checks, mutations);
-    } catch (e) {
-      if (e instanceof DurableKilledError || c.stopped) throw e;
-      if (!isResultError(e)) throw e; // storage trouble: the loop retries
-      if (done.length > 1) {
-        // Which message made it? One at a time until past it.
-        this.#single = true;
-        return true;
-      }
-      return await this.#failed(done[0]!, recs[0]!, errorOf(e), sentinels, qcons, leaseCheck());
+      if (vs !== undefined || replies.length === 0 || round >= c.o.conflictRetriesMax) break;
+      if (!await this.#onlyRepliesMoved(checks, sentinels)) break;
     }
     if (vs === undefined) return true; // a conflict: try again
     if (done.length === items.length || lockRec !== undefined || stop !== undefined) {
@@ -308,6 +318,26 @@ export class Consumer<S, Call, Cast, Info, Reply> {
     }
     if (stop !== undefined) this.#halt(stop.reason);
     return true;
+  }
+
+  /**
+   * After a conflict: true when everything the commit checked is as it was
+   * but reply keys of callers that gave up meanwhile; `sentinels` is brought
+   * up to date (a reply key that went gets no reply).
+   */
+  async #onlyRepliesMoved(checks: Check[], sentinels: Map<string, Entry>): Promise<boolean> {
+    const now = await this.#c.db.getMany(checks.map((k) => k.key));
+    let replyMoved = false;
+    for (let i = 0; i < checks.length; i++) {
+      const k = checks[i]!, e = now[i]!;
+      if (e.versionstamp === k.versionstamp) continue;
+      if (k.key[0] !== K_REPLY) return false; // the state, the queue, the lease or a lock moved
+      replyMoved = true;
+      const id = k.key[1] as string;
+      if (e.value === null) sentinels.delete(id);
+      else sentinels.set(id, e);
+    }
+    return replyMoved;
   }
 
   /** Takes the lease (checked against what was seen), and renews it while held. */

@@ -130,7 +130,6 @@ export class LockRunner<S, Call, Cast, Info, Reply> {
         if (u !== undefined) {
           const result = await this.#commitLocked(rec, vs, loaded, u);
           if (result === "lost") return undefined;
-          if (result === "retry") continue; // a priority request raced the commit: commit again
           if (result instanceof Error) error = result;
           else {
             if (!u.lock) return u.reply;
@@ -166,49 +165,60 @@ export class LockRunner<S, Call, Cast, Info, Reply> {
     }
   }
 
-  /** Commits handleLocked's result on the lock alone. */
+  /**
+   * Commits handleLocked's result on the lock alone. A conflict while the lock
+   * is still this handle's (a priority request changed the state, a caller gave
+   * up) commits the same result again: handleLocked runs once per lock, and its
+   * result replaces the state, as in dgen.
+   */
   async #commitLocked(
     rec: LockRecord,
     lockVs: string,
     loaded: Loaded<S>,
     u: Unpacked<S, Reply>,
-  ): Promise<"lost" | "retry" | Error | { rec: LockRecord; vs: string }> {
+  ): Promise<"lost" | Error | { rec: LockRecord; vs: string }> {
     const c = this.#c;
     const [, kind, msg, replyId] = rec;
-    const header = await c.db.get(K_STATE);
-    const checks: Check[] = [
-      { key: K_LOCK, versionstamp: lockVs },
-      { key: K_STATE, versionstamp: header.versionstamp },
-    ];
-    const mutations: Mutation[] = [];
-    let local: { waiter: Waiter; status: 1 | 3; value: unknown } | undefined;
-    let next: LockRecord | undefined;
     try {
-      if (u.lock) {
-        next = [c.id, kind, msg, replyId, 0, 0];
-        mutations.push({ type: "set", key: K_LOCK, value: enc(next) });
-      } else {
-        mutations.push({ type: "delete", key: K_LOCK });
-        if (replyId !== null && kind === 0) {
-          const status = u.reply !== undefined || u.stop === undefined ? 1 : 3;
-          const value = status === 1 ? u.reply : u.stop;
-          const sentinel = await c.db.get(["reply", replyId]);
-          const waiter = c.reply(replyId, sentinel, status, value, checks, mutations);
-          if (waiter !== undefined) local = { waiter, status, value };
+      for (let round = 0; round <= c.o.conflictRetriesMax; round++) {
+        const header = await c.db.get(K_STATE);
+        const checks: Check[] = [
+          { key: K_LOCK, versionstamp: lockVs },
+          { key: K_STATE, versionstamp: header.versionstamp },
+        ];
+        const mutations: Mutation[] = [];
+        let local: { waiter: Waiter; status: 1 | 3; value: unknown } | undefined;
+        let next: LockRecord | undefined;
+        if (u.lock) {
+          next = [c.id, kind, msg, replyId, 0, 0];
+          mutations.push({ type: "set", key: K_LOCK, value: enc(next) });
+        } else {
+          mutations.push({ type: "delete", key: K_LOCK });
+          if (replyId !== null && kind === 0) {
+            const status = u.reply !== undefined || u.stop === undefined ? 1 : 3;
+            const value = status === 1 ? u.reply : u.stop;
+            const sentinel = await c.db.get(["reply", replyId]);
+            const waiter = c.reply(replyId, sentinel, status, value, checks, mutations);
+            if (waiter !== undefined) local = { waiter, status, value };
+          }
         }
+        const vs = await c.commitWithState(u.state, loaded, checks, mutations, {
+          force: true,
+          header,
+        });
+        if (vs === undefined) {
+          const lock = await c.db.get(K_LOCK);
+          if (lock.versionstamp !== lockVs) return "lost";
+          continue; // the state or a reply key moved under the lock: commit the result again
+        }
+        if (local !== undefined) c.settle(local.waiter, local.status, local.value);
+        await c.runActions(u.actions, u.state);
+        if (u.stop !== undefined) this.#halt(u.stop);
+        return next === undefined ? { rec, vs } : { rec: next, vs };
       }
-      const vs = await c.commitWithState(u.state, loaded, checks, mutations, {
-        force: true,
-        header,
-      });
-      if (vs === undefined) {
-        const lock = await c.db.get(K_LOCK);
-        return lock.versionstamp === lockVs ? "retry" : "lost";
-      }
-      if (local !== undefined) c.settle(local.waiter, local.status, local.value);
-      await c.runActions(u.actions, u.state);
-      if (u.stop !== undefined) this.#halt(u.stop);
-      return next === undefined ? { rec, vs } : { rec: next, vs };
+      return new Error(
+        `handleLocked's result kept conflicting (${c.o.conflictRetriesMax} retries)`,
+      );
     } catch (e) {
       if (e instanceof DurableKilledError || e instanceof DurableStoppedError) throw e;
       if (!isResultError(e)) throw e;

@@ -30,6 +30,7 @@ import type {
 } from "./behaviour.ts";
 import { encRecord, InlineCalls, watchReply, withTimeout } from "./_calls.ts";
 import { Consumer } from "./_consumer.ts";
+import { LockRunner } from "./_locked.ts";
 import { collectGarbage } from "./_gc.ts";
 import { Core, type Resolved } from "./_core.ts";
 import { DurableKilledError, DurableStoppedError, DurableTimeoutError } from "./errors.ts";
@@ -51,6 +52,7 @@ import {
   type QueueRecord,
   randomId,
   type ReplyRecord,
+  Staleness,
   TENANT_MARK,
   unpack,
 } from "./_records.ts";
@@ -112,6 +114,8 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
   readonly #c: Core<S, Call, Cast, Info, Reply>;
   readonly #tenant: Key;
   #consumer: Consumer<S, Call, Cast, Info, Reply> | undefined;
+  /** Runs handleLocked for locks a non-consuming handle's priority requests took. */
+  #locks: LockRunner<S, Call, Cast, Info, Reply> | undefined;
   readonly #inline: InlineCalls<S, Call, Cast, Info, Reply>;
   /** Enqueues of calls that timed out before their enqueue was done. */
   readonly #late = new Set<Promise<void>>();
@@ -395,6 +399,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
   /** Commits an enqueue in this handle's epoch; a killed server rejects it. */
   async #enqueue(mutations: Mutation[]): Promise<void> {
     const c = this.#c;
+    this.#inline.queued();
     for (let i = 0; i < 3; i++) {
       const r = await c.db.commit([c.epochCheck()], mutations);
       if (r.ok) return;
@@ -464,10 +469,14 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       await c.runActions(u.actions, u.state);
       if (lockRec !== undefined) {
         const lock = await c.db.get(K_LOCK);
-        if (this.#consumer !== undefined && lock.versionstamp !== null) {
+        if (lock.versionstamp === null) return undefined; // already released (a kill)
+        // This handle runs handleLocked for the lock it took, consuming or not: the
+        // caller gets its reply, and the queue moves on when it commits.
+        if (this.#consumer !== undefined) {
           return await this.#consumer.runLocked(lockRec, lock.versionstamp);
         }
-        return undefined; // a consuming handle will take the lock over
+        this.#locks ??= new LockRunner(c, new Staleness(), (reason) => void this.#halt(reason));
+        return await this.#locks.run(lockRec, lock.versionstamp);
       }
       if (u.stop !== undefined) {
         void this.#halt(u.stop);
