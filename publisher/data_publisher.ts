@@ -181,8 +181,15 @@ export interface PublisherModule<Local, Update, View, Sub, SubResult> {
   translateLocalData(myVersion: Version, peerVersion: Version, data: Local): Local | PlainMessages;
   /** An update for a peer of version `peerVersion` (or plain messages for an old protocol). */
   translateUpdate(myVersion: Version, peerVersion: Version, update: Update): Update | PlainMessages;
-  /** Reads a plain message (from a peer of an old protocol, or a local event). */
-  translateMessage?(msg: unknown, view: View): TranslatedMessage<Update, View, Local>;
+  /**
+   * Reads a plain message: from a peer of an old protocol (`from` is its node
+   * name), or a local event (`message()`; `from` is undefined).
+   */
+  translateMessage?(
+    msg: unknown,
+    view: View,
+    from?: string,
+  ): TranslatedMessage<Update, View, Local>;
 }
 
 /** Counters of a {@linkcode DataPublisher}. */
@@ -195,6 +202,8 @@ export interface PublisherStats {
   fullSyncs: number;
   /** Peer updates dropped: unknown peer or instance, or out of sequence. */
   dropped: number;
+  /** Full local data asked of peers again (a gap in their sequence); at most one per peer per `syncIntervalMs`. */
+  resyncs: number;
 }
 
 /** Options of {@linkcode DataPublisher.start}. */
@@ -223,6 +232,8 @@ interface Peer<Local> {
   data: Local;
   /** Sequence of the last update applied from this peer. */
   seq: number;
+  /** When (this node's clock) a RESYNC was last asked of this peer, while its full data has not come. */
+  resyncAt?: number;
 }
 
 type Wire =
@@ -230,6 +241,7 @@ type Wire =
   | ["local_data", string, Version, unknown, number]
   | ["update", string, number, unknown]
   | ["plain", string, number, unknown[]]
+  | ["plain", string, number, unknown[], 1]
   | ["tick", string, number]
   | ["resync", string]
   | ["bye", string];
@@ -250,7 +262,9 @@ function isWire(v: unknown): v is Wire {
     case "update":
       return v.length === 4 && Number.isSafeInteger(v[2]);
     case "plain":
-      return v.length === 4 && Number.isSafeInteger(v[2]) && Array.isArray(v[3]);
+      // A fifth element 1: the plain form of full local data (it covers every update up to the sequence).
+      return (v.length === 4 || (v.length === 5 && v[4] === 1)) && Number.isSafeInteger(v[2]) &&
+        Array.isArray(v[3]);
     case "tick":
       return v.length === 3 && Number.isSafeInteger(v[2]);
     case "resync":
@@ -317,7 +331,13 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
   #view: View;
   #local: Local;
   #closed = false;
-  readonly #stats: PublisherStats = { localUpdates: 0, remoteUpdates: 0, fullSyncs: 0, dropped: 0 };
+  readonly #stats: PublisherStats = {
+    localUpdates: 0,
+    remoteUpdates: 0,
+    fullSyncs: 0,
+    dropped: 0,
+    resyncs: 0,
+  };
   readonly #offs: (() => void)[] = [];
 
   private constructor(
@@ -530,7 +550,9 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
     const what = `publisher "${this.#scope}": translated for version ${String(peer.version)}`;
     if (isPlain(t)) {
       checkSendable(t.plainMessages, "plainMessages", what);
-      return ["plain", this.#instance, this.#seq, t.plainMessages];
+      return kind === "local_data"
+        ? ["plain", this.#instance, this.#seq, t.plainMessages, 1]
+        : ["plain", this.#instance, this.#seq, t.plainMessages];
     }
     checkSendable(t, kind === "local_data" ? "data" : "update", what);
     return kind === "local_data"
@@ -570,8 +592,21 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
       peer.seq = seq;
       return true;
     }
-    this.#send(peer.node, ["resync", this.#instance]);
+    this.#resync(peer);
     return false;
+  }
+
+  /**
+   * Asks `peer` for its full local data: at most one request outstanding per
+   * peer, asked again only after `syncIntervalMs` without an answer (a lost
+   * request or answer), so that no exchange can loop.
+   */
+  #resync(peer: Peer<Local>): void {
+    const now = this.#clock.now();
+    if (peer.resyncAt !== undefined && now - peer.resyncAt < this.#syncIntervalMs) return;
+    peer.resyncAt = now;
+    this.#stats.resyncs++;
+    this.#send(peer.node, ["resync", this.#instance]);
   }
 
   #notifyView(node: string, update: Update): void {
@@ -590,6 +625,14 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
     const outgoing: [Peer<Local>, Wire][] = [];
     for (const p of this.#peers.values()) outgoing.push([p, this.#translated(p, "update", update)]);
     const snapshot = m.atomicUpdates === true ? undefined : structuredClone(this.#local);
+    // The view too: a callback that throws halfway leaves the view as it was. (A view
+    // that cannot be cloned is rebuilt from every node's data instead.)
+    let viewSnapshot: { view: View } | undefined;
+    if (m.atomicUpdates !== true) {
+      try {
+        viewSnapshot = { view: structuredClone(this.#view) };
+      } catch { /* not cloneable: rebuilt on failure */ }
+    }
     const oldLocal = this.#local;
     let local: Local;
     try {
@@ -602,7 +645,8 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
       this.#view = m.updateGlobalViewAndNotify(this.#node.name, update, this.#subs, this.#view);
     } catch (e) {
       this.#local = snapshot ?? oldLocal;
-      this.#rebuildView();
+      if (viewSnapshot !== undefined) this.#view = viewSnapshot.view;
+      else this.#rebuildView();
       throw e;
     }
     this.#local = local;
@@ -694,6 +738,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
         }
         peer.version = version;
         peer.seq = seq; // the full data covers every update up to `seq`
+        delete peer.resyncAt;
         this.#stats.fullSyncs++;
         // A full local data is applied as the difference from what is known of that peer.
         const update = this.#module.dataDiff(peer.data, data as Local);
@@ -714,9 +759,17 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
         return;
       }
       case "plain": {
-        const [, instance, seq, messages] = msg;
+        const [, instance, seq, messages, full] = msg;
         const peer = this.#peers.get(from);
-        if (peer === undefined || peer.instance !== instance || !this.#inSequence(peer, seq)) {
+        if (peer === undefined || peer.instance !== instance) return;
+        if (full === 1) {
+          // Full local data in plain form: it covers every update up to `seq`.
+          if (seq < peer.seq) return; // older than what was applied
+          peer.seq = seq;
+          delete peer.resyncAt;
+          this.#stats.fullSyncs++;
+        } else if (!this.#inSequence(peer, seq)) {
+          this.#stats.dropped++;
           return;
         }
         for (const m of messages) this.#translate(m, from, instance);
@@ -725,9 +778,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
       case "tick": {
         const peer = this.#peers.get(from);
         // A newer sequence than the last update applied: one was lost on the way.
-        if (peer !== undefined && peer.instance === msg[1] && msg[2] > peer.seq) {
-          this.#send(from, ["resync", this.#instance]);
-        }
+        if (peer !== undefined && peer.instance === msg[1] && msg[2] > peer.seq) this.#resync(peer);
         return;
       }
       case "resync": {
@@ -781,7 +832,7 @@ export class DataPublisher<Local, Update, View, Sub, SubResult> implements Async
   }
 
   #translate(msg: unknown, from: string | undefined, instance?: string): void {
-    const t = this.#module.translateMessage?.(msg, this.#view);
+    const t = this.#module.translateMessage?.(msg, this.#view, from);
     if (t === undefined) return;
     this.#view = t.view;
     switch (t.type) {
