@@ -4,6 +4,8 @@
 import { type Clock, mathRandom, type Random, systemClock } from "./clock.ts";
 import { DEFAULT_HANDSHAKE_FRAME_BYTES_MAX } from "./handshake.ts";
 import type { LinkLimits } from "./_link.ts";
+import type { CausalLimits } from "./_causal.ts";
+import type { RoutingLimits } from "./_routing.ts";
 import { consoleLogger, type Logger, type LogLevel } from "./logger.ts";
 import {
   type ChannelOptions,
@@ -63,6 +65,8 @@ export interface NodeConfig {
   handshakesPendingMax: number;
   handshakesPendingPerAddressMax: number;
   connectsPendingMax: number;
+  causal: CausalLimits;
+  routing: RoutingLimits;
 }
 
 /** Default of `NodeOptions.sendQueueHighWaterBytes`. */
@@ -233,5 +237,16 @@ export function resolveConfig(options: NodeOptions): NodeConfig {
       32,
     ),
     connectsPendingMax: n("connectsPendingMax", o.connectsPendingMax, 64),
+    causal: {
+      causalBufferMax: n("causalBufferMax", o.causalBufferMax, 1000),
+      causalWaitMs: timeoutOption("causalWaitMs", o.causalWaitMs, 30_000),
+      causalLabelsMax: n("causalLabelsMax", o.causalLabelsMax, 1024),
+      causalClockEntriesMax: n("causalClockEntriesMax", o.causalClockEntriesMax, 1024, 2),
+    },
+    routing: {
+      transitiveHopsMax: n("transitiveHopsMax", o.transitiveHopsMax, 10),
+      routesMax: 4096,
+      routedIdsMax: 8192,
+    },
   };
 }

@@ -3,6 +3,7 @@
 
 import type { TimerId } from "./clock.ts";
 import {
+  checkSendable,
   decodeMessage,
   decodeValue,
   encodeForWire,
@@ -27,6 +28,19 @@ import { DEFAULT_CHANNEL, logAs, type NodeConfig, timeoutOption } from "./_confi
 import type { Peer, Peers } from "./_peers.ts";
 import type { CallOptions, Handler, MessageContext, SendOptions } from "./messaging.ts";
 import type { RelayHandler } from "./_relay.ts";
+import { type CausalMessage, CausalOrder, parseStamp } from "./_causal.ts";
+import { ROUTE_ENDPOINT, Router } from "./_routing.ts";
+import type { NodeSpec } from "./membership_state.ts";
+
+/** The reserved endpoint of labelled (causally ordered) messages. */
+export const CAUSAL_ENDPOINT = "murmur.causal";
+
+/** A labelled message waiting for causal delivery. */
+interface Labelled {
+  endpoint: string;
+  payload: unknown;
+  ctx: MessageContext;
+}
 
 /** Every fire-and-forget send that needs no waiting returns this one settled promise (none made per send). */
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -36,6 +50,61 @@ export interface DeliveryCounters {
   sendDrops: number;
   retransmits: number;
   duplicates: number;
+  /** Acknowledged sends that failed (timed out, refused, peer gone), awaited or not. */
+  ackFailures: number;
+}
+
+/**
+ * Something that waits for a member's connection to open (a send, a call's
+ * frame): `run` once it is up, in the order they came; `fail` when it does not
+ * come up (the connect failed, the member went, or the wait passed
+ * `connectTimeoutMs`).
+ */
+interface Waiting {
+  run(peer: Peer): void;
+  fail(error: unknown): void;
+  bytes: number;
+}
+
+/** What waits for one member's connection to open, and the deadline of the wait. */
+interface Opening {
+  items: Waiting[];
+  bytes: number;
+  timer: TimerId;
+}
+
+/** The keys `send` takes (anything else is refused by name). */
+const SEND_OPTIONS: ReadonlySet<string> = new Set([
+  "channel",
+  "partitionKey",
+  "ack",
+  "timeoutMs",
+  "signal",
+  "causalLabel",
+  "transitive",
+]);
+/** The keys `call` takes. */
+const CALL_OPTIONS: ReadonlySet<string> = new Set([
+  "timeoutMs",
+  "channel",
+  "partitionKey",
+  "signal",
+  "transitive",
+]);
+/** The keys `sendMany` takes. */
+const SEND_MANY_OPTIONS: ReadonlySet<string> = new Set(["channel", "partitionKey"]);
+
+/** Refuses an options object with a key `known` does not hold, naming it. */
+export function checkOptionKeys(options: object, known: ReadonlySet<string>, what: string): void {
+  for (const k in options) {
+    if (known.has(k)) continue;
+    const hint = k === "clock"
+      ? " (causal delivery keeps its own vector clocks per label: pass causalLabel)"
+      : "";
+    throw new TypeError(
+      `unknown ${what} option ${JSON.stringify(k)}${hint}; known: ${[...known].join(", ")}`,
+    );
+  }
 }
 
 interface PendingCall {
@@ -65,6 +134,23 @@ interface Deduper {
   head: number;
 }
 
+/** What the delivery layer needs from its node. */
+export interface DeliveryHooks {
+  isPartitioned: (name: string) => boolean;
+  isOpen: () => boolean;
+  isMember: (name: string) => boolean;
+  /** A peer for a node this node knows but keeps no connection to (a direct connection). */
+  reach?: (name: string) => Peer | undefined;
+  /** True for an overlay neighbour (a peer that is not a direct connection). */
+  neighbour?: (name: string) => boolean;
+  /** True under a partial view (transitive sends route through the overlay). */
+  partial?: () => boolean;
+  /** The spec of a member this node knows (self included), for causal stamps. */
+  specOf?: (name: string) => NodeSpec | undefined;
+  /** This process's key in causal clocks (`name@incarnation`). */
+  selfKey?: () => string;
+}
+
 export function checkEndpoint(endpoint: unknown): asserts endpoint is string {
   if (
     typeof endpoint !== "string" || endpoint.length === 0 ||
@@ -90,7 +176,13 @@ export class Delivery {
   readonly #isMember: (name: string) => boolean;
   /** A peer for a node this node knows but keeps no connection to (a direct connection), or undefined. */
   readonly #reach: (name: string) => Peer | undefined;
+  readonly #hooks: DeliveryHooks;
   readonly handlers = new Map<string, Handler>();
+  /** murmur's own endpoints (causal delivery, routing): not the user's to replace. */
+  readonly #internal = new Map<string, RelayHandler>();
+  readonly causal: CausalOrder<Labelled>;
+  #causalTimer: { id: TimerId; at: number } | undefined;
+  readonly router: Router;
   readonly #unregisterListeners = new Set<(endpoint: string) => void>();
   readonly #calls = new Map<number, PendingCall>();
   readonly #acks = new Map<number, PendingAck>();
@@ -99,26 +191,56 @@ export class Delivery {
   /** Acknowledged sends waiting for room under `ackBytesMax`, per peer. */
   readonly #ackWaiters = new Map<string, PendingAck[]>();
   readonly #dedup = new Map<string, Deduper>();
+  /** Sends and calls waiting for a member's connection to open, by member. */
+  readonly #opening = new Map<string, Opening>();
   #nextCallId = 1;
   #nextAckSeq = 1;
-  readonly counters: DeliveryCounters = { sendDrops: 0, retransmits: 0, duplicates: 0 };
+  readonly counters: DeliveryCounters = {
+    sendDrops: 0,
+    retransmits: 0,
+    duplicates: 0,
+    ackFailures: 0,
+  };
 
-  constructor(
-    cfg: NodeConfig,
-    peers: Peers,
-    hooks: {
-      isPartitioned: (name: string) => boolean;
-      isOpen: () => boolean;
-      isMember: (name: string) => boolean;
-      reach?: (name: string) => Peer | undefined;
-    },
-  ) {
+  constructor(cfg: NodeConfig, peers: Peers, hooks: DeliveryHooks) {
     this.#cfg = cfg;
     this.#peers = peers;
+    this.#hooks = hooks;
     this.#isPartitioned = hooks.isPartitioned;
     this.#isOpen = hooks.isOpen;
     this.#isMember = hooks.isMember;
     this.#reach = hooks.reach ?? (() => undefined);
+    this.causal = new CausalOrder<Labelled>(hooks.selfKey?.() ?? `${cfg.name}@0`, cfg.causal);
+    this.#internal.set(CAUSAL_ENDPOINT, (msg, ctx) => this.#receiveLabelled(msg, ctx));
+    this.router = new Router({
+      self: cfg.name,
+      clock: cfg.clock,
+      retransmitIntervalMs: cfg.retransmitIntervalMs,
+      neighbours: () => {
+        const out: string[] = [];
+        for (const p of this.#peers.peers.values()) {
+          if (p.up && (hooks.neighbour?.(p.name) ?? true)) out.push(p.name);
+        }
+        return out;
+      },
+      isNeighbour: (name) =>
+        this.#peers.peers.get(name)?.up === true && (hooks.neighbour?.(name) ?? true),
+      forward: (to, envelope) => {
+        const peer = this.#peers.peers.get(to);
+        if (peer === undefined || !peer.up || this.#isPartitioned(to)) return;
+        const frame = this.#encodeFrame(
+          [Tag.Msg, ROUTE_ENDPOINT, envelope],
+          envelope,
+          to,
+          ROUTE_ENDPOINT,
+        );
+        void this.#enqueue(peer, DEFAULT_CHANNEL, undefined, ROUTE_ENDPOINT, frame);
+      },
+      deliver: (endpoint, payload, ctx) => this.#deliver(endpoint, payload, ctx),
+      answer: (endpoint, payload, ctx) => this.#answerRouted(endpoint, payload, ctx),
+      dropped: (why) => this.#log("debug", `routed message dropped: ${why}`),
+    }, cfg.routing);
+    this.#internal.set(ROUTE_ENDPOINT, (msg, ctx) => this.router.receive(ctx.from, msg));
   }
 
   /** The peer of `name`, opening a direct connection when the strategy allows one. */
@@ -146,6 +268,9 @@ export class Delivery {
   register(endpoint: string, handler: Handler): () => void {
     checkEndpoint(endpoint);
     if (typeof handler !== "function") throw new TypeError("handler must be a function");
+    if (this.#internal.has(endpoint)) {
+      throw new TypeError(`endpoint "${endpoint}" is reserved by murmur`);
+    }
     if (this.handlers.has(endpoint)) {
       throw new TypeError(`endpoint "${endpoint}" is already registered`);
     }
@@ -204,20 +329,67 @@ export class Delivery {
     if (typeof options !== "object" || options === null) {
       throw new TypeError("send options must be an object");
     }
+    checkOptionKeys(options, SEND_OPTIONS, "send");
     const channel = this.channelOf(options.channel);
     checkEndpoint(endpoint);
     if (typeof to !== "string") throw new TypeError("node name must be a string");
     checkKey(options.partitionKey);
+    if (options.transitive !== undefined && typeof options.transitive !== "boolean") {
+      throw new TypeError(`transitive must be a boolean, got ${typeof options.transitive}`);
+    }
+    if (options.causalLabel !== undefined) {
+      const label = options.causalLabel;
+      if (typeof label !== "string" || label.length === 0 || label.length > 256) {
+        throw new TypeError(
+          `causalLabel must be a string of 1-256 characters, got ${
+            typeof label === "string" ? JSON.stringify(label.slice(0, 40)) : typeof label
+          }`,
+        );
+      }
+      checkSendable(msg, "msg", `cannot send to endpoint "${endpoint}" on node "${to}"`);
+      const spec = this.#hooks.specOf?.(to);
+      if (spec !== undefined && this.#isOpen()) {
+        const st = this.causal.stamp(label, `${to}@${spec.incarnation}`);
+        msg = [st.label, st.sender, st.ts, st.before, endpoint, msg];
+        endpoint = CAUSAL_ENDPOINT;
+      }
+      // An unknown node is not stamped: the send below fails as any send to it does.
+    }
+    if (options.transitive === true && this.#routes(to)) {
+      if (options.ack === true) {
+        const timeoutMs = timeoutOption("timeoutMs", options.timeoutMs, this.#cfg.ackTimeoutMs);
+        this.#encodeFrame([Tag.AckMsg, 0, endpoint, msg], msg, to, endpoint); // checks it fits
+        const p = this.router.sendAcked(to, endpoint, msg, timeoutMs);
+        p.catch((e) => {
+          this.counters.ackFailures++;
+          this.#log("debug", `acknowledged send to endpoint "${endpoint}" failed`, to, e);
+        });
+        return p;
+      }
+      this.#encodeFrame([Tag.Msg, endpoint, msg], msg, to, endpoint);
+      if (!this.#isOpen()) return this.#drop();
+      this.router.send(to, endpoint, msg);
+      return RESOLVED;
+    }
     if (options.ack === true) {
       const timeoutMs = timeoutOption("timeoutMs", options.timeoutMs, this.#cfg.ackTimeoutMs);
+      let p: Promise<void>;
       // A peer with as many sends waiting as allowed: refuse before encoding (an overloaded
       // sender must not pay to encode what is refused anyway).
       if ((this.#ackWaiters.get(to)?.length ?? 0) >= this.#cfg.link.sendWaitersMax) {
-        return Promise.reject(new QueueFullError(to, channel));
+        p = Promise.reject(new QueueFullError(to, channel));
+      } else {
+        const seq = this.#nextAckSeq++;
+        const frame = this.#encodeFrame([Tag.AckMsg, seq, endpoint, msg], msg, to, endpoint);
+        p = this.#sendAcked(to, seq, endpoint, frame, channel, timeoutMs, options);
       }
-      const seq = this.#nextAckSeq++;
-      const frame = this.#encodeFrame([Tag.AckMsg, seq, endpoint, msg], msg, to, endpoint);
-      return this.#sendAcked(to, seq, endpoint, frame, channel, timeoutMs, options);
+      // Fire-and-forget never kills the process: the failure is counted and logged here,
+      // and only a caller that awaits (or calls then) sees the rejection.
+      p.catch((e) => {
+        this.counters.ackFailures++;
+        this.#log("debug", `acknowledged send to endpoint "${endpoint}" failed`, to, e);
+      });
+      return p;
     }
     const frame = this.#encodeFrame([Tag.Msg, endpoint, msg], msg, to, endpoint);
     if (!this.#isOpen()) return this.#drop();
@@ -227,18 +399,160 @@ export class Delivery {
     }
     const peer = this.#peer(to);
     if (peer === undefined) return this.#drop();
-    if (!peer.up) {
-      // A direct connection being opened: send once it is up.
-      return peer.whenUp === undefined ? this.#drop() : peer.whenUp.then(
-        () => this.#enqueue(peer, channel, options.partitionKey, endpoint, frame),
-        () => this.#drop(),
-      );
+    if (!peer.up || this.#opening.has(to)) {
+      // Listed, its connection still opening: the send waits for it (in order), bounded by
+      // connectTimeoutMs and the queue bound. A member that is really down: dropped.
+      if (!peer.opening && !this.#opening.has(to)) return this.#drop();
+      const done = Promise.withResolvers<void>();
+      const queued = this.#wait(to, {
+        bytes: frame.length,
+        run: (p) => {
+          if (this.#isPartitioned(to)) {
+            this.#peers.counters.partitionDrops++;
+            done.resolve();
+          } else {
+            done.resolve(this.#enqueue(p, channel, options.partitionKey, endpoint, frame));
+          }
+        },
+        fail: () => {
+          this.counters.sendDrops++;
+          done.resolve();
+        },
+      });
+      if (!queued) return this.#drop();
+      return done.promise;
     }
     if (this.#isPartitioned(to)) {
       this.#peers.counters.partitionDrops++;
       return RESOLVED;
     }
     return this.#enqueue(peer, channel, options.partitionKey, endpoint, frame);
+  }
+
+  /**
+   * Queues `w` until `name`'s connection is up; false when the wait is full
+   * (`sendQueueBytesMax` bytes already wait for it).
+   */
+  #wait(name: string, w: Waiting): boolean {
+    let o = this.#opening.get(name);
+    if (o !== undefined && o.bytes + w.bytes > this.#cfg.link.sendQueueBytesMax) return false;
+    if (o === undefined) {
+      const { clock, connectTimeoutMs } = this.#cfg;
+      const timer = clock.setTimeout(
+        () =>
+          this.#failOpening(
+            name,
+            new NodeDownError(name, `not connected within ${connectTimeoutMs} ms`),
+          ),
+        connectTimeoutMs,
+      );
+      this.#opening.set(name, o = { items: [], bytes: 0, timer });
+    }
+    o.items.push(w);
+    o.bytes += w.bytes;
+    return true;
+  }
+
+  /** `name`'s connection is up: what waited for it goes out, in order. */
+  #flushOpening(peer: Peer): void {
+    const o = this.#opening.get(peer.name);
+    if (o === undefined) return;
+    this.#opening.delete(peer.name);
+    this.#cfg.clock.clearTimeout(o.timer);
+    for (const w of o.items) w.run(peer);
+  }
+
+  /** `name`'s connection did not open: what waited for it fails. */
+  #failOpening(name: string, error: unknown): void {
+    const o = this.#opening.get(name);
+    if (o === undefined) return;
+    this.#opening.delete(name);
+    this.#cfg.clock.clearTimeout(o.timer);
+    for (const w of o.items) w.fail(error);
+  }
+
+  /** A peer's first connect attempt ended without it coming up. */
+  unreached(name: string, error: unknown): void {
+    this.#failOpening(name, new NodeDownError(name, "could not be reached", { cause: error }));
+  }
+
+  /** True when a transitive message to `to` goes through the overlay (a partial view, not a neighbour). */
+  #routes(to: string): boolean {
+    if (to === this.#cfg.name || this.#hooks.partial?.() !== true) return false;
+    const p = this.#peers.peers.get(to);
+    return !(p?.up === true && (this.#hooks.neighbour?.(to) ?? true));
+  }
+
+  /** A labelled message arrived: delivered now (with what it unblocks), or it waits. */
+  #receiveLabelled(raw: unknown, ctx: MessageContext): void {
+    const v = raw as unknown[];
+    if (!Array.isArray(v) || v.length !== 6 || typeof v[4] !== "string") {
+      this.#log("warn", "malformed labelled message dropped", ctx.from);
+      return;
+    }
+    let stamp;
+    try {
+      stamp = parseStamp(v, this.#cfg.causal);
+    } catch (e) {
+      this.#log("warn", "malformed labelled message dropped", ctx.from, e);
+      return;
+    }
+    const m: CausalMessage<Labelled> = {
+      stamp,
+      item: { endpoint: v[4], payload: v[5], ctx },
+      at: this.#cfg.clock.now(),
+    };
+    const ready = this.causal.receive(
+      m,
+      (why) => this.#log("warn", `labelled message of "${stamp.label}" dropped: ${why}`, ctx.from),
+    );
+    for (const r of ready) this.#deliver(r.item.endpoint, r.item.payload, r.item.ctx);
+    this.#armCausalTimer();
+  }
+
+  /** Wakes up when the oldest waiting labelled message passes `causalWaitMs`. */
+  #armCausalTimer(): void {
+    const at = this.causal.nextDeadline();
+    if (at === undefined || !Number.isFinite(at)) return;
+    if (this.#causalTimer !== undefined && this.#causalTimer.at <= at) return;
+    const { clock } = this.#cfg;
+    if (this.#causalTimer !== undefined) clock.clearTimeout(this.#causalTimer.id);
+    const id = clock.setTimeout(() => {
+      this.#causalTimer = undefined;
+      for (const r of this.causal.expire(clock.now())) {
+        this.#log(
+          "warn",
+          `labelled message of "${r.stamp.label}" delivered after its wait: predecessors skipped`,
+          r.item.ctx.from,
+        );
+        this.#deliver(r.item.endpoint, r.item.payload, r.item.ctx);
+      }
+      this.#armCausalTimer();
+    }, Math.max(0, at - clock.now()));
+    this.#causalTimer = { id, at };
+  }
+
+  /** A routed call arrived here: the handler's answer as `[status, value]`. */
+  async #answerRouted(
+    endpoint: string,
+    payload: unknown,
+    ctx: MessageContext,
+  ): Promise<[0 | 1 | 2, unknown]> {
+    const h = this.handlers.get(endpoint);
+    if (h === undefined) return [1, null];
+    let value: unknown;
+    try {
+      value = await h(payload, ctx);
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      return [2, [err.name, err.message.slice(0, 4096)]];
+    }
+    try {
+      encodeForWire(value, "reply", `reply of endpoint "${endpoint}"`);
+    } catch (e) {
+      return [2, ["TypeError", `reply could not be sent: ${(e as Error).message}`]];
+    }
+    return [0, value];
   }
 
   #drop(): Promise<void> {
@@ -277,6 +591,10 @@ export class Delivery {
     let failures: { node: string; error: unknown }[] | undefined;
     let waits: Promise<void>[] | undefined;
     try {
+      if (typeof options !== "object" || options === null) {
+        throw new TypeError("sendMany options must be an object");
+      }
+      checkOptionKeys(options, SEND_MANY_OPTIONS, "sendMany");
       waits = this.fanOut(to, endpoint, msg, options, undefined, (node, error) => {
         (failures ??= []).push({ node, error });
       });
@@ -323,6 +641,49 @@ export class Delivery {
         continue;
       }
       const peer = this.#peers.peers.get(name);
+      if (
+        peer !== undefined && (!peer.up || this.#opening.has(name)) &&
+        (peer.opening || this.#opening.has(name))
+      ) {
+        // Its connection is opening: this copy waits for it (see send).
+        frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
+        const f = frame, key = options.partitionKey;
+        const done = Promise.withResolvers<void>();
+        const queued = this.#wait(name, {
+          bytes: f.length,
+          run: (p) => {
+            if (this.#isPartitioned(name)) {
+              this.#peers.counters.partitionDrops++;
+              return done.resolve();
+            }
+            try {
+              this.#peers.counters.framesOut++;
+              const w = this.#peers.pick(p, channel, key).enqueue(f, monoKey(endpoint, key));
+              if (w === undefined) return done.resolve();
+              w.then(() => done.resolve(), (error) => {
+                this.counters.sendDrops++;
+                fail(name, error);
+                done.resolve();
+              });
+            } catch (error) {
+              this.counters.sendDrops++;
+              fail(name, error);
+              done.resolve();
+            }
+          },
+          fail: (error) => {
+            this.counters.sendDrops++;
+            fail(name, error);
+            done.resolve();
+          },
+        });
+        if (queued) (waits ??= []).push(done.promise);
+        else {
+          this.counters.sendDrops++;
+          fail(name, new QueueFullError(name, channel));
+        }
+        continue;
+      }
       if (peer === undefined || !peer.up) {
         this.counters.sendDrops++;
         fail(name, this.#isMember(name) ? new NodeDownError(name) : new UnknownNodeError(name));
@@ -466,6 +827,7 @@ export class Delivery {
       if (typeof options !== "object" || options === null) {
         throw new TypeError("call options must be an object");
       }
+      checkOptionKeys(options, CALL_OPTIONS, "call");
       if (!this.#isOpen()) throw new ClosedError(`node "${this.#cfg.name}" is closed`);
       const channel = this.channelOf(options.channel);
       checkEndpoint(endpoint);
@@ -473,16 +835,20 @@ export class Delivery {
       const timeoutMs = timeoutOption("timeoutMs", options.timeoutMs, this.#cfg.callTimeoutMs);
       options.signal?.throwIfAborted();
       if (typeof to !== "string") throw new TypeError("node name must be a string");
+      if (options.transitive !== undefined && typeof options.transitive !== "boolean") {
+        throw new TypeError(`transitive must be a boolean, got ${typeof options.transitive}`);
+      }
       const id = this.#nextCallId++;
       const frame = this.#encodeFrame([Tag.Call, id, endpoint, msg], msg, to, endpoint);
       if (to === this.#cfg.name) return this.#callLocal(endpoint, frame, channel);
+      if (options.transitive === true && this.#routes(to)) {
+        return this.router.call(to, endpoint, msg, timeoutMs);
+      }
       const peer = this.#peer(to);
       if (peer === undefined) throw new UnknownNodeError(to);
-      if (!peer.up) {
-        if (peer.whenUp === undefined) throw new NodeDownError(to);
-        // A direct connection being opened (bounded by connectTimeoutMs): call once it is up.
-        return peer.whenUp.then(() => this.call(to, endpoint, msg, options));
-      }
+      const opening = !peer.up || this.#opening.has(to);
+      // A member whose connection is still opening: the call waits for it (its timeout runs).
+      if (opening && !peer.opening && !this.#opening.has(to)) throw new NodeDownError(to);
       if (this.#calls.size >= this.#cfg.callsOutstandingMax) throw new QueueFullError(to, channel);
       return new Promise<unknown>((resolve, reject) => {
         const { clock } = this.#cfg;
@@ -510,17 +876,27 @@ export class Delivery {
         );
         options.signal?.addEventListener("abort", onAbort, { once: true });
         this.#calls.set(id, pending);
-        if (this.#isPartitioned(to)) {
-          this.#peers.counters.partitionDrops++;
-          return;
-        }
-        try {
-          this.#peers.counters.framesOut++;
-          const waited = this.#peers.pick(peer, channel, options.partitionKey).enqueue(frame);
-          waited?.catch((e) => settle(() => reject(e)));
-        } catch (e) {
-          settle(() => reject(e));
-        }
+        const transmit = (p: Peer) => {
+          if (!this.#calls.has(id)) return;
+          if (this.#isPartitioned(to)) {
+            this.#peers.counters.partitionDrops++;
+            return;
+          }
+          try {
+            this.#peers.counters.framesOut++;
+            const waited = this.#peers.pick(p, channel, options.partitionKey).enqueue(frame);
+            waited?.catch((e) => settle(() => reject(e)));
+          } catch (e) {
+            settle(() => reject(e));
+          }
+        };
+        if (!opening) return transmit(peer);
+        const queued = this.#wait(to, {
+          bytes: frame.length,
+          run: transmit,
+          fail: (e) => settle(() => reject(e)),
+        });
+        if (!queued) settle(() => reject(new QueueFullError(to, channel)));
       });
     } catch (e) {
       return Promise.reject(e);
@@ -595,7 +971,7 @@ export class Delivery {
    * relay such as Plumtree forwards those bytes instead of encoding them again).
    */
   #deliver(endpoint: string, payload: unknown, ctx: MessageContext, frame?: Uint8Array): void {
-    const h = this.handlers.get(endpoint);
+    const h = this.handlers.get(endpoint) ?? this.#internal.get(endpoint);
     if (h === undefined) {
       this.#log("debug", `message for unknown endpoint "${endpoint}" dropped`, ctx.from);
       return;
@@ -666,8 +1042,12 @@ export class Delivery {
 
   // ------------------------------------------------------------- peer events
 
-  /** A peer came up: what waits for its acknowledgement goes out again. */
+  /**
+   * A peer came up: what waited for its connection goes out (in order, before
+   * anything else), then what waits for its acknowledgement goes out again.
+   */
   peerUp(peer: Peer): void {
+    this.#flushOpening(peer);
     for (const a of this.#acks.values()) {
       if (a.node === peer.name && a.admitted) this.#transmitAck(peer, a);
     }
@@ -691,6 +1071,7 @@ export class Delivery {
   peerDeparted(name: string, why: string): void {
     let error: NodeDownError | undefined;
     const reason = () => error ??= new NodeDownError(name, why);
+    if (this.#opening.has(name)) this.#failOpening(name, reason());
     for (const c of [...this.#calls.values()]) {
       if (c.node === name) {
         c.cleanup();
@@ -712,6 +1093,10 @@ export class Delivery {
   }
 
   close(error: ClosedError): void {
+    for (const name of [...this.#opening.keys()]) this.#failOpening(name, error);
+    this.router.close(error);
+    if (this.#causalTimer !== undefined) this.#cfg.clock.clearTimeout(this.#causalTimer.id);
+    this.#causalTimer = undefined;
     for (const c of [...this.#calls.values()]) {
       c.cleanup();
       c.reject(error);

@@ -11,11 +11,9 @@ import type { NodeSpec } from "./membership_state.ts";
 import type { MembershipStrategy } from "./strategy.ts";
 import { formatAddress } from "./transport.ts";
 
-type Settle = { resolve: () => void; reject: (e: unknown) => void };
-
 /** The direct connections of one node, by peer name. */
 export class DirectLinks {
-  readonly #links = new Map<string, Settle>();
+  readonly #links = new Set<string>();
 
   constructor(
     private readonly self: string,
@@ -43,20 +41,16 @@ export class DirectLinks {
 
   /**
    * Opens a direct connection to a member the strategy knows but does not keep
-   * connected, or returns undefined when there is nothing to reach. The peer's
-   * `whenUp` settles when it is up or failed.
+   * connected, or returns undefined when there is nothing to reach. What is
+   * sent to the peer meanwhile waits for its connection (see `Peer.opening`).
    */
   reach(name: string): Peer | undefined {
     if (this.strategy.kind === "full-mesh" || !this.hooks.open()) return undefined;
     if (name === this.self || this.hooks.isPartitioned(name)) return undefined;
     const spec = this.strategy.entry(name)?.spec;
     if (spec === undefined || spec.listenAddrs.length === 0) return undefined;
-    const settle = Promise.withResolvers<void>();
-    settle.promise.catch(() => {});
-    this.#links.set(name, settle);
-    const peer = this.peers.ensure(spec);
-    peer.whenUp = settle.promise;
-    return peer;
+    this.#links.add(name);
+    return this.peers.ensure(spec);
   }
 
   /**
@@ -65,23 +59,17 @@ export class DirectLinks {
    * (the caller reports it up), else undefined (the caller ensures a link).
    */
   promote(spec: NodeSpec): Peer | undefined {
-    const d = this.#links.get(spec.name);
-    if (d === undefined) return undefined;
-    this.#links.delete(spec.name);
-    d.resolve();
+    if (!this.#links.delete(spec.name)) return undefined;
     const p = this.peers.peers.get(spec.name);
     if (p === undefined || p.spec.incarnation !== spec.incarnation) return undefined;
-    delete p.whenUp;
     return p;
   }
 
   /** A peer came up; true when it was a direct connection (handled here). */
   up(peer: Peer): boolean {
-    const d = this.#links.get(peer.name);
-    if (d === undefined) return false;
+    if (!this.#links.has(peer.name)) return false;
     this.hooks.debug("direct connection up", peer.name);
     this.delivery.peerUp(peer);
-    d.resolve();
     return true;
   }
 
@@ -104,7 +92,7 @@ export class DirectLinks {
 
   /** Closes the direct connections unused for longer than `idleMs`. */
   reapIdle(now: number): void {
-    for (const name of [...this.#links.keys()]) {
+    for (const name of [...this.#links]) {
       const p = this.peers.peers.get(name);
       if (p === undefined) continue;
       if (p.uses !== p.usesSeen) {
@@ -119,10 +107,7 @@ export class DirectLinks {
 
   /** Closes a direct connection and fails what waits on it. */
   close(name: string, error: unknown): void {
-    const d = this.#links.get(name);
-    if (d === undefined) return;
-    this.#links.delete(name);
-    d.reject(error);
+    if (!this.#links.delete(name)) return;
     const p = this.peers.peers.get(name);
     if (p === undefined) return;
     // Quietly: a direct connection's end is nobody's "down" but its senders'.

@@ -10,7 +10,7 @@ import { formatAddress } from "./transport.ts";
 /** Changes of one event logged one per line; more are summarized. */
 const CHANGES_LOGGED_MAX = 16;
 
-type Listener = { fn: (name: string) => void };
+type Listener = { fn: (name: string, channel?: string) => void; channel: string | undefined };
 
 /** Callbacks by node name; "*" hears every node. A callback that throws is logged. */
 export class NamedListeners {
@@ -18,7 +18,8 @@ export class NamedListeners {
 
   constructor(private readonly threw: (name: string, error: unknown) => void) {}
 
-  add(name: string, fn: (name: string) => void): () => void {
+  /** `channel`: called once per transition with the node and that channel. */
+  add(name: string, fn: (name: string, channel?: string) => void, channel?: string): () => void {
     if (typeof name !== "string" || (name !== "*" && !isName(name))) {
       throw new TypeError(`expected a node name or "*", got ${JSON.stringify(name)}`);
     }
@@ -26,7 +27,7 @@ export class NamedListeners {
     let set = this.#byName.get(name);
     if (set === undefined) this.#byName.set(name, set = new Set());
     const s = set;
-    const l = { fn };
+    const l: Listener = { fn, channel };
     s.add(l);
     return () => {
       s.delete(l);
@@ -34,13 +35,17 @@ export class NamedListeners {
     };
   }
 
-  fire(name: string): void {
+  /** Calls the listeners of `name` and "*"; a channel listener only for a channel in `channels`. */
+  fire(name: string, channels: Iterable<string>): void {
+    let open: Set<string> | undefined;
     for (const key of [name, "*"]) {
       const set = this.#byName.get(key);
       if (set === undefined) continue;
       for (const l of [...set]) {
+        if (l.channel !== undefined && !(open ??= new Set(channels)).has(l.channel)) continue;
         try {
-          l.fn(name);
+          if (l.channel === undefined) l.fn(name);
+          else l.fn(name, l.channel);
         } catch (e) {
           this.threw(name, e);
         }

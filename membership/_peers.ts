@@ -65,8 +65,12 @@ export interface Peer {
   lastHeard: number;
   /** The peer's process instance, from the last successful outgoing handshake. */
   instance: string | undefined;
-  /** For a direct connection (not a neighbour): settles when it is up, or failed. */
-  whenUp?: Promise<void>;
+  /**
+   * True from `ensure` until the first connect attempt ends: up, failed, or
+   * the peer dropped. Sends to a member whose connection is still opening
+   * wait for it instead of being dropped.
+   */
+  opening: boolean;
   /** When a use was last noticed (at a liveness tick); a direct connection unused for long is closed. */
   usedAt: number;
   /** Frames sent to this peer (sends, calls, retransmissions: each picks a link); `usedAt` is brought up to date from it (no clock reading per send). */
@@ -87,6 +91,12 @@ export interface PeersHooks {
   message(link: Link, m: WireMessage, frame: Uint8Array): void;
   /** An outgoing connect failed; `code` is the handshake code when there is one. */
   connectFailed(peer: Peer, error: unknown, code: HandshakeCode | undefined): void;
+  /**
+   * A peer's first connection attempt ended without it coming up (it failed,
+   * or the peer was dropped): what waited for it can give up. Called before
+   * `connectFailed`.
+   */
+  unreached(peer: Peer, error: unknown): void;
   /** The server answered with a higher incarnation than the peer's spec: it restarted. */
   restarted(spec: NodeSpec): void;
   handshakeConfig(): HandshakeConfig;
@@ -187,11 +197,17 @@ export class Peers {
     return { count, queuedBytes };
   }
 
-  /** Starts keeping a connection to `spec` (replacing any other spec of the name). */
+  /**
+   * Starts keeping a connection to `spec` (replacing any other spec of the
+   * name; what waits for the old one's connection waits for the new one's).
+   */
   ensure(spec: NodeSpec): Peer {
     const existing = this.peers.get(spec.name);
     if (existing !== undefined && existing.spec === spec) return existing;
-    if (existing !== undefined) this.drop(existing, "replaced by a newer spec");
+    if (existing !== undefined) {
+      existing.opening = false; // its waiters carry over to the new spec's connection
+      this.drop(existing, "replaced by a newer spec");
+    }
     const peer: Peer = {
       name: spec.name,
       spec,
@@ -204,6 +220,7 @@ export class Peers {
       rr: new Map(),
       lastHeard: this.#cfg.clock.now(),
       instance: undefined,
+      opening: true,
       usedAt: this.#cfg.clock.now(),
       uses: 0,
       usesSeen: 0,
@@ -228,6 +245,10 @@ export class Peers {
     }
     if (peer.connecting !== undefined) {
       peer.connecting.abort(error ?? new NodeDownError(peer.name, why));
+    }
+    if (peer.opening) {
+      peer.opening = false;
+      this.#hooks.unreached(peer, error ?? new NodeDownError(peer.name, why));
     }
     this.markDown(peer, why, error);
   }
@@ -351,6 +372,10 @@ export class Peers {
       this.#releaseSlot();
       const code = e instanceof HandshakeError ? e.code : undefined;
       if (code !== undefined && code !== "timeout") this.counters.connectsRefused++;
+      if (peer.opening && !(e instanceof RestartedError)) {
+        peer.opening = false;
+        this.#hooks.unreached(peer, e);
+      }
       this.#hooks.connectFailed(peer, e, code);
       this.scheduleReconnect(peer);
       return;
@@ -366,6 +391,7 @@ export class Peers {
     peer.attempt = 0;
     peer.lastHeard = clock.now();
     peer.instance = server === undefined ? undefined : instanceHex(server.instance);
+    peer.opening = false;
     peer.up = true;
     for (const l of opened) this.#track(this.#readLoop(l));
     this.#hooks.up(peer);
@@ -428,7 +454,7 @@ export class Peers {
           // It restarted at the same address: adopt the newer spec, this attempt is void.
           const spec = server.spec;
           queueMicrotask(() => this.#hooks.restarted(spec));
-          throw new HandshakeError(`"${peer.name}" restarted (incarnation ${inc})`);
+          throw new RestartedError(`"${peer.name}" restarted (incarnation ${inc})`);
         }
         c.frameBytesMax = this.#cfg.frameBytesMax;
         const link = this.#makeLink(
@@ -782,6 +808,12 @@ export class Peers {
     this.#connectQueue.length = 0;
   }
 }
+
+/**
+ * A connect reached a newer incarnation of the peer: the attempt is void, the
+ * newer spec replaces the peer (what waits for it keeps waiting).
+ */
+class RestartedError extends HandshakeError {}
 
 /** FNV-1a over the key's string form. */
 function hashKey(key: string | number): number {

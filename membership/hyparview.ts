@@ -77,6 +77,10 @@ export const HPV = {
 } as const;
 
 const SHUFFLE_SPECS_MAX = 64;
+
+function byName(a: NodeSpec, b: NodeSpec): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
 /** First wait after a refused low-priority NEIGHBOR; doubles per refusal up to the shuffle interval. */
 const REPAIR_BACKOFF_MS = 250;
 /**
@@ -194,10 +198,14 @@ export class HyParView implements MembershipStrategy {
     return [...this.#passive.keys()].sort();
   }
 
-  /** Self, the active view and the passive view, sorted. */
+  /**
+   * Self and the active view (neighbours, connected or being connected),
+   * sorted: the seed's HyParView `members/0`. The passive view is
+   * {@linkcode HyParView.passiveView}.
+   */
   members(): string[] {
     if (this.#left) return [];
-    return [this.#self.name, ...this.#active.keys(), ...this.#passive.keys()].sort();
+    return [this.#self.name, ...this.#active.keys()].sort();
   }
 
   /**
@@ -212,16 +220,17 @@ export class HyParView implements MembershipStrategy {
     return spec === undefined ? undefined : { spec, status: "alive" };
   }
 
-  /** Specs of self, the active and the passive view, sorted by name. */
+  /** Specs of self and the active view, sorted by name (as `members()`). */
   specs(): NodeSpec[] {
     if (this.#left) return [];
-    return [this.#self, ...this.#active.values(), ...this.#passive.values()]
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return [this.#self, ...this.#active.values()].sort(byName);
   }
 
-  /** Self, the active and the passive view, sorted by name (no tombstones). */
+  /** Self, the active and the passive view, sorted by name (no tombstones): what an operator sees. */
   entries(): MemberEntry[] {
-    return this.specs().map((spec) => ({ spec, status: "alive" }));
+    if (this.#left) return [];
+    return [this.#self, ...this.#active.values(), ...this.#passive.values()].sort(byName)
+      .map((spec) => ({ spec, status: "alive" }));
   }
 
   /** True for a passive view entry (known, not connected). */

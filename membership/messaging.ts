@@ -50,6 +50,24 @@ export interface SendOptions {
   timeoutMs?: number;
   /** With `ack`: gives up (rejects with the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * Causal delivery (Partisan's `causal_label`): messages sent with the same
+   * label are delivered in causal order on every node. If a node sends `m2`
+   * with label `L` after it delivered (or sent) `m1` with label `L`, a node
+   * that receives both delivers `m1` first, even when `m1` is delayed. A
+   * message waits for its predecessors at most `causalWaitMs` (a node option)
+   * and `causalBufferMax` messages per label; past that they are skipped as
+   * lost. Use `ack: true` so that nothing is lost. A string of 1-256 characters.
+   */
+  causalLabel?: string;
+  /**
+   * Under HyParView, a send to a member that is not a neighbour travels hop
+   * by hop through the overlay (Partisan's `transitive`) instead of over a new
+   * direct connection; with `ack: true` it is acknowledged end to end. At most
+   * `transitiveHopsMax` hops (a node option). Ignored under full mesh, and for
+   * a neighbour (sent directly).
+   */
+  transitive?: boolean;
 }
 
 /** Options of {@linkcode Node.call}. */
@@ -62,4 +80,10 @@ export interface CallOptions {
   partitionKey?: string | number;
   /** Gives up the call (rejects with the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * Under HyParView, a call to a member that is not a neighbour travels hop by
+   * hop through the overlay and its reply comes back the same way (see
+   * `SendOptions.transitive`).
+   */
+  transitive?: boolean;
 }

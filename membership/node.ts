@@ -62,6 +62,7 @@ import type {
   MemberState,
   NodeStats,
   PartitionInfo,
+  UpDownCallback,
   UpDownOptions,
 } from "./node_types.ts";
 
@@ -194,6 +195,7 @@ export class Node implements AsyncDisposable {
       down: (peer, why, error) => this.#onDown(peer, why, error),
       message: (link, m, frame) => this.#onMessage(link, m, frame),
       connectFailed: (peer, e, code) => this.#onConnectFailed(peer, e, code),
+      unreached: (peer, e) => this.#delivery.unreached(peer.name, e),
       restarted: (spec) => this.#run(this.#strategy.seen(spec, this.#clock.now())),
       handshakeConfig: () => this.#handshakeConfig(),
       isPartitioned: (name) => this.#isPartitioned(name),
@@ -204,6 +206,10 @@ export class Node implements AsyncDisposable {
       isOpen: () => !this.#closed && this.#strategy.active,
       isMember: (name) => this.#strategy.entry(name)?.status === "alive",
       reach: (name) => this.#direct.reach(name),
+      neighbour: (name) => !this.#direct.has(name),
+      partial: () => this.#strategy.kind !== "full-mesh",
+      specOf: (name) => name === this.#cfg.name ? this.#spec : this.memberSpec(name),
+      selfKey: () => `${this.#cfg.name}@${this.#spec.incarnation}`,
     });
     this.#direct = new DirectLinks(
       cfg.name,
@@ -315,10 +321,28 @@ export class Node implements AsyncDisposable {
 
   /**
    * Sorted names of the members this node knows, self included (empty after
-   * `leave()`). Full mesh: the cluster. HyParView: the active and passive views.
+   * `leave()`). Full mesh: the cluster. HyParView: the active view (the
+   * neighbours, connected or being connected) and self, as the seed's
+   * HyParView manager; the passive view is {@linkcode Node.passiveMembers}.
+   * A send to a listed member whose connection is still opening waits for it.
    */
   members(): string[] {
     return this.#strategy.members();
+  }
+
+  /**
+   * Sorted names of the members this node knows but deliberately keeps no
+   * connection to: HyParView's passive view (empty under full mesh).
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur/membership";
+   * await using a = await Node.start({ name: "a", cookie: "c" });
+   * console.log(a.passiveMembers()); // []
+   * ```
+   */
+  passiveMembers(): string[] {
+    return this.#strategy.passiveView?.() ?? [];
   }
 
   /**
@@ -408,6 +432,10 @@ export class Node implements AsyncDisposable {
       badConnections: pc.badConnections,
       partitionDrops: pc.partitionDrops,
       sendDrops: dc.sendDrops,
+      ackFailures: dc.ackFailures,
+      ...this.#delivery.causal.counters,
+      forwarded: this.#delivery.router.counters.forwarded,
+      routeDrops: this.#delivery.router.counters.routeDrops,
       retransmits: dc.retransmits,
       duplicates: dc.duplicates,
       acksOutstanding: this.#delivery.acksOutstanding,
@@ -432,21 +460,42 @@ export class Node implements AsyncDisposable {
 
   /**
    * Calls `fn(name)` each time `name` (or any node, for `"*"`) comes up: its
-   * connections are established. Returns a function that removes the callback.
+   * connections are established. With `{ channel }` (the seed's `on_up/3`),
+   * `fn(name, channel)` when that channel's connections are up. Returns a
+   * function that removes the callback.
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur/membership";
+   * await using a = await Node.start({ name: "a", cookie: "c", channels: { bulk: {} } });
+   * const off = a.onUp("*", (node, channel) => console.log(node, channel), { channel: "bulk" });
+   * off();
+   * ```
    */
-  onUp(name: string, fn: (name: string) => void, options: UpDownOptions = {}): () => void {
-    if (options.channel !== undefined) this.#delivery.channelOf(options.channel);
-    return this.#upListeners.add(name, fn);
+  onUp(name: string, fn: UpDownCallback, options: UpDownOptions = {}): () => void {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("onUp options must be an object");
+    }
+    const channel = options.channel === undefined
+      ? undefined
+      : this.#delivery.channelOf(options.channel);
+    return this.#upListeners.add(name, fn, channel);
   }
 
   /**
    * Calls `fn(name)` each time `name` (or any node, for `"*"`) goes down: its
    * connections were lost, it fell silent, it left or it was removed. Once per
-   * transition.
+   * transition. With `{ channel }`, `fn(name, channel)` when that channel's
+   * connections are lost.
    */
-  onDown(name: string, fn: (name: string) => void, options: UpDownOptions = {}): () => void {
-    if (options.channel !== undefined) this.#delivery.channelOf(options.channel);
-    return this.#downListeners.add(name, fn);
+  onDown(name: string, fn: UpDownCallback, options: UpDownOptions = {}): () => void {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("onDown options must be an object");
+    }
+    const channel = options.channel === undefined
+      ? undefined
+      : this.#delivery.channelOf(options.channel);
+    return this.#downListeners.add(name, fn, channel);
   }
 
   /**
@@ -779,7 +828,6 @@ export class Node implements AsyncDisposable {
   /** Carries out what the strategy asked for. */
   #run(fx: StrategyEffects): void {
     for (const l of fx.logs) this.#log(l.level, l.msg, l.peer);
-    this.#changeListeners.report(fx.changes);
     for (const d of fx.disconnect) {
       if (this.#direct.has(d.name)) {
         // This node's direct connection stays (it closes when idle); the node's own
@@ -806,6 +854,9 @@ export class Node implements AsyncDisposable {
         else if (promoted.up) queueMicrotask(() => this.#onUp(promoted));
       }
     }
+    // After the connects: a listener that sends to a member just added finds its
+    // connection opening (the send waits for it) rather than no connection at all.
+    this.#changeListeners.report(fx.changes);
     let last: unknown, frame: Uint8Array | undefined;
     for (const s of fx.sends) {
       if (s.msg !== last) {
@@ -840,12 +891,14 @@ export class Node implements AsyncDisposable {
     this.#refutations++;
     this.#log("warn", `stale: ${reason}; taking incarnation ${incarnation}`);
     this.#spec = { ...this.#spec, incarnation };
+    this.#delivery.causal.setSelfKey(`${this.#cfg.name}@${incarnation}`);
     this.#run(this.#strategy.setSelf(this.#spec, this.#clock.now()));
   }
 
   #rejoin(): void {
     const incarnation = Math.max(Math.floor(this.#clock.wallNow()), this.#spec.incarnation + 1);
     this.#spec = { ...this.#spec, incarnation };
+    this.#delivery.causal.setSelfKey(`${this.#cfg.name}@${incarnation}`);
     this.#run(this.#strategy.setSelf(this.#spec, this.#clock.now()));
   }
 
@@ -853,14 +906,18 @@ export class Node implements AsyncDisposable {
     if (this.#direct.up(peer)) return; // not a neighbour: only its senders are told
     this.#log("info", `up (incarnation ${peer.spec.incarnation})`, peer.name);
     this.#run(this.#strategy.up(peer.name, this.#clock.now()));
-    if (this.#peers.peers.get(peer.name) !== peer || !peer.up) return; // the strategy closed it
+    if (this.#peers.peers.get(peer.name) !== peer || !peer.up) {
+      // The strategy closed it: what waited for this connection will not go.
+      this.#delivery.unreached(peer.name, new NodeDownError(peer.name, "closed by the strategy"));
+      return;
+    }
     const hello = this.#strategy.greeting(peer.name);
     if (hello !== undefined) {
       peer.slots.get(DEFAULT_CHANNEL)?.[0]?.enqueueControl(this.#frame(hello));
       this.#strategy.stats.gossipsOut++;
     }
     this.#delivery.peerUp(peer);
-    this.#upListeners.fire(peer.name);
+    this.#upListeners.fire(peer.name, peer.slots.keys());
     this.#joinWaiters.up(peer.name);
   }
 
@@ -869,7 +926,7 @@ export class Node implements AsyncDisposable {
     this.#log("info", `down: ${why}`, peer.name);
     this.#run(this.#strategy.down(peer.name, this.#clock.now()));
     this.#delivery.peerDown(peer.name, error);
-    this.#downListeners.fire(peer.name);
+    this.#downListeners.fire(peer.name, this.#cfg.channels.keys());
   }
 
   #onMessage(link: Link, m: WireMessage, frame: Uint8Array): void {

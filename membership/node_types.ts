@@ -35,12 +35,26 @@ export interface JoinResult {
 /** Options of {@linkcode Node.onUp} and {@linkcode Node.onDown}. */
 export interface UpDownOptions {
   /**
-   * Only for this channel (the seed's `on_up/3`). Every channel of a peer
-   * comes up together and a lost channel takes the peer down, so the callback
-   * fires at the same transitions; the option checks the channel exists.
+   * Only for this channel (the seed's `on_up/3`): the callback receives the
+   * node and the channel. Every channel of a peer comes up together and a
+   * lost channel takes the peer down, so a channel's callback fires at the
+   * peer's transitions. An unknown channel is refused with a `TypeError`.
    */
   channel?: string;
 }
+
+/**
+ * An `onUp`/`onDown` callback: the node, and the channel when it was
+ * registered with `{ channel }`.
+ *
+ * @example
+ * ```ts
+ * import type { UpDownCallback } from "@murmur/murmur/membership";
+ * const log: UpDownCallback = (node, channel) => console.log(node, channel ?? "(all)");
+ * log("b");
+ * ```
+ */
+export type UpDownCallback = (node: string, channel?: string) => void;
 
 /**
  * How a node sees one entry of its view: `up` (connected), `down` (a member
@@ -96,8 +110,26 @@ export interface NodeStats {
   badConnections: number;
   /** Frames dropped by injected partitions. */
   partitionDrops: number;
-  /** Fire-and-forget sends dropped: unknown or down node, closed connection, queue past its bound. */
+  /**
+   * Fire-and-forget sends dropped: unknown or down node, closed connection,
+   * queue past its bound, a connection that did not open within `connectTimeoutMs`.
+   */
   sendDrops: number;
+  /**
+   * Acknowledged sends that failed (timed out, refused, their node gone),
+   * whether or not the caller awaited them; each is logged at debug.
+   */
+  ackFailures: number;
+  /** Labelled messages (`causalLabel`) that waited for a predecessor before delivery. */
+  causalWaits: number;
+  /** Predecessors of labelled messages given up on (past `causalWaitMs` or `causalBufferMax`). */
+  causalSkips: number;
+  /** Labelled messages dropped: a skipped predecessor arriving late, or past a bound. */
+  causalDrops: number;
+  /** Routed (`transitive`) messages this node passed on for others. */
+  forwarded: number;
+  /** Routed messages dropped: past `transitiveHopsMax`, no neighbour left to try, or duplicate copies of a flood. */
+  routeDrops: number;
   /** Acknowledged messages retransmitted. */
   retransmits: number;
   /** Duplicate acknowledged messages suppressed at this receiver. */

@@ -167,4 +167,26 @@ export interface NodeOptions {
   handshakesPendingPerAddressMax?: number;
   /** Outgoing connection attempts at once (default 64). */
   connectsPendingMax?: number;
+  /**
+   * Causal delivery (`send`'s `causalLabel`): messages of one label waiting for
+   * a predecessor, per label; past it the oldest is delivered and the
+   * predecessors it waits for are skipped (`stats().causalSkips`) (default 1000).
+   */
+  causalBufferMax?: number;
+  /**
+   * Causal delivery: how long a message may wait for a predecessor before it
+   * is skipped as lost; a skipped predecessor that arrives later is dropped
+   * (`stats().causalDrops`), never delivered out of order (default 30000 ms;
+   * `Infinity`: wait for ever, bounded by `causalBufferMax`).
+   */
+  causalWaitMs?: number;
+  /** Causal delivery: labels with state on this node; a send with one more throws `RangeError` (default 1024). */
+  causalLabelsMax?: number;
+  /** Causal delivery: entries of one label's vector clock and order buffer (default 1024). */
+  causalClockEntriesMax?: number;
+  /**
+   * `transitive` sends and calls: hops a routed message takes at most before
+   * it is dropped (`stats().routeDrops`) (default 10).
+   */
+  transitiveHopsMax?: number;
 }

@@ -88,6 +88,8 @@ export interface MembershipStrategy {
   entries(): MemberEntry[];
   /** True for a member known but deliberately not connected (a HyParView passive view entry). */
   passive?(name: string): boolean;
+  /** The members known but deliberately not connected, sorted (HyParView's passive view). */
+  passiveView?(): string[];
   /** Number of tombstones held. */
   tombstones(): number;
   /** True when this node is in a cluster (it has not left). */
