@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeValue, encodeValue, Tag } from "../membership/codec.ts";
+import { decodeValue, encodeValue } from "../base/codec.ts";
+import { Tag } from "../membership/wire.ts";
 import { bumpRound } from "./_forward.ts";
 import { PT } from "./plumtree_core.ts";
 import { PLUMTREE_ENDPOINT } from "./plumtree.ts";

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { type Clock, systemClock, type TimerId } from "../membership/clock.ts";
+import { type Clock, systemClock, type TimerId } from "../base/clock.ts";
 import type { BroadcastHandler, BroadcastServer, GraftResult } from "./handler.ts";
 
 /** One heartbeat. */

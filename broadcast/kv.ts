@@ -7,8 +7,8 @@
  * @module
  */
 
-import { type Clock, systemClock } from "../membership/clock.ts";
-import { checkSendable } from "../membership/codec.ts";
+import { type Clock, systemClock } from "../base/clock.ts";
+import { checkSendable } from "../base/codec.ts";
 import type { Node } from "../membership/node.ts";
 import type { BroadcastHandler, GraftResult } from "./handler.ts";
 import type { Plumtree } from "./plumtree.ts";

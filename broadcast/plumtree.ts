@@ -6,17 +6,11 @@
  * @module
  */
 
-import {
-  type Clock,
-  mathRandom,
-  type Random,
-  systemClock,
-  type TimerId,
-} from "../membership/clock.ts";
-import { checkSendable } from "../membership/codec.ts";
-import type { Logger } from "../membership/logger.ts";
+import { type Clock, mathRandom, type Random, systemClock, type TimerId } from "../base/clock.ts";
+import { checkSendable } from "../base/codec.ts";
+import type { Logger } from "../base/logger.ts";
 import type { Node } from "../membership/node.ts";
-import { type Relay, relayOf } from "../membership/_relay.ts";
+import { type Relay, relayOf } from "../membership/relay.ts";
 import { bumpRound } from "./_forward.ts";
 import type { BroadcastHandler, BroadcastServer, GraftResult } from "./handler.ts";
 import {

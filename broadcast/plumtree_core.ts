@@ -16,8 +16,8 @@
  * @module
  */
 
-import { encodeValue } from "../membership/codec.ts";
-import type { Random } from "../membership/clock.ts";
+import { encodeValue } from "../base/codec.ts";
+import type { Random } from "../base/clock.ts";
 
 /** Wire tags of Plumtree messages. */
 export const PT = {

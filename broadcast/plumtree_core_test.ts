@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { seededRandom } from "../membership/clock.ts";
-import { encodeValue } from "../membership/codec.ts";
+import { seededRandom } from "../base/clock.ts";
+import { encodeValue } from "../base/codec.ts";
 import { type IHaveGroup, PlumtreeCore, PT } from "./plumtree_core.ts";
 
 Deno.test("plumtree core: past lazyOutstandingMax the oldest announcements go, the newest are announced in order", () => {

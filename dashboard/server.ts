@@ -13,7 +13,7 @@ import {
   snapshot,
 } from "./state.ts";
 import { page } from "./page.ts";
-import type { TimerId } from "../membership/clock.ts";
+import type { TimerId } from "../base/clock.ts";
 
 /** Options of {@linkcode serveDashboard}. */
 export interface DashboardOptions {

@@ -5,42 +5,22 @@
  * @module
  */
 
-import type { Node } from "../membership/node.ts";
 import type { MemberInfo, NodeStats } from "../membership/node_types.ts";
 import { formatAddress } from "../membership/transport.ts";
-import { namedDurable, namedPublishers, publisherOf } from "./_parts.ts";
+import {
+  type DashboardParts,
+  namedDurable,
+  namedPublishers,
+  publisherOf,
+  type ShownPublisher,
+} from "./parts.ts";
 
-export { jsonSafe } from "./_parts.ts";
+export { type DashboardParts, jsonSafe, type ShownDurable, type ShownPublisher } from "./parts.ts";
 import type { Plumtree, PlumtreePending, PlumtreeServerStats } from "../broadcast/plumtree.ts";
-import type { DataPublisher, PublisherStats } from "../publisher/data_publisher.ts";
+import type { PublisherStats } from "../publisher/data_publisher.ts";
 import { ProcessGroups } from "../publisher/process_groups.ts";
 import { Presence } from "../publisher/presence.ts";
-import type { DurableServer } from "../durable/server.ts";
 import type { DurableServerStatus } from "../durable/behaviour.ts";
-
-/** A publisher a dashboard can show: process groups, presence, or any data publisher. */
-// deno-lint-ignore no-explicit-any
-export type ShownPublisher = ProcessGroups | Presence | DataPublisher<any, any, any, any, any>;
-
-/** A durable server a dashboard can show. */
-// deno-lint-ignore no-explicit-any
-export type ShownDurable = DurableServer<any, any, any, any, any>;
-
-/**
- * The parts of a process a dashboard (or the metrics) shows; all but `node`
- * optional. A dashboard reads these fields at each refresh, so parts set on
- * the object later show up; metrics register what is there when they start.
- */
-export interface DashboardParts {
-  /** The node. */
-  node: Node;
-  /** Its Plumtree server. */
-  plumtree?: Plumtree;
-  /** Publishers by name (the name is what the page shows), or a list shown by scope. */
-  publishers?: Record<string, ShownPublisher> | readonly ShownPublisher[];
-  /** Durable servers by name, or a list shown by tenant. */
-  durable?: Record<string, ShownDurable> | readonly ShownDurable[];
-}
 
 /** Limits on what one snapshot holds. */
 export interface SnapshotLimits {

@@ -2,8 +2,8 @@
 // queue, waiting for replies written by other processes, timeouts, and
 // encoding of queue records. Module-private.
 
-import type { TimerId } from "../membership/clock.ts";
-import { encodeForWire } from "../membership/codec.ts";
+import type { TimerId } from "../base/clock.ts";
+import { encodeForWire } from "../base/codec.ts";
 import type { Core, Waiter } from "./_core.ts";
 import { DurableKilledError, DurableTimeoutError } from "./errors.ts";
 import {

@@ -6,7 +6,7 @@
 // its holder's commits, taken over only when its versionstamp has not changed
 // for the timeout on this process's own monotonic clock. Module-private.
 
-import type { TimerId } from "../membership/clock.ts";
+import type { TimerId } from "../base/clock.ts";
 import type { Action, CallResult, NoReplyResult } from "./behaviour.ts";
 import type { Core, Waiter } from "./_core.ts";
 import { errorOf, Holding, isResultError, renew } from "./_holding.ts";

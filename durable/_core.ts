@@ -2,9 +2,9 @@
 // view, state store, waiting callers, and the helpers that bound callbacks,
 // commit a result state, answer calls and detect a kill. Module-private.
 
-import type { Clock, TimerId } from "../membership/clock.ts";
-import { encodeForWire } from "../membership/codec.ts";
-import type { Logger, LogLevel } from "../membership/logger.ts";
+import type { Clock, TimerId } from "../base/clock.ts";
+import { encodeForWire } from "../base/codec.ts";
+import type { Logger, LogLevel } from "../base/logger.ts";
 import type { Action, DurableBehaviour, DurableServerStats } from "./behaviour.ts";
 import {
   CallbackTimeoutError,

@@ -3,7 +3,7 @@
 // authentication, and the classification of etcd's errors into "retry",
 // "outcome unknown" and "definite". Module-private.
 
-import { MurmurError } from "../membership/errors.ts";
+import { MurmurError } from "../base/errors.ts";
 
 /** An error answered by etcd (or by its gateway): gRPC `code` and message. */
 export class EtcdError extends MurmurError {

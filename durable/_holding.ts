@@ -2,7 +2,7 @@
 // or a lock), renewed by commits so that others can tell it is alive from
 // storage alone; and how its failures are classified. Module-private.
 
-import type { TimerId } from "../membership/clock.ts";
+import type { TimerId } from "../base/clock.ts";
 import type { Core } from "./_core.ts";
 import type { Key } from "./storage.ts";
 

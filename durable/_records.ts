@@ -5,7 +5,7 @@
 // contain the mark, so no server's keys are under another's (tenants ["a"] and
 // ["a", "b"] are disjoint, and kill touches its own keys only).
 
-import { decodeValue, encodeForWire } from "../membership/codec.ts";
+import { decodeValue, encodeForWire } from "../base/codec.ts";
 import type { Action, CallResult, NoReplyResult } from "./behaviour.ts";
 import { type Entry, type Key, type Mutation, StorageError } from "./storage.ts";
 

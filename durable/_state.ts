@@ -4,8 +4,8 @@
 // written. Chunks written ahead by an attempt that does not commit are removed.
 // Module-private.
 
-import type { Clock } from "../membership/clock.ts";
-import { decodeValue } from "../membership/codec.ts";
+import type { Clock } from "../base/clock.ts";
+import { decodeValue } from "../base/codec.ts";
 import type { DurableServerStats } from "./behaviour.ts";
 import { StateTooLargeError } from "./errors.ts";
 import { dec, enc, K_STATE, randomId } from "./_records.ts";

@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { Clock } from "../membership/clock.ts";
-import type { Logger } from "../membership/logger.ts";
+import type { Clock } from "../base/clock.ts";
+import type { Logger } from "../base/logger.ts";
 import type { Key, Storage } from "./storage.ts";
 
 /** An opaque reference to a caller, passed to `handleCall`. */

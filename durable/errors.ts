@@ -4,7 +4,7 @@
  * @module
  */
 
-import { MurmurError } from "../membership/errors.ts";
+import { MurmurError } from "../base/errors.ts";
 
 /**
  * A durable `call` got no reply in time. The request stays in the durable

@@ -15,9 +15,9 @@
  * @module
  */
 
-import { systemClock, type TimerId } from "../membership/clock.ts";
-import { consoleLogger } from "../membership/logger.ts";
-import { numberOption, timeoutOption } from "../membership/_config.ts";
+import { systemClock, type TimerId } from "../base/clock.ts";
+import { consoleLogger } from "../base/logger.ts";
+import { numberOption, timeoutOption } from "../base/options.ts";
 import type {
   CallResult,
   DeadLetter,

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { MurmurError } from "../membership/errors.ts";
+import { MurmurError } from "../base/errors.ts";
 
 /** One part of a key. Parts of different types order as: bytes < string < bigint < number < boolean. */
 export type KeyPart = Uint8Array | string | number | bigint | boolean;

@@ -3,7 +3,7 @@
 
 import type { Accepted, Refusal } from "./handshake.ts";
 import type { Peers } from "./_peers.ts";
-import type { NodeSpec } from "./membership_state.ts";
+import type { NodeSpec } from "./spec.ts";
 import type { MembershipStrategy } from "./strategy.ts";
 
 /** What admission looks at. */

@@ -25,7 +25,7 @@
 //
 // No I/O and no clock of its own: time comes in as `now`.
 
-import { ProtocolError } from "./errors.ts";
+import { ProtocolError } from "../base/errors.ts";
 
 /** A vector clock: per sending process (`name@incarnation`), its labelled sends. */
 export type VectorClock = Record<string, number>;

@@ -1,22 +1,22 @@
 // Resolved node options: defaults applied and every value checked, with an
 // error that names the option. Module-private.
 
-import { type Clock, mathRandom, type Random, systemClock } from "./clock.ts";
+import { type Clock, mathRandom, type Random, systemClock } from "../base/clock.ts";
+import { numberOption, timeoutOption } from "../base/options.ts";
 import { DEFAULT_HANDSHAKE_FRAME_BYTES_MAX } from "./handshake.ts";
 import type { LinkLimits } from "./_link.ts";
 import type { CausalLimits } from "./_causal.ts";
 import type { RoutingLimits } from "./_routing.ts";
-import { consoleLogger, type Logger, type LogLevel } from "./logger.ts";
+import { consoleLogger, type Logger, type LogLevel } from "../base/logger.ts";
 import {
   type ChannelOptions,
   CHANNELS_MAX,
-  DEFAULT_MEMBERS_MAX,
-  DEFAULT_TOMBSTONES_MAX,
   isName,
   LISTEN_ADDRS_MAX,
   NAME_LENGTH_MAX,
   PARALLELISM_MAX,
-} from "./membership_state.ts";
+} from "./spec.ts";
+import { DEFAULT_MEMBERS_MAX, DEFAULT_TOMBSTONES_MAX } from "./membership_state.ts";
 import type { NodeOptions } from "./options.ts";
 import { type Address, DEFAULT_FRAME_BYTES_MAX } from "./transport.ts";
 
@@ -72,28 +72,6 @@ export interface NodeConfig {
 /** Default of `NodeOptions.sendQueueHighWaterBytes`. */
 const SEND_QUEUE_HIGH_WATER_DEFAULT = 256 * 1024;
 
-/** A number option: at least `min`, finite unless `infinite` is allowed. */
-export function numberOption(
-  name: string,
-  v: unknown,
-  dflt: number,
-  min = 1,
-  infinite = false,
-): number {
-  const x = v ?? dflt;
-  if (
-    typeof x !== "number" || Number.isNaN(x) || x < min || (!infinite && !Number.isFinite(x))
-  ) {
-    throw new RangeError(
-      `${name} must be a ${infinite ? "" : "finite "}number >= ${min}${
-        infinite ? " (or Infinity)" : ""
-      }, got ${String(v)}`,
-    );
-  }
-  return x;
-}
-
-/** A timeout option: > 0 ms, `Infinity` for none. */
 /** Logs one line as this node (`peer` and `error` only when given). */
 export function logAs(
   cfg: NodeConfig,
@@ -109,14 +87,6 @@ export function logAs(
     ...(peer === undefined ? {} : { peer }),
     ...(error === undefined ? {} : { error }),
   });
-}
-
-export function timeoutOption(name: string, v: unknown, dflt: number): number {
-  const x = v ?? dflt;
-  if (typeof x !== "number" || !(x > 0)) {
-    throw new RangeError(`${name} must be a number of ms > 0 (or Infinity), got ${String(v)}`);
-  }
-  return x;
 }
 
 /** Checks an address given by the user. */

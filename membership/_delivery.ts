@@ -1,17 +1,9 @@
 // Delivery: endpoints, fire-and-forget and acknowledged sends, calls,
 // retransmission and deduplication. Module-private: Node composes it.
 
-import type { TimerId } from "./clock.ts";
-import {
-  checkSendable,
-  decodeMessage,
-  decodeValue,
-  encodeForWire,
-  encodeValue,
-  ENDPOINT_NAME_BYTES_MAX,
-  Tag,
-  type WireMessage,
-} from "./codec.ts";
+import type { TimerId } from "../base/clock.ts";
+import { checkSendable, decodeValue, encodeForWire, encodeValue } from "../base/codec.ts";
+import { decodeMessage, ENDPOINT_NAME_BYTES_MAX, Tag, type WireMessage } from "./wire.ts";
 import {
   AckTimeoutError,
   CallTimeoutError,
@@ -24,13 +16,14 @@ import {
   UnknownNodeError,
 } from "./errors.ts";
 import type { Link } from "./_link.ts";
-import { DEFAULT_CHANNEL, logAs, type NodeConfig, timeoutOption } from "./_config.ts";
+import { DEFAULT_CHANNEL, logAs, type NodeConfig } from "./_config.ts";
+import { timeoutOption } from "../base/options.ts";
 import type { Peer, Peers } from "./_peers.ts";
 import type { CallOptions, Handler, MessageContext, SendOptions } from "./messaging.ts";
-import type { RelayHandler } from "./_relay.ts";
+import type { RelayHandler } from "./relay.ts";
 import { type CausalMessage, CausalOrder, parseStamp } from "./_causal.ts";
 import { ROUTE_ENDPOINT, Router } from "./_routing.ts";
-import type { NodeSpec } from "./membership_state.ts";
+import type { NodeSpec } from "./spec.ts";
 
 /** The reserved endpoint of labelled (causally ordered) messages. */
 export const CAUSAL_ENDPOINT = "murmur.causal";

@@ -7,7 +7,7 @@
 import { NodeDownError } from "./errors.ts";
 import type { Delivery } from "./_delivery.ts";
 import type { Peer, Peers } from "./_peers.ts";
-import type { NodeSpec } from "./membership_state.ts";
+import type { NodeSpec } from "./spec.ts";
 import type { MembershipStrategy } from "./strategy.ts";
 import { formatAddress } from "./transport.ts";
 

@@ -1,6 +1,8 @@
 // Length-prefixed framing for byte-stream transports. Module-private.
 
-import { FRAME_HEADER_BYTES as HEADER } from "./transport.ts";
+/** Length of the big-endian length prefix before every frame body. */
+export const FRAME_HEADER_BYTES = 4;
+const HEADER = FRAME_HEADER_BYTES;
 
 /** The bytes `encodeFrames(frames)` takes. */
 export function framedBytes(frames: readonly Uint8Array[]): number {

@@ -1,10 +1,11 @@
 // Callbacks keyed by node name (`onUp`/`onDown`, with "*" for any node) and
 // the waiters of `join` for a node to come up. Module-private.
 
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../base/clock.ts";
 import { NodeDownError } from "./errors.ts";
-import type { LogLevel } from "./logger.ts";
-import { isName, type MembershipChange, type NodeSpec } from "./membership_state.ts";
+import type { LogLevel } from "../base/logger.ts";
+import { isName, type NodeSpec } from "./spec.ts";
+import type { MembershipChange } from "./membership_state.ts";
 import { formatAddress } from "./transport.ts";
 
 /** Changes of one event logged one per line; more are summarized. */

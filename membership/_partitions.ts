@@ -1,9 +1,9 @@
 // Injected partitions of a node: the names cut off, with optional expiry.
 // Module-private; `Node.injectPartition` and friends are the public face.
 
-import type { Clock, TimerId } from "./clock.ts";
-import { timeoutOption } from "./_config.ts";
-import { isName } from "./membership_state.ts";
+import type { Clock, TimerId } from "../base/clock.ts";
+import { timeoutOption } from "../base/options.ts";
+import { isName } from "./spec.ts";
 import type { PartitionInfo } from "./node_types.ts";
 
 type Entry = { nodes: Set<string>; expiresAt?: number; timer?: TimerId };

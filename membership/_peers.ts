@@ -5,16 +5,17 @@
 // Module-private: Node composes it.
 
 import { setImmediate } from "node:timers";
-import type { TimerId } from "./clock.ts";
-import { decodeMessage, encodeValue, Tag, type WireMessage } from "./codec.ts";
+import type { TimerId } from "../base/clock.ts";
+import { decodeMessage, Tag, type WireMessage } from "./wire.ts";
+import { encodeValue } from "../base/codec.ts";
 import {
   type ClosedError,
   FrameTooLargeError,
   type HandshakeCode,
   HandshakeError,
   NodeDownError,
-  ProtocolError,
 } from "./errors.ts";
+import { ProtocolError } from "../base/errors.ts";
 import {
   type Accepted,
   clientHandshake,
@@ -25,7 +26,7 @@ import {
 } from "./handshake.ts";
 import { Link } from "./_link.ts";
 import { type ChannelConfig, DEFAULT_CHANNEL, type NodeConfig } from "./_config.ts";
-import type { NodeSpec } from "./membership_state.ts";
+import type { NodeSpec } from "./spec.ts";
 import {
   type Address,
   formatAddress,
@@ -33,7 +34,7 @@ import {
   type FrameListener,
   type Transport,
 } from "./transport.ts";
-import { PARALLELISM_MAX } from "./membership_state.ts";
+import { PARALLELISM_MAX } from "./spec.ts";
 
 /** Counters kept by the connection layer (part of NodeStats). */
 export interface PeerCounters {

@@ -14,15 +14,15 @@
 // its path is at most `transitiveHopsMax` long, and each hop drops a copy it
 // has seen (a bounded window of ids).
 
-import type { Clock, TimerId } from "./clock.ts";
+import type { Clock, TimerId } from "../base/clock.ts";
 import {
   AckTimeoutError,
   CallTimeoutError,
   type ClosedError,
-  ProtocolError,
   RemoteHandlerError,
   UnknownEndpointError,
 } from "./errors.ts";
+import { ProtocolError } from "../base/errors.ts";
 import type { MessageContext } from "./messaging.ts";
 
 /** The reserved endpoint of routed messages. */

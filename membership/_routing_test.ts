@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SimulatedClock } from "./clock.ts";
+import { SimulatedClock } from "../base/clock.ts";
 import { Router } from "./_routing.ts";
 
 /** Routers on a fixed graph; messages cross edges in FIFO order when `pump` runs. */

@@ -6,25 +6,9 @@
  * @module
  */
 
-import type { NodeSpec } from "./membership_state.ts";
+import { MurmurError } from "../base/errors.ts";
+import type { NodeSpec } from "./spec.ts";
 import type { Address } from "./transport.ts";
-
-/**
- * Base class of every murmur domain error.
- *
- * @example
- * ```ts
- * import { MurmurError, NodeDownError } from "@murmur/murmur/membership";
- * console.log(new NodeDownError("b") instanceof MurmurError); // true
- * ```
- */
-export class MurmurError extends Error {
-  /** Creates the error. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
 
 /**
  * A frame was larger than the connection's limit (`frameBytesMax`, or the small
@@ -49,18 +33,6 @@ export class FrameTooLargeError extends MurmurError {
     this.limitBytes = limitBytes;
   }
 }
-
-/**
- * A peer sent bytes that are not a valid frame or message: malformed CBOR, or a
- * well-formed value of the wrong shape. The connection is closed.
- *
- * @example
- * ```ts
- * import { ProtocolError } from "@murmur/murmur/membership";
- * console.log(new ProtocolError("bad tag").name); // ProtocolError
- * ```
- */
-export class ProtocolError extends MurmurError {}
 
 /**
  * Why a handshake was refused or failed:

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Random } from "./clock.ts";
+import type { Random } from "../base/clock.ts";
 import { formatAddress } from "./transport.ts";
 import {
   DEFAULT_MEMBERS_MAX,
@@ -25,11 +25,11 @@ import {
   members as viewMembers,
   type MembershipEvent,
   type MembershipState,
-  type NodeSpec,
   step,
   validateEntries,
 } from "./membership_state.ts";
-import { ProtocolError } from "./errors.ts";
+import type { NodeSpec } from "./spec.ts";
+import { ProtocolError } from "../base/errors.ts";
 import {
   type MembershipStrategy,
   newStrategyStats,

@@ -24,9 +24,10 @@
  */
 
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { decodeValue, encodeValue } from "./codec.ts";
-import { type HandshakeCode, HandshakeError, NameConflictError, ProtocolError } from "./errors.ts";
-import { isName, type NodeSpec, validateSpec } from "./membership_state.ts";
+import { decodeValue, encodeValue } from "../base/codec.ts";
+import { type HandshakeCode, HandshakeError, NameConflictError } from "./errors.ts";
+import { ProtocolError } from "../base/errors.ts";
+import { isName, type NodeSpec, validateSpec } from "./spec.ts";
 import type { Address, FrameConnection } from "./transport.ts";
 
 /**

@@ -16,9 +16,10 @@
  * @module
  */
 
-import type { Random } from "./clock.ts";
-import { ProtocolError } from "./errors.ts";
-import { type MemberEntry, type NodeSpec, validateSpec } from "./membership_state.ts";
+import type { Random } from "../base/clock.ts";
+import { ProtocolError } from "../base/errors.ts";
+import type { MemberEntry } from "./membership_state.ts";
+import { type NodeSpec, validateSpec } from "./spec.ts";
 import {
   type MembershipStrategy,
   newStrategyStats,

@@ -1,10 +1,10 @@
 // The HyParView state machine on its own: events in, effects out.
 
 import assert from "node:assert/strict";
-import { seededRandom } from "./clock.ts";
-import { ProtocolError } from "./errors.ts";
+import { seededRandom } from "../base/clock.ts";
+import { ProtocolError } from "../base/errors.ts";
 import { HPV, HyParView } from "./hyparview.ts";
-import type { NodeSpec } from "./membership_state.ts";
+import type { NodeSpec } from "./spec.ts";
 
 const spec = (name: string, incarnation = 1): NodeSpec => ({
   name,

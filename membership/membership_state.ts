@@ -21,28 +21,8 @@
  * @module
  */
 
-import { ProtocolError } from "./errors.ts";
-import type { Address } from "./transport.ts";
-
-/** Per-channel settings, part of every node spec. */
-export interface ChannelOptions {
-  /** Connections per peer for this channel (default 1, at most {@linkcode PARALLELISM_MAX}). */
-  parallelism?: number;
-  /** Keep only the newest queued message per key while the connection is backed up. */
-  monotonic?: boolean;
-}
-
-/** How a node can be reached and who it is. */
-export interface NodeSpec {
-  /** Unique name of the node in its cluster. */
-  readonly name: string;
-  /** Where it listens. */
-  readonly listenAddrs: readonly Address[];
-  /** Grows on every restart or rejoin; the larger one wins. */
-  readonly incarnation: number;
-  /** Its channels (name to settings). */
-  readonly channels: Readonly<Record<string, Readonly<ChannelOptions>>>;
-}
+import { ProtocolError } from "../base/errors.ts";
+import { type isName, type NodeSpec, validateSpec } from "./spec.ts";
 
 /**
  * The status of a view entry: `alive` (a member), `left` (it left at this
@@ -129,14 +109,6 @@ export interface StepOptions {
   now?: number;
 }
 
-/** Largest `parallelism` of a channel. */
-export const PARALLELISM_MAX = 64;
-/** Largest number of channels of a node. */
-export const CHANNELS_MAX = 32;
-/** Largest number of listen addresses in a spec. */
-export const LISTEN_ADDRS_MAX = 16;
-/** Longest node or channel name, in UTF-16 code units. */
-export const NAME_LENGTH_MAX = 255;
 /** Default bound on the number of live members in a view. */
 export const DEFAULT_MEMBERS_MAX = 4096;
 /** Default bound on the number of tombstones in a view. */
@@ -420,59 +392,6 @@ function mergeEntries(
   return self === undefined ? r : { ...r, self };
 }
 
-/**
- * Checks that a value received from the network is a valid {@linkcode NodeSpec}.
- *
- * @example
- * ```ts
- * import { validateSpec } from "@murmur/murmur/membership";
- * const s = validateSpec({ name: "a", listenAddrs: [], incarnation: 1, channels: {} });
- * console.log(s.name); // a
- * ```
- */
-export function validateSpec(v: unknown): NodeSpec {
-  if (typeof v !== "object" || v === null) throw new ProtocolError("spec is not a map");
-  const s = v as Record<string, unknown>;
-  if (!isName(s.name)) throw new ProtocolError("spec.name is not a valid name");
-  if (
-    !(typeof s.incarnation === "number" && Number.isSafeInteger(s.incarnation) &&
-      s.incarnation >= 0)
-  ) {
-    throw new ProtocolError("spec.incarnation is not a non-negative integer");
-  }
-  if (!Array.isArray(s.listenAddrs) || s.listenAddrs.length > LISTEN_ADDRS_MAX) {
-    throw new ProtocolError("spec.listenAddrs is not a short array");
-  }
-  const listenAddrs: Address[] = [];
-  for (const a of s.listenAddrs as unknown[]) {
-    const r = a as Record<string, unknown> | null;
-    if (
-      typeof r !== "object" || r === null || typeof r.hostname !== "string" ||
-      r.hostname.length === 0 || r.hostname.length > NAME_LENGTH_MAX ||
-      typeof r.port !== "number" || !Number.isInteger(r.port) || r.port < 0 || r.port > 65535
-    ) throw new ProtocolError("spec.listenAddrs has an invalid address");
-    listenAddrs.push({ hostname: r.hostname, port: r.port });
-  }
-  if (typeof s.channels !== "object" || s.channels === null || Array.isArray(s.channels)) {
-    throw new ProtocolError("spec.channels is not a map");
-  }
-  const names = Object.keys(s.channels);
-  if (names.length > CHANNELS_MAX) throw new ProtocolError("spec.channels has too many channels");
-  const channels: Record<string, ChannelOptions> = {};
-  for (const n of names) {
-    const c = (s.channels as Record<string, unknown>)[n] as Record<string, unknown> | null;
-    if (!isName(n) || typeof c !== "object" || c === null) {
-      throw new ProtocolError("spec.channels has an invalid channel");
-    }
-    const p = c.parallelism ?? 1;
-    if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > PARALLELISM_MAX) {
-      throw new ProtocolError("spec.channels has an invalid parallelism");
-    }
-    channels[n] = { parallelism: p, monotonic: c.monotonic === true };
-  }
-  return { name: s.name, incarnation: s.incarnation, listenAddrs, channels };
-}
-
 /** What {@linkcode validateEntries} found. */
 export interface ValidatedEntries {
   /** The valid entries. */
@@ -535,19 +454,4 @@ export function entriesForWire(state: MembershipState): [NodeSpec, number][] {
   const out: [NodeSpec, number][] = [];
   for (const e of state.entries.values()) out.push([e.spec, STATUS_BY_CODE.indexOf(e.status)]);
   return out;
-}
-
-/**
- * True for a valid node or channel name: 1 to 255 characters, no control characters.
- *
- * @example
- * ```ts
- * import { isName } from "@murmur/murmur/membership";
- * console.log(isName("node-1"), isName("")); // true false
- * ```
- */
-export function isName(v: unknown): v is string {
-  return typeof v === "string" && v.length > 0 && v.length <= NAME_LENGTH_MAX &&
-    // deno-lint-ignore no-control-regex
-    !/[\x00-\x1f]/.test(v);
 }

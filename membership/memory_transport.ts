@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type Clock, type Random, seededRandom, systemClock } from "./clock.ts";
+import { type Clock, type Random, seededRandom, systemClock } from "../base/clock.ts";
 import { ClosedError, FrameTooLargeError } from "./errors.ts";
 import {
   type Address,

@@ -14,19 +14,22 @@
  * @module
  */
 
-export * from "./clock.ts";
-export * from "./logger.ts";
+export * from "../base/clock.ts";
+export * from "../base/logger.ts";
 export * from "./options.ts";
 export * from "./messaging.ts";
 export * from "./strategy.ts";
 export * from "./full_mesh.ts";
 export * from "./hyparview.ts";
+export * from "../base/errors.ts";
 export * from "./errors.ts";
 export * from "./transport.ts";
 export * from "./tcp_transport.ts";
 export * from "./memory_transport.ts";
-export * from "./codec.ts";
+export * from "../base/codec.ts";
+export * from "./wire.ts";
 export * from "./membership_state.ts";
+export * from "./spec.ts";
 export * from "./handshake.ts";
 export * from "./node.ts";
 export * from "./node_types.ts";

@@ -11,8 +11,9 @@
  * @module
  */
 
-import { type Clock, randomBytes, type TimerId } from "./clock.ts";
-import { encodeValue, Tag, type WireMessage } from "./codec.ts";
+import { type Clock, randomBytes, type TimerId } from "../base/clock.ts";
+import { encodeValue } from "../base/codec.ts";
+import { Tag, type WireMessage } from "./wire.ts";
 import {
   ClosedError,
   type HandshakeCode,
@@ -29,18 +30,19 @@ import {
   logAs,
   type NodeConfig,
   resolveConfig,
-  timeoutOption,
 } from "./_config.ts";
+import { timeoutOption } from "../base/options.ts";
 import { Delivery } from "./_delivery.ts";
-import { provideRelay } from "./_relay.ts";
+import { provideRelay, type Relay } from "./relay.ts";
 import { admit } from "./_admission.ts";
 import { DirectLinks } from "./_direct.ts";
 import { ChangeListeners, NamedListeners, UpWaiters } from "./_listeners.ts";
 import { Partitions } from "./_partitions.ts";
 import { FATAL_CODES, type Peer, Peers } from "./_peers.ts";
 import { FullMesh } from "./full_mesh.ts";
-import type { Logger, LogLevel } from "./logger.ts";
-import { isName, type MembershipChange, type NodeSpec } from "./membership_state.ts";
+import type { Logger, LogLevel } from "../base/logger.ts";
+import { isName, type NodeSpec } from "./spec.ts";
+import type { MembershipChange } from "./membership_state.ts";
 import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
 import type { NodeOptions } from "./options.ts";
 import type { MembershipStrategy, StrategyEffects } from "./strategy.ts";
@@ -87,21 +89,6 @@ export class Node implements AsyncDisposable {
   readonly #peers: Peers;
   readonly #delivery: Delivery;
 
-  static {
-    // Plumtree's relay path (module-private; see _relay.ts).
-    provideRelay((node) => ({
-      register: (endpoint, handler) => node.#delivery.register(endpoint, handler as Handler),
-      sendMany: (to, endpoint, msg, frame, channel, failed) =>
-        void node.#delivery.fanOut(
-          to,
-          endpoint,
-          msg,
-          channel === undefined ? {} : { channel },
-          frame,
-          failed,
-        ),
-    }));
-  }
   readonly #strategy: MembershipStrategy;
   #spec: NodeSpec;
   #closed = false;
@@ -223,6 +210,21 @@ export class Node implements AsyncDisposable {
         debug: (msg, peer, error) => this.#log("debug", msg, peer, error),
       },
     );
+    // Plumtree's relay path (see relay.ts).
+    const delivery = this.#delivery;
+    const relay: Relay = {
+      register: (endpoint, handler) => delivery.register(endpoint, handler as Handler),
+      sendMany: (to, endpoint, msg, frame, channel, failed) =>
+        void delivery.fanOut(
+          to,
+          endpoint,
+          msg,
+          channel === undefined ? {} : { channel },
+          frame,
+          failed,
+        ),
+    };
+    provideRelay(this, relay);
   }
 
   /**

@@ -1,17 +1,16 @@
 /**
- * The plain types of a {@linkcode Node}'s API: join results, partitions,
+ * The plain types of a `Node`'s API: join results, partitions,
  * up/down options and counters.
  *
  * @module
  */
 
-import type { NodeSpec } from "./membership_state.ts";
+import type { NodeSpec } from "./spec.ts";
 // deno-lint-ignore no-unused-vars
-import type { Node } from "./node.ts";
 
-/** A partition injected with {@linkcode Node.injectPartition}. */
+/** A partition injected with `Node.injectPartition`. */
 export interface PartitionInfo {
-  /** Reference for {@linkcode Node.resolvePartition}. */
+  /** Reference for `Node.resolvePartition`. */
   readonly ref: number;
   /** Nodes cut off from this node. */
   readonly nodes: readonly string[];
@@ -19,7 +18,7 @@ export interface PartitionInfo {
   readonly expiresAt: number | undefined;
 }
 
-/** What {@linkcode Node.join} resolves with. */
+/** What `Node.join` resolves with. */
 export interface JoinResult {
   /** The node joined through. */
   readonly node: string;
@@ -32,7 +31,7 @@ export interface JoinResult {
   readonly stale: readonly NodeSpec[];
 }
 
-/** Options of {@linkcode Node.onUp} and {@linkcode Node.onDown}. */
+/** Options of `Node.onUp` and `Node.onDown`. */
 export interface UpDownOptions {
   /**
    * Only for this channel (the seed's `on_up/3`): the callback receives the
@@ -63,7 +62,7 @@ export type UpDownCallback = (node: string, channel?: string) => void;
  */
 export type MemberState = "up" | "down" | "passive" | "left" | "removed";
 
-/** One entry of {@linkcode Node.memberInfo}. */
+/** One entry of `Node.memberInfo`. */
 export interface MemberInfo {
   /** The member's name. */
   readonly name: string;
@@ -81,7 +80,7 @@ export interface MemberInfo {
   readonly lastHeardMs: number | undefined;
 }
 
-/** What {@linkcode Node.observeCalls} observers receive when a call ends. */
+/** What `Node.observeCalls` observers receive when a call ends. */
 export interface CallObservation {
   /** The node called. */
   readonly to: string;

@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { Clock, Random } from "./clock.ts";
-import type { Logger } from "./logger.ts";
-import type { ChannelOptions } from "./membership_state.ts";
+import type { Clock, Random } from "../base/clock.ts";
+import type { Logger } from "../base/logger.ts";
+import type { ChannelOptions } from "./spec.ts";
 import type { TlsOptions } from "./tcp_transport.ts";
 import type { HyParViewOptions } from "./hyparview.ts";
 import type { Address, Transport } from "./transport.ts";

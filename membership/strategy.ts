@@ -11,8 +11,9 @@
  * @module
  */
 
-import type { LogLevel } from "./logger.ts";
-import type { MemberEntry, MembershipChange, NodeSpec } from "./membership_state.ts";
+import type { LogLevel } from "../base/logger.ts";
+import type { MemberEntry, MembershipChange } from "./membership_state.ts";
+import type { NodeSpec } from "./spec.ts";
 
 /** What a strategy asks its node to do after an event. */
 export interface StrategyEffects {

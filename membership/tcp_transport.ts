@@ -4,7 +4,8 @@
  * @module
  */
 
-import { FrameTooLargeError, ProtocolError } from "./errors.ts";
+import { FrameTooLargeError } from "./errors.ts";
+import { ProtocolError } from "../base/errors.ts";
 import { framedBytes, framesInto } from "./_framing.ts";
 import {
   type Address,

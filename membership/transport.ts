@@ -6,7 +6,7 @@
  * @module
  */
 
-import { framedBytes, framesInto } from "./_framing.ts";
+import { type FRAME_HEADER_BYTES, framedBytes, framesInto } from "./_framing.ts";
 
 /** A host and port. Port 0 asks the transport for any free port. */
 export interface Address {
@@ -16,8 +16,7 @@ export interface Address {
   port: number;
 }
 
-/** Length of the big-endian length prefix before every frame body. */
-export const FRAME_HEADER_BYTES = 4;
+export { FRAME_HEADER_BYTES } from "./_framing.ts";
 
 /** Default largest frame body in bytes (1 MiB). */
 export const DEFAULT_FRAME_BYTES_MAX = 1024 * 1024;

@@ -21,11 +21,15 @@
  */
 
 import { type Attributes, metrics, type ObservableResult } from "@opentelemetry/api";
-import type { DashboardParts } from "../dashboard/state.ts";
-import { namedDurable, namedPublishers, publisherOf } from "../dashboard/_parts.ts";
+import {
+  type DashboardParts,
+  namedDurable,
+  namedPublishers,
+  publisherOf,
+} from "../dashboard/parts.ts";
 import type { DurableServerStatus } from "../durable/behaviour.ts";
 import type { MemberState, NodeStats } from "../membership/node_types.ts";
-import type { TimerId } from "../membership/clock.ts";
+import type { TimerId } from "../base/clock.ts";
 
 /** Histogram bounds 1, 2.5, 5 × 10^e for e from `fromExp` to `toExp` (exact decimals). */
 function steps125(fromExp: number, toExp: number): number[] {

@@ -21,9 +21,9 @@
  * @module
  */
 
-import { checkSendable, encodeValue } from "../membership/codec.ts";
-import { type Clock, systemClock, type TimerId } from "../membership/clock.ts";
-import type { Logger } from "../membership/logger.ts";
+import { checkSendable, encodeValue } from "../base/codec.ts";
+import { type Clock, systemClock, type TimerId } from "../base/clock.ts";
+import type { Logger } from "../base/logger.ts";
 import type { Node } from "../membership/node.ts";
 
 /** A subscriber's callback. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { checkSendable, encodeValue } from "../membership/codec.ts";
+import { checkSendable, encodeValue } from "../base/codec.ts";
 import type { Node } from "../membership/node.ts";
 import {
   DataPublisher,

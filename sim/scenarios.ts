@@ -15,7 +15,7 @@
  * @module
  */
 
-import { seededRandom } from "../membership/clock.ts";
+import { seededRandom } from "../base/clock.ts";
 import { Simulation, type SimulationOptions } from "./simulation.ts";
 
 /** Kinds of scenario. */

@@ -24,10 +24,10 @@
  * @module
  */
 
-import { type Random, seededRandom } from "../membership/clock.ts";
+import { type Random, seededRandom } from "../base/clock.ts";
 import { FullMesh } from "../membership/full_mesh.ts";
 import { HyParView, type HyParViewOptions } from "../membership/hyparview.ts";
-import type { NodeSpec } from "../membership/membership_state.ts";
+import type { NodeSpec } from "../membership/spec.ts";
 import type { MembershipStrategy, StrategyEffects } from "../membership/strategy.ts";
 import {
   PlumtreeCore,

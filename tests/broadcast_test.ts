@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { encodeValue, Plumtree, PLUMTREE_ENDPOINT, PT, seededRandom, Tag } from "../mod.ts";
-import { relayOf } from "../membership/_relay.ts";
+import { relayOf } from "../membership/relay.ts";
 import { converged, eventually, startNode } from "./_helpers.ts";
 import { LogHandler, simCluster, type SimNode } from "./_plumtree_fixture.ts";
 

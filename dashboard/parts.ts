@@ -1,10 +1,41 @@
-// Walking a DashboardParts: the named publishers and durable servers, as the
-// dashboard and the metrics both name them. Module-private.
+/**
+ * The parts of a process that a dashboard and the metrics show
+ * ({@linkcode DashboardParts}), and how both name them: publishers by their
+ * given name or scope, durable servers by their given name or tenant.
+ *
+ * @module
+ */
 
+import type { Node } from "../membership/node.ts";
+import type { Plumtree } from "../broadcast/plumtree.ts";
 import { Presence } from "../publisher/presence.ts";
 import { ProcessGroups } from "../publisher/process_groups.ts";
 import type { DataPublisher } from "../publisher/data_publisher.ts";
-import type { DashboardParts, ShownDurable, ShownPublisher } from "./state.ts";
+import type { DurableServer } from "../durable/server.ts";
+
+/** A publisher a dashboard can show: process groups, presence, or any data publisher. */
+// deno-lint-ignore no-explicit-any
+export type ShownPublisher = ProcessGroups | Presence | DataPublisher<any, any, any, any, any>;
+
+/** A durable server a dashboard can show. */
+// deno-lint-ignore no-explicit-any
+export type ShownDurable = DurableServer<any, any, any, any, any>;
+
+/**
+ * The parts of a process a dashboard (or the metrics) shows; all but `node`
+ * optional. A dashboard reads these fields at each refresh, so parts set on
+ * the object later show up; metrics register what is there when they start.
+ */
+export interface DashboardParts {
+  /** The node. */
+  node: Node;
+  /** Its Plumtree server. */
+  plumtree?: Plumtree;
+  /** Publishers by name (the name is what the page shows), or a list shown by scope. */
+  publishers?: Record<string, ShownPublisher> | readonly ShownPublisher[];
+  /** Durable servers by name, or a list shown by tenant. */
+  durable?: Record<string, ShownDurable> | readonly ShownDurable[];
+}
 
 /**
  * A `JSON.stringify` replacer for values CBOR allows and JSON does not:

@@ -1,14 +1,19 @@
-// What murmur's own relays (Plumtree) need from a Node and nothing in the public
-// API offers: the bytes a message arrived in, and a send of bytes already
-// encoded. Module-private: mod.ts does not export it.
-//
-// A relay forwards a message with one field changed (Plumtree's round). Encoding
-// it again at every hop was the largest single cost of a relayed delivery;
-// forwarding the received frame, patched in place, costs a copy into the write
-// buffer and nothing else.
+/**
+ * The door between a {@linkcode Node} and murmur's own relays (Plumtree):
+ * what a relay needs from a node and the public API does not offer, the bytes
+ * a message arrived in and a send of bytes already encoded. Public to the
+ * package (Plumtree uses it), not part of the user's API: `mod.ts` does not
+ * export it.
+ *
+ * A relay forwards a message with one field changed (Plumtree's round).
+ * Encoding it again at every hop was the largest single cost of a relayed
+ * delivery; forwarding the received frame, patched in place, costs a copy into
+ * the write buffer and nothing else.
+ *
+ * @module
+ */
 
 import type { MessageContext } from "./messaging.ts";
-import type { Node } from "./node.ts";
 
 /**
  * A handler that also receives the frame its message came in, as the bytes of
@@ -39,15 +44,21 @@ export interface Relay {
   ): void;
 }
 
-let relayOfNode: ((node: Node) => Relay) | undefined;
+/** Each node's relay, registered by the node itself when it starts. */
+const relays = new WeakMap<object, Relay>();
 
-/** Called once, by `Node`'s static initializer. */
-export function provideRelay(fn: (node: Node) => Relay): void {
-  relayOfNode = fn;
+/** Called by a `Node` when it starts: its relay operations. */
+export function provideRelay(node: object, relay: Relay): void {
+  relays.set(node, relay);
 }
 
-/** The relay operations of `node`. */
-export function relayOf(node: Node): Relay {
-  if (relayOfNode === undefined) throw new Error("murmur: Node is not loaded");
-  return relayOfNode(node);
+/**
+ * The relay operations of `node`.
+ *
+ * @throws {TypeError} `node` is not a started murmur `Node`.
+ */
+export function relayOf(node: object): Relay {
+  const r = relays.get(node);
+  if (r === undefined) throw new TypeError("not a murmur Node (relayOf takes a started Node)");
+  return r;
 }
