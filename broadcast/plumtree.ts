@@ -12,12 +12,14 @@ import type { Logger } from "../base/logger.ts";
 import type { Node } from "../membership/node.ts";
 import { type Relay, relayOf } from "../membership/relay.ts";
 import { bumpRound } from "./_forward.ts";
-import type { BroadcastHandler, BroadcastServer, GraftResult } from "./handler.ts";
+import type { BroadcastHandler, BroadcastServer } from "./handler.ts";
+import { type ExchangeInfo, Exchanges, type ExchangeSelector } from "./_exchange.ts";
+
+export type { ExchangeInfo, ExchangeSelector } from "./_exchange.ts";
+import { type PlumtreeHandlers, type Received, receivePlumtree } from "./dispatch.ts";
 import {
-  parsePlumtreeMessage,
   PlumtreeCore,
   type PlumtreeCoreOptions,
-  type PlumtreeMessage,
   type PlumtreeStats,
   PT,
   type Send,
@@ -50,18 +52,6 @@ export interface PlumtreeOptions extends Omit<PlumtreeCoreOptions, "random"> {
   logger?: Logger;
 }
 
-/** A running anti-entropy exchange. */
-export interface ExchangeInfo {
-  /** Its reference, for `cancelExchanges`. */
-  readonly ref: number;
-  /** The handler. */
-  readonly handler: string;
-  /** The peer. */
-  readonly peer: string;
-  /** When it started (clock time). */
-  readonly startedAt: number;
-}
-
 /** What {@linkcode Plumtree.observeDeliveries} observers receive for each new payload. */
 export interface DeliveryObservation {
   /** The handler that merged it. */
@@ -74,9 +64,6 @@ export interface DeliveryObservation {
 
 /** An observer of deliveries. */
 export type DeliveryObserver = (delivery: DeliveryObservation) => void;
-
-/** Which exchanges {@linkcode Plumtree.cancelExchanges} cancels. */
-export type ExchangeSelector = "all" | { peer: string } | { handler: string } | number;
 
 /** Counters of a Plumtree server (protocol counters plus exchanges). */
 export interface PlumtreeServerStats extends PlumtreeStats {
@@ -132,18 +119,9 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   readonly #handlers = new Map<string, BroadcastHandler<any, any, any>>();
   readonly #channel: string;
   readonly #lazyTickMs: number;
-  readonly #exchangeTickMs: number;
-  readonly #exchangesMax: number;
   readonly #inboxMax: number;
-  readonly #exchanges = new Map<
-    number,
-    ExchangeInfo & { ctl: AbortController; done: Promise<void> }
-  >();
-  /** Exchanges waiting for a slot, by handler and peer (one each). */
-  readonly #exchangeQueue = new Map<string, { handler: string; peer: string }>();
-  #nextExchangeRef = 1;
   #lazyTimer: TimerId | undefined;
-  #exchangeTimer: TimerId | undefined;
+  readonly #exchanges: Exchanges;
   #graftTimer: { id: TimerId; at: number } | undefined;
   #inbox: Promise<void> = Promise.resolve();
   /**
@@ -160,6 +138,14 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   readonly #extra = { exchanges: 0, sendFailures: 0, inboxDropped: 0 };
   /** Counts a failed send (made once: a broadcast sends per message). */
   readonly #sendFailed = () => void this.#extra.sendFailures++;
+  readonly #now = () => this.#clock.now();
+  /** The handlers as the shared dispatch asks them. */
+  readonly #handlerHost: PlumtreeHandlers = {
+    has: (name) => this.#handlers.has(name),
+    merge: (name, id, payload) => this.#handlers.get(name)!.merge(id, payload),
+    isStale: (name, id) => this.#handlers.get(name)!.isStale(id),
+    graft: (name, id) => this.#handlers.get(name)!.graft(id),
+  };
 
   private constructor(node: Node, options: PlumtreeOptions) {
     this.#node = node;
@@ -169,14 +155,14 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     this.#log = options.logger ?? node.logger;
     this.#core = new PlumtreeCore(node.name, { ...options, random: this.#random });
     this.#lazyTickMs = options.lazyTickMs ?? 1000;
-    this.#exchangeTickMs = options.exchangeTickMs ?? 10_000;
-    this.#exchangesMax = options.exchangesMax ?? 1;
+    const exchangeTickMs = options.exchangeTickMs ?? 10_000;
+    const exchangesMax = options.exchangesMax ?? 1;
     this.#inboxMax = options.inboxMax ?? 10_000;
     for (
       const [k, v] of Object.entries({
         lazyTickMs: this.#lazyTickMs,
-        exchangeTickMs: this.#exchangeTickMs,
-        exchangesMax: this.#exchangesMax,
+        exchangeTickMs,
+        exchangesMax,
         inboxMax: this.#inboxMax,
       })
     ) {
@@ -190,6 +176,20 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       if (this.#handlers.has(h.name)) throw new TypeError(`two handlers are named "${h.name}"`);
       this.#handlers.set(h.name, h);
     }
+    this.#exchanges = new Exchanges(
+      {
+        node: node.name,
+        clock: this.#clock,
+        random: this.#random,
+        log: this.#log,
+        handlers: this.#handlers,
+        members: () => this.#core.members,
+        connected: (peer) => this.#node.connectedMembers().includes(peer),
+        started: () => void this.#extra.exchanges++,
+      },
+      exchangeTickMs,
+      exchangesMax,
+    );
   }
 
   /**
@@ -214,13 +214,13 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     p.#offs.push(
       node.onUp("*", (peer) => {
         p.#refreshMembers();
-        p.#exchangeWith(peer);
+        p.#exchanges.with(peer);
       }),
       node.onDown("*", () => p.#refreshMembers()),
     );
     p.#refreshMembers();
     p.#scheduleLazy();
-    p.#scheduleExchange();
+    p.#exchanges.schedule();
     for (const h of p.#handlers.values()) {
       try {
         h.start?.(p);
@@ -233,7 +233,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
         });
       }
     }
-    for (const peer of node.connectedMembers()) if (peer !== node.name) p.#exchangeWith(peer);
+    for (const peer of node.connectedMembers()) if (peer !== node.name) p.#exchanges.with(peer);
     return Promise.resolve(p);
   }
 
@@ -326,12 +326,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
 
   /** The exchanges running now. */
   exchanges(): ExchangeInfo[] {
-    return [...this.#exchanges.values()].map(({ ref, handler, peer, startedAt }) => ({
-      ref,
-      handler,
-      peer,
-      startedAt,
-    }));
+    return this.#exchanges.list();
   }
 
   /**
@@ -339,20 +334,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
    * waiting for a slot. Returns how many were running.
    */
   cancelExchanges(selector: ExchangeSelector = "all"): number {
-    const hit = (e: { ref?: number; handler: string; peer: string }) =>
-      selector === "all" || (typeof selector === "number" && selector === e.ref) ||
-      (typeof selector === "object" && "peer" in selector && selector.peer === e.peer) ||
-      (typeof selector === "object" && "handler" in selector && selector.handler === e.handler);
-    for (const [k, q] of [...this.#exchangeQueue]) if (hit(q)) this.#exchangeQueue.delete(k);
-    let n = 0;
-    for (const e of [...this.#exchanges.values()]) {
-      if (hit(e)) {
-        e.ctl.abort(new Error("exchange cancelled"));
-        this.#exchanges.delete(e.ref);
-        n++;
-      }
-    }
-    return n;
+    return this.#exchanges.cancel(selector);
   }
 
   /** Starts one exchange now with `peer` (or a random peer) for one handler (or each). Resolves when done. */
@@ -361,7 +343,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     const target = peer ?? peers[Math.floor(this.#random.next() * peers.length)];
     if (target === undefined) return;
     const handlers = handlerName ? [this.#handler(handlerName)] : [...this.#handlers.values()];
-    await Promise.all(handlers.map((h) => this.#exchange(h, target)));
+    await Promise.all(handlers.map((h) => this.#exchanges.run(h, target)));
   }
 
   /** Protocol counters: enough to compute the relative message redundancy. */
@@ -375,7 +357,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       missing: this.#core.missingCount,
       roots: this.#core.rootCount,
       outstanding: this.#core.outstandingCount,
-      exchanges: this.#exchanges.size + this.#exchangeQueue.size,
+      exchanges: this.#exchanges.pending,
       inbox: (this.#queue.length - this.#queueHead) / 4,
     };
   }
@@ -396,14 +378,11 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
         });
       }
     }
-    this.#exchangeQueue.clear();
     for (const off of this.#offs) off();
-    for (const t of [this.#lazyTimer, this.#exchangeTimer, this.#graftTimer?.id]) {
+    for (const t of [this.#lazyTimer, this.#graftTimer?.id]) {
       if (t !== undefined) this.#clock.clearTimeout(t);
     }
-    const running = [...this.#exchanges.values()].map((e) => e.done);
-    this.cancelExchanges("all");
-    await Promise.allSettled(running);
+    await this.#exchanges.close();
     await this.#inbox;
   }
 
@@ -475,82 +454,6 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     }, this.#lazyTickMs);
   }
 
-  #scheduleExchange(): void {
-    this.#exchangeTimer = this.#clock.setTimeout(() => {
-      this.#scheduleExchange();
-      if (this.#exchanges.size >= this.#exchangesMax) return;
-      const peers = this.#core.members.filter((m) => m !== this.#node.name);
-      const handlers = [...this.#handlers.values()];
-      if (peers.length === 0 || handlers.length === 0) return;
-      const peer = peers[Math.floor(this.#random.next() * peers.length)]!;
-      const h = handlers[Math.floor(this.#random.next() * handlers.length)]!;
-      void this.#exchange(h, peer);
-    }, this.#exchangeTickMs);
-  }
-
-  /**
-   * A peer came up (a restart, a healed partition, a late start): every
-   * handler with anti-entropy exchanges with it now, `exchangesMax` at a time;
-   * the rest wait their turn (one entry per handler and peer).
-   */
-  #exchangeWith(peer: string): void {
-    if (this.#closed) return;
-    for (const h of this.#handlers.values()) {
-      this.#exchangeQueue.set(`${h.name}\u0000${peer}`, { handler: h.name, peer });
-    }
-    this.#pumpExchanges();
-  }
-
-  #pumpExchanges(): void {
-    while (!this.#closed && this.#exchanges.size < this.#exchangesMax) {
-      const next = this.#exchangeQueue.entries().next();
-      if (next.done) return;
-      this.#exchangeQueue.delete(next.value[0]);
-      const { handler, peer } = next.value[1];
-      const h = this.#handlers.get(handler);
-      if (h === undefined || !this.#node.connectedMembers().includes(peer)) continue;
-      void this.#exchange(h, peer);
-    }
-  }
-
-  // deno-lint-ignore no-explicit-any
-  async #exchange(h: BroadcastHandler<any, any, any>, peer: string): Promise<void> {
-    const ctl = new AbortController();
-    const ref = this.#nextExchangeRef++;
-    let result: "ignore" | Promise<void>;
-    const failed = (how: string) => (e: unknown) =>
-      this.#log({
-        level: "warn",
-        node: this.#node.name,
-        peer,
-        msg: `exchange of "${h.name}" ${how}`,
-        error: e,
-      });
-    try {
-      result = h.exchange(peer, ctl.signal);
-    } catch (e) {
-      failed("threw")(e);
-      return;
-    }
-    if (result === "ignore") return;
-    this.#extra.exchanges++;
-    const done = result.catch((e) => {
-      if (!ctl.signal.aborted) failed("failed")(e);
-    }).finally(() => {
-      this.#exchanges.delete(ref);
-      this.#pumpExchanges();
-    });
-    this.#exchanges.set(ref, {
-      ref,
-      handler: h.name,
-      peer,
-      startedAt: this.#clock.now(),
-      ctl,
-      done,
-    });
-    await done;
-  }
-
   /** `frame`: the bytes `raw` arrived in, forwarded (round patched) when it is a new push. */
   #receive(from: string, raw: unknown, frame: Uint8Array | undefined): void {
     // One message at a time, in arrival order. Handlers that answer
@@ -615,43 +518,22 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     this.#draining = false;
   }
 
-  /** After a payload's merge: deliver on (when new) and prune (when not). */
-  #merged(
-    from: string,
-    msg: PlumtreeMessage,
-    // deno-lint-ignore no-explicit-any
-    h: BroadcastHandler<any, any, any>,
-    isNew: boolean,
-    at: number,
-    frame: Uint8Array | undefined,
-  ): void {
-    const [, name, id, payload, root, round] = msg as [
-      number,
-      string,
-      unknown,
-      unknown,
-      string,
-      number,
-    ];
-    const sends = this.#core.onBroadcast(from, name, id, payload, round, root, isNew);
+  /** What a received message came to: the sends, and a new payload forwarded as its bytes. */
+  #received(from: string, r: Received, at: number, frame: Uint8Array | undefined): void {
+    if (r.dropped !== undefined) {
+      this.#log({ level: "warn", node: this.#node.name, peer: from, msg: r.dropped });
+    }
+    const p = r.payload;
+    if (p === undefined || !p.isNew) return this.#sendAll(r.sends);
+    const [, name, , , root, round] = p.msg;
+    const h = this.#handlers.get(name);
     // A new message goes on to the eager peers as the bytes it came in, one round on.
-    const pushed = isNew && frame !== undefined && sends.length > 0 &&
-        sends[0]!.msg[0] === PT.Broadcast && bumpRound(frame, root, round)
+    const pushed = frame !== undefined && r.sends.length > 0 &&
+        r.sends[0]!.msg[0] === PT.Broadcast && bumpRound(frame, root, round)
       ? frame
       : undefined;
-    this.#sendAll(sends, h, pushed);
-    if (isNew && at >= 0) this.#observed(name, root, at);
-  }
-
-  #mergeFailed(from: string, name: string, e: unknown): void {
-    this.#core.stats.malformed++;
-    this.#log({
-      level: "warn",
-      node: this.#node.name,
-      peer: from,
-      msg: `merge of "${name}" threw`,
-      error: e,
-    });
+    this.#sendAll(r.sends, h, pushed);
+    if (at >= 0) this.#observed(name, root, at);
   }
 
   #handle(
@@ -661,116 +543,8 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     frame: Uint8Array | undefined,
   ): void | Promise<void> {
     if (this.#closed) return;
-    const msg: PlumtreeMessage | undefined = parsePlumtreeMessage(raw);
-    const h = msg !== undefined && (msg[0] === PT.Broadcast || msg[0] === PT.Graft)
-      ? this.#handlers.get(msg[1])
-      : undefined;
-    if (
-      msg === undefined || ((msg[0] === PT.Broadcast || msg[0] === PT.Graft) && h === undefined)
-    ) {
-      this.#core.stats.malformed++;
-      this.#log({
-        level: "warn",
-        node: this.#node.name,
-        peer: from,
-        msg: "malformed plumtree message dropped",
-      });
-      return;
-    }
-    switch (msg[0]) {
-      case PT.Broadcast: {
-        const [, name, id, payload] = msg;
-        let r: boolean | Promise<boolean>;
-        try {
-          r = h!.merge(id, payload);
-        } catch (e) {
-          return this.#mergeFailed(from, name, e);
-        }
-        if (r instanceof Promise) {
-          return r.then(
-            (isNew) => this.#merged(from, msg, h!, isNew, at, frame),
-            (e) => this.#mergeFailed(from, name, e),
-          );
-        }
-        return this.#merged(from, msg, h!, r, at, frame);
-      }
-      case PT.IHave: {
-        const [, batch, groups] = msg;
-        let ids = 0;
-        for (const g of groups) ids += g[2].length;
-        if (this.#core.announcerFull(from)) {
-          // This peer already has as many announcements waiting as it may: shed
-          // the frame without asking the handlers, and acknowledge it.
-          this.#core.stats.missingDropped += ids;
-          this.#sendAll([{ to: from, msg: [PT.Ignored, batch] }]);
-          return;
-        }
-        if (ids > this.#core.ihaveIdsMax) {
-          this.#core.stats.malformed++;
-          this.#log({
-            level: "warn",
-            node: this.#node.name,
-            peer: from,
-            msg: `IHAVE of ${ids} ids dropped (ihaveIdsMax ${this.#core.ihaveIdsMax})`,
-          });
-          return;
-        }
-        const entries: {
-          handler: string;
-          id: unknown;
-          round: number;
-          root: string;
-          stale: boolean;
-        }[] = [];
-        const pending: Promise<void>[] = [];
-        for (const [name, root, ids, rounds] of groups) {
-          const hh = this.#handlers.get(name);
-          if (hh === undefined) {
-            this.#core.stats.malformed++;
-            continue;
-          }
-          for (let k = 0; k < ids.length; k++) {
-            const id = ids[k];
-            // Delivered here already (the common case): nothing to ask the handler.
-            if (this.#core.seen(name, id)) continue;
-            const e = { handler: name, id, round: rounds[k]!, root, stale: true };
-            entries.push(e);
-            try {
-              const st = hh.isStale(id);
-              if (st instanceof Promise) pending.push(st.then((v) => void (e.stale = v), () => {}));
-              else e.stale = st;
-            } catch {
-              this.#core.stats.malformed++;
-            }
-          }
-        }
-        const done = () =>
-          this.#sendAll(this.#core.onIHave(from, batch, entries, this.#clock.now()));
-        if (pending.length > 0) return Promise.all(pending).then(done);
-        return done();
-      }
-      case PT.Graft: {
-        const [, name, id, round, root] = msg;
-        const done = (result: { ok: unknown } | "stale" | { error: unknown }) =>
-          this.#sendAll(this.#core.onGraft(from, name, id, round, root, result), h);
-        let r: GraftResult<unknown> | Promise<GraftResult<unknown>>;
-        try {
-          r = h!.graft(id);
-        } catch (e) {
-          return done({ error: e });
-        }
-        if (r instanceof Promise) return r.then(done, (e) => done({ error: e }));
-        return done(r);
-      }
-      case PT.Prune:
-        this.#core.onPrune(from, msg[1]);
-        return;
-      case PT.Ignored:
-        this.#core.onIgnored(from, msg[1]);
-        return;
-      case PT.Neighbor:
-        this.#sendAll(this.#core.onNeighbor(from, msg[1]));
-        return;
-    }
+    const r = receivePlumtree(this.#core, from, raw, this.#handlerHost, this.#now);
+    if (r instanceof Promise) return r.then((x) => this.#received(from, x, at, frame));
+    this.#received(from, r, at, frame);
   }
 }

@@ -545,6 +545,28 @@ export class Peers {
     return p?.up ? p.slots.get(DEFAULT_CHANNEL)?.[0] : undefined;
   }
 
+  /**
+   * An open default-channel link with `name` either way: this node's own when
+   * the peer is up, else one `name` opened to this node (routed messages and
+   * their answers may travel on either).
+   */
+  anyLink(name: string): Link | undefined {
+    const own = this.control(name);
+    if (own !== undefined) return own;
+    for (const l of this.incoming) {
+      if (l.peer === name && !l.closed && l.channel === DEFAULT_CHANNEL) return l;
+    }
+    return undefined;
+  }
+
+  /** The names with an open link either way (peers up, and those with an incoming link). */
+  linked(): string[] {
+    const out = new Set<string>();
+    for (const p of this.peers.values()) if (p.up) out.add(p.name);
+    for (const l of this.incoming) if (!l.closed) out.add(l.peer);
+    return [...out];
+  }
+
   /** Liveness: a silent peer is down; idle links get a ping. */
   checkLiveness(now: number): void {
     const { failureTimeoutMs, pingIntervalMs } = this.#cfg;

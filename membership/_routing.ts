@@ -85,6 +85,9 @@ interface Pending {
   retry?: TimerId;
 }
 
+/** A call whose handler still runs. */
+const PENDING: unique symbol = Symbol("pending");
+
 /** An LRU set or map bounded by `max` entries. */
 function touch<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
   m.delete(k);
@@ -101,12 +104,19 @@ function isNames(v: unknown, max: number): v is string[] {
 export class Router {
   readonly #h: RouterHost;
   readonly #limits: RoutingLimits;
-  /** Destination -> the neighbour to send to. */
-  readonly #routes = new Map<string, string>();
-  /** Copies seen (duplicates of a flood are dropped). */
-  readonly #seen = new Map<string, true>();
+  /** Destination -> the neighbour to send to, and how many hops away the destination was then. */
+  readonly #routes = new Map<string, { via: string; hops: number }>();
+  /**
+   * Copies seen, with the shortest path they came by: a later copy is dropped
+   * unless it came a shorter way (the first copy of a flood may come the
+   * longest way round, and stop at the hop limit or at a node whose every
+   * neighbour is on its path).
+   */
+  readonly #seen = new Map<string, number>();
   /** Acknowledged sends delivered here, by origin and id (a retransmission is acknowledged again). */
   readonly #delivered = new Map<string, true>();
+  /** Calls answered here (or running), by origin and id: a copy sent again gets the same reply. */
+  readonly #answers = new Map<string, unknown>();
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   readonly counters: RoutingCounters = { forwarded: 0, routeDrops: 0 };
@@ -131,10 +141,10 @@ export class Router {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const timer = this.#h.clock.setTimeout(() => {
-        this.#pending.delete(id);
+        this.#settle(id);
         reject(new CallTimeoutError(dest, endpoint, timeoutMs));
       }, Math.min(timeoutMs, 2 ** 31 - 1));
-      this.#pending.set(id, {
+      const p: Pending = {
         timer,
         resolve,
         reject,
@@ -145,8 +155,16 @@ export class Router {
             new RemoteHandlerError(dest, endpoint, String(name ?? "Error"), String(message ?? "")),
           );
         },
-      });
-      this.#start([K.Call, this.#h.self, id, 0, dest, [], 0, endpoint, payload]);
+      };
+      // Sent again until answered (the overlay may change on the way): the destination
+      // runs the handler once and answers every copy with the same reply.
+      let attempt = 0;
+      const go = () => {
+        p.retry = this.#h.clock.setTimeout(go, this.#h.retransmitIntervalMs);
+        this.#start([K.Call, this.#h.self, id, attempt++, dest, [], 0, endpoint, payload]);
+      };
+      this.#pending.set(id, p);
+      go();
     });
   }
 
@@ -186,13 +204,14 @@ export class Router {
     const e = this.#parse(raw);
     const [kind, origin, id, attempt, dest, path] = e;
     if (kind >= K.Reply) return this.#back(from, e);
-    if (from !== this.#h.self) touch(this.#routes, origin, from, this.#limits.routesMax); // the way back
+    if (from !== this.#h.self) this.#learn(origin, from, path.length); // the way back
     const key = `${kind}\u0000${origin}\u0000${id}\u0000${attempt}`;
-    if (this.#seen.has(key)) {
+    const seen = this.#seen.get(key);
+    if (seen !== undefined && (dest === this.#h.self || seen <= path.length)) {
       this.counters.routeDrops++;
       return;
     }
-    touch(this.#seen, key, true, this.#limits.routedIdsMax);
+    touch(this.#seen, key, path.length, this.#limits.routedIdsMax);
     if (dest !== this.#h.self) {
       this.counters.forwarded++;
       return this.#next(e, from);
@@ -224,10 +243,27 @@ export class Router {
         back(K.Ack, null);
         return;
       }
-      case K.Call:
-        void this.#h.answer(e[7], e[8], ctx).then((reply) => back(K.Reply, reply));
+      case K.Call: {
+        // Once per call: a copy sent again gets the reply of the first (none while it runs).
+        const k = `${origin}\u0000${id}`;
+        const known = this.#answers.get(k);
+        if (known === undefined) {
+          touch(this.#answers, k, PENDING, this.#limits.routedIdsMax);
+          void this.#h.answer(e[7], e[8], ctx).then((reply) => {
+            if (this.#answers.has(k)) this.#answers.set(k, reply);
+            back(K.Reply, reply);
+          });
+        } else if (known !== PENDING) back(K.Reply, known);
         return;
+      }
     }
+  }
+
+  /** `to` is `hops` away through neighbour `via`: kept unless a route as short is known and usable. */
+  #learn(to: string, via: string, hops: number): void {
+    const r = this.#routes.get(to);
+    if (r !== undefined && r.hops < hops && r.via !== via && this.#h.isNeighbour(r.via)) return;
+    touch(this.#routes, to, { via, hops }, this.#limits.routesMax);
   }
 
   #settle(id: number): Pending | undefined {
@@ -256,7 +292,7 @@ export class Router {
     let to: string[];
     if (this.#h.isNeighbour(dest)) to = [dest];
     else {
-      const r = this.#routes.get(dest);
+      const r = this.#routes.get(dest)?.via;
       if (r !== undefined && r !== from && this.#h.isNeighbour(r) && !way.includes(r)) to = [r];
       else {
         to = this.#h.neighbours().filter((n) => n !== from && !way.includes(n));
@@ -282,7 +318,7 @@ export class Router {
       return;
     }
     // The hop before this one on the way back leads to the answering node.
-    if (i > 0 && from !== this.#h.self) touch(this.#routes, origin, from, this.#limits.routesMax);
+    if (i > 0 && from !== this.#h.self) this.#learn(origin, from, i);
     if (i === path.length - 1) {
       if (dest !== this.#h.self) return;
       if (kind === K.Route) return;

@@ -22,7 +22,7 @@
  */
 
 import { ProtocolError } from "../base/errors.ts";
-import { type isName, type NodeSpec, validateSpec } from "./spec.ts";
+import { type NodeSpec, validateSpec } from "./spec.ts";
 
 /**
  * The status of a view entry: `alive` (a member), `left` (it left at this

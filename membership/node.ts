@@ -45,7 +45,12 @@ import { isName, type NodeSpec } from "./spec.ts";
 import type { MembershipChange } from "./membership_state.ts";
 import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
 import type { NodeOptions } from "./options.ts";
-import type { MembershipStrategy, StrategyEffects } from "./strategy.ts";
+import {
+  applyEffects,
+  type EffectsHost,
+  type MembershipStrategy,
+  type StrategyEffects,
+} from "./strategy.ts";
 import { HyParView } from "./hyparview.ts";
 import { TcpTransport } from "./tcp_transport.ts";
 import {
@@ -435,14 +440,14 @@ export class Node implements AsyncDisposable {
       partitionDrops: pc.partitionDrops,
       sendDrops: dc.sendDrops,
       ackFailures: dc.ackFailures,
-      ...this.#delivery.causal.counters,
+      ...this.#delivery.endpoints.causal.counters,
       forwarded: this.#delivery.router.counters.forwarded,
       routeDrops: this.#delivery.router.counters.routeDrops,
-      retransmits: dc.retransmits,
-      duplicates: dc.duplicates,
-      acksOutstanding: this.#delivery.acksOutstanding,
-      ackBytes: this.#delivery.ackBytes,
-      callsOutstanding: this.#delivery.callsOutstanding,
+      retransmits: this.#delivery.acks.counters.retransmits,
+      duplicates: this.#delivery.acks.counters.duplicates,
+      acksOutstanding: this.#delivery.acks.outstanding,
+      ackBytes: this.#delivery.acks.bytes,
+      callsOutstanding: this.#delivery.calls.outstanding,
       gossipsOut: sc.gossipsOut,
       connections: c.count,
       directConnections: this.#direct.size,
@@ -529,17 +534,17 @@ export class Node implements AsyncDisposable {
 
   /** Removes an endpoint. Returns whether it was registered. */
   unregister(endpoint: string): boolean {
-    return this.#delivery.unregister(endpoint);
+    return this.#delivery.endpoints.unregister(endpoint);
   }
 
   /** Calls `fn(endpoint)` whenever an endpoint of this node is unregistered. Returns an unsubscribe function. */
   onUnregister(fn: (endpoint: string) => void): () => void {
-    return this.#delivery.onUnregister(fn);
+    return this.#delivery.endpoints.onUnregister(fn);
   }
 
   /** Whether an endpoint is registered on this node. */
   registered(endpoint: string): boolean {
-    return this.#delivery.handlers.has(endpoint);
+    return this.#delivery.endpoints.handlers.has(endpoint);
   }
 
   /**
@@ -827,15 +832,25 @@ export class Node implements AsyncDisposable {
     return encodeValue([Tag.Gossip, msg]);
   }
 
-  /** Carries out what the strategy asked for. */
+  /** Carries out what the strategy asked for (the interpreter the simulator shares). */
   #run(fx: StrategyEffects): void {
-    for (const l of fx.logs) this.#log(l.level, l.msg, l.peer);
-    for (const d of fx.disconnect) {
+    this.#sent = undefined;
+    applyEffects(fx, this.#effects);
+  }
+
+  /** The last membership message encoded in this run of effects (sent to several peers at once). */
+  #sent: { msg: unknown; frame: Uint8Array } | undefined;
+
+  /** How this node carries out a strategy's effects. */
+  readonly #effects: EffectsHost = {
+    canConnect: () => !this.#closed && this.#strategy.active,
+    log: (level, msg, peer) => this.#log(level, msg, peer),
+    disconnect: (d) => {
       if (this.#direct.has(d.name)) {
         // This node's direct connection stays (it closes when idle); the node's own
         // connections to this one close, so that it sees the refusal.
         this.#peers.closeIncoming(d.name, d.reason);
-        continue;
+        return;
       }
       const peer = this.#peers.peers.get(d.name);
       if (d.graceful && peer?.up) {
@@ -847,35 +862,31 @@ export class Node implements AsyncDisposable {
         this.#delivery.peerDeparted(d.name, d.reason);
         this.#joinWaiters.fail(d.name, new NodeDownError(d.name, d.reason));
       }
-    }
-    if (!this.#closed && this.#strategy.active) {
-      for (const spec of fx.connect) {
-        if (spec.name === this.#cfg.name) continue;
-        const promoted = this.#direct.promote(spec); // a direct connection becomes a neighbour
-        if (promoted === undefined) this.#peers.ensure(spec);
-        else if (promoted.up) queueMicrotask(() => this.#onUp(promoted));
+    },
+    connect: (spec) => {
+      if (spec.name === this.#cfg.name) return;
+      const promoted = this.#direct.promote(spec); // a direct connection becomes a neighbour
+      if (promoted === undefined) this.#peers.ensure(spec);
+      else if (promoted.up) queueMicrotask(() => this.#onUp(promoted));
+    },
+    changes: (changes) => this.#changeListeners.report(changes),
+    send: (to, msg) => {
+      let sent = this.#sent;
+      if (sent === undefined || sent.msg !== msg) {
+        this.#sent = sent = { msg, frame: this.#frame(msg) };
       }
-    }
-    // After the connects: a listener that sends to a member just added finds its
-    // connection opening (the send waits for it) rather than no connection at all.
-    this.#changeListeners.report(fx.changes);
-    let last: unknown, frame: Uint8Array | undefined;
-    for (const s of fx.sends) {
-      if (s.msg !== last) {
-        last = s.msg;
-        frame = this.#frame(s.msg);
-      }
-      if (this.#isPartitioned(s.to)) continue;
-      this.#peers.control(s.to)?.enqueueControl(frame!);
-    }
-    if (fx.refute !== undefined) this.#takeIncarnationAbove(fx.refute.above, fx.refute.reason);
-    if (fx.flush && this.#flushTimer === undefined && !this.#closed) {
+      if (this.#isPartitioned(to)) return;
+      this.#peers.control(to)?.enqueueControl(sent.frame);
+    },
+    refute: (above, reason) => this.#takeIncarnationAbove(above, reason),
+    scheduleFlush: () => {
+      if (this.#flushTimer !== undefined || this.#closed) return;
       this.#flushTimer = this.#clock.setTimeout(() => {
         this.#flushTimer = undefined;
         if (!this.#closed) this.#run(this.#strategy.flush(this.#clock.now()));
       }, 0);
-    }
-  }
+    },
+  };
 
   async #dropAfterFlush(peer: Peer, reason: string): Promise<void> {
     const l = peer.slots.get(DEFAULT_CHANNEL)?.[0];
@@ -893,14 +904,14 @@ export class Node implements AsyncDisposable {
     this.#refutations++;
     this.#log("warn", `stale: ${reason}; taking incarnation ${incarnation}`);
     this.#spec = { ...this.#spec, incarnation };
-    this.#delivery.causal.setSelfKey(`${this.#cfg.name}@${incarnation}`);
+    this.#delivery.endpoints.causal.setSelfKey(`${this.#cfg.name}@${incarnation}`);
     this.#run(this.#strategy.setSelf(this.#spec, this.#clock.now()));
   }
 
   #rejoin(): void {
     const incarnation = Math.max(Math.floor(this.#clock.wallNow()), this.#spec.incarnation + 1);
     this.#spec = { ...this.#spec, incarnation };
-    this.#delivery.causal.setSelfKey(`${this.#cfg.name}@${incarnation}`);
+    this.#delivery.endpoints.causal.setSelfKey(`${this.#cfg.name}@${incarnation}`);
     this.#run(this.#strategy.setSelf(this.#spec, this.#clock.now()));
   }
 
@@ -968,7 +979,7 @@ export class Node implements AsyncDisposable {
     this.#tickTimer = this.#clock.setTimeout(tick, pingIntervalMs);
     const retransmit = () => {
       this.#retransmitTimer = this.#clock.setTimeout(retransmit, retransmitIntervalMs);
-      this.#delivery.retransmit(this.#clock.now());
+      this.#delivery.acks.retransmit(this.#clock.now());
     };
     this.#retransmitTimer = this.#clock.setTimeout(retransmit, retransmitIntervalMs);
     const probe = () => {

@@ -6,7 +6,6 @@
  */
 
 import type { NodeSpec } from "./spec.ts";
-// deno-lint-ignore no-unused-vars
 
 /** A partition injected with `Node.injectPartition`. */
 export interface PartitionInfo {

@@ -127,3 +127,66 @@ export interface MembershipStrategy {
 export function noEffects(): StrategyEffects {
   return { sends: [], connect: [], disconnect: [], changes: [], logs: [], flush: false };
 }
+
+/**
+ * What carries out a strategy's effects: a {@linkcode Node} (real
+ * connections) or the simulator (modelled links). {@linkcode applyEffects} is
+ * the one interpreter both use, so the order of what happens is the same in
+ * both.
+ */
+export interface EffectsHost {
+  /** True when this node may open connections (open, and in a cluster). */
+  canConnect(): boolean;
+  /** A record to log. */
+  log(level: LogLevel, msg: string, peer?: string): void;
+  /** Closes the connections with a node (see {@linkcode StrategyEffects.disconnect}). */
+  disconnect(d: StrategyEffects["disconnect"][number]): void;
+  /** Starts keeping a connection to a node. */
+  connect(spec: NodeSpec): void;
+  /** Membership changes, for listeners. */
+  changes(changes: readonly MembershipChange[]): void;
+  /** Sends a membership message to a node (one that is up; others are skipped). */
+  send(to: string, msg: unknown): void;
+  /** This node must take an incarnation above `above`. */
+  refute(above: number, reason: string): void;
+  /** Calls the strategy's `flush` soon (once, however many effects ask). */
+  scheduleFlush(): void;
+}
+
+/**
+ * Carries out a strategy's effects on `host`, in this order: logs,
+ * disconnects, connects (when the host may), changes (after the connects: a
+ * listener that sends to a member just added finds its connection opening),
+ * sends, the refutation, the flush.
+ *
+ * @example
+ * ```ts
+ * import { applyEffects, type EffectsHost, FullMesh, seededRandom } from "@murmur/murmur/protocol";
+ * const spec = (name: string) => ({ name, incarnation: 1, listenAddrs: [], channels: {} });
+ * const a = new FullMesh(spec("a"), { random: seededRandom(1) });
+ * const done: string[] = [];
+ * const host: EffectsHost = {
+ *   canConnect: () => true,
+ *   log: () => {},
+ *   disconnect: (d) => void done.push(`drop ${d.name}`),
+ *   connect: (s) => void done.push(`connect ${s.name}`),
+ *   changes: (cs) => void done.push(...cs.map((c) => `${c.kind} ${c.name}`)),
+ *   send: (to) => void done.push(`send ${to}`),
+ *   refute: () => {},
+ *   scheduleFlush: () => void done.push("flush"),
+ * };
+ * applyEffects(a.seen(spec("b"), 0), host);
+ * console.log(done); // [ "connect b", "added b", "flush" ]
+ * ```
+ */
+export function applyEffects(fx: StrategyEffects, host: EffectsHost): void {
+  for (const l of fx.logs) host.log(l.level, l.msg, l.peer);
+  for (const d of fx.disconnect) host.disconnect(d);
+  if (fx.connect.length > 0 && host.canConnect()) {
+    for (const spec of fx.connect) host.connect(spec);
+  }
+  if (fx.changes.length > 0) host.changes(fx.changes);
+  for (const s of fx.sends) host.send(s.to, s.msg);
+  if (fx.refute !== undefined) host.refute(fx.refute.above, fx.refute.reason);
+  if (fx.flush) host.scheduleFlush();
+}

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type FRAME_HEADER_BYTES, framedBytes, framesInto } from "./_framing.ts";
+import { framedBytes, framesInto } from "./_framing.ts";
 
 /** A host and port. Port 0 asks the transport for any free port. */
 export interface Address {

@@ -28,7 +28,13 @@ import { type Random, seededRandom } from "../base/clock.ts";
 import { FullMesh } from "../membership/full_mesh.ts";
 import { HyParView, type HyParViewOptions } from "../membership/hyparview.ts";
 import type { NodeSpec } from "../membership/spec.ts";
-import type { MembershipStrategy, StrategyEffects } from "../membership/strategy.ts";
+import {
+  applyEffects,
+  type EffectsHost,
+  type MembershipStrategy,
+  type StrategyEffects,
+} from "../membership/strategy.ts";
+import { type PlumtreeHandlers, receivePlumtree } from "../broadcast/dispatch.ts";
 import {
   PlumtreeCore,
   type PlumtreeCoreOptions,
@@ -71,7 +77,7 @@ export interface SimulationOptions {
 interface SimNode {
   readonly name: string;
   readonly index: number;
-  readonly spec: NodeSpec;
+  spec: NodeSpec;
   alive: boolean;
   readonly strategy: MembershipStrategy;
   readonly pt: PlumtreeCore;
@@ -84,6 +90,10 @@ interface SimNode {
   readonly inbound: Set<string>;
   ptDeadline: number;
   flushScheduled: boolean;
+  /** How this node carries out its strategy's effects (the interpreter a Node shares). */
+  effects: EffectsHost;
+  /** Its one broadcast handler, as the shared Plumtree dispatch asks it. */
+  handlers: PlumtreeHandlers;
 }
 
 /** One broadcast's outcome. */
@@ -139,6 +149,7 @@ export class Simulation {
   #group: Int32Array | undefined;
   readonly #broadcasts: Broadcast[] = [];
   #now = 0;
+  readonly #clock = (): number => this.#now;
   /** Counters. */
   readonly counters: SimulationCounters = {
     frames: 0,
@@ -265,7 +276,11 @@ export class Simulation {
       inbound: new Set(),
       ptDeadline: Infinity,
       flushScheduled: false,
+      effects: undefined as unknown as EffectsHost,
+      handlers: undefined as unknown as PlumtreeHandlers,
     };
+    node.effects = this.#effectsOf(node);
+    node.handlers = this.#handlersOf(node);
     this.#nodes.push(node);
     this.#byName.set(name, node);
     if (this.#group !== undefined) this.#group = grow(this.#group, this.#nodes.length);
@@ -417,24 +432,57 @@ export class Simulation {
     this.#apply(n, n.strategy.tick(this.#now));
   }
 
-  /** Carries out a strategy's effects, as Node.#run does. */
+  /** Carries out a strategy's effects with the interpreter a Node uses. */
   #apply(n: SimNode, fx: StrategyEffects): void {
     if (!n.alive) return;
-    for (const d of fx.disconnect) {
-      if (d.graceful) {
-        // After what is sent to it now (frames stay in order on the link).
-        this.#at(0, () => this.#drop(n, d.name));
-      } else this.#drop(n, d.name);
-    }
-    if (n.strategy.active) { for (const spec of fx.connect) this.#ensure(n, spec); }
-    for (const s of fx.sends) this.#send(n, s.to, s.msg, false);
-    if (fx.flush && !n.flushScheduled) {
-      n.flushScheduled = true;
-      this.#at(0, () => {
-        n.flushScheduled = false;
-        this.#apply(n, n.strategy.flush(this.#now));
-      });
-    }
+    applyEffects(fx, n.effects);
+  }
+
+  /** The simulated node's side of the effects: links instead of connections. */
+  #effectsOf(n: SimNode): EffectsHost {
+    return {
+      canConnect: () => n.strategy.active,
+      log: () => {},
+      disconnect: (d) => {
+        // Graceful: after what is sent to it now (frames stay in order on the link).
+        if (d.graceful) this.#at(0, () => this.#drop(n, d.name));
+        else this.#drop(n, d.name);
+      },
+      connect: (spec) => this.#ensure(n, spec),
+      changes: () => {},
+      send: (to, msg) => this.#send(n, to, msg, false),
+      refute: (above) => {
+        n.spec = { ...n.spec, incarnation: Math.max(n.spec.incarnation + 1, above + 1) };
+        this.#apply(n, n.strategy.setSelf(n.spec, this.#now));
+      },
+      scheduleFlush: () => {
+        if (n.flushScheduled) return;
+        n.flushScheduled = true;
+        this.#at(0, () => {
+          n.flushScheduled = false;
+          this.#apply(n, n.strategy.flush(this.#now));
+        });
+      },
+    };
+  }
+
+  /** The simulated node's broadcast handler: the broadcast table says what it holds. */
+  #handlersOf(n: SimNode): PlumtreeHandlers {
+    const held = (id: unknown) => {
+      const b = this.#broadcasts[id as number];
+      return b !== undefined && b.hops[n.index] !== -1;
+    };
+    return {
+      has: (handler) => handler === HANDLER,
+      merge: (_h, id) => {
+        const b = this.#broadcasts[id as number]!;
+        if (b.hops[n.index] !== -1) return false;
+        b.hops[n.index] = 0; // delivered; its hop is set from the message (see #receivePt)
+        return true;
+      },
+      isStale: (_h, id) => this.#broadcasts[id as number] === undefined || held(id),
+      graft: (_h, id) => held(id) ? { ok: id } : "stale",
+    };
   }
 
   #ensure(n: SimNode, spec: NodeSpec): void {
@@ -556,53 +604,15 @@ export class Simulation {
     });
   }
 
+  /** A Plumtree frame arrives: the dispatch a Plumtree server uses, with this node's handler. */
   #receivePt(n: SimNode, from: string, m: PlumtreeMessage): void {
-    const pt = n.pt;
-    switch (m[0]) {
-      case PT.Broadcast: {
-        const [, handler, id, payload, root, round] = m;
-        const b = this.#broadcasts[id as number]!;
-        const isNew = b.hops[n.index] === -1;
-        if (isNew) b.hops[n.index] = Math.min(round, 32767);
-        this.#sendPt(n, pt.onBroadcast(from, handler, id, payload, round, root, isNew));
-        break;
-      }
-      case PT.IHave: {
-        const [, batch, groups] = m;
-        const entries = [];
-        for (const [handler, root, ids, rounds] of groups) {
-          for (let k = 0; k < ids.length; k++) {
-            const id = ids[k];
-            const b = this.#broadcasts[id as number];
-            entries.push({
-              handler,
-              id,
-              round: rounds[k]!,
-              root,
-              stale: b === undefined || b.hops[n.index] !== -1,
-            });
-          }
-        }
-        this.#sendPt(n, pt.onIHave(from, batch, entries, this.#now));
-        break;
-      }
-      case PT.Graft: {
-        const [, handler, id, round, root] = m;
-        const b = this.#broadcasts[id as number];
-        const have = b !== undefined && b.hops[n.index] !== -1;
-        this.#sendPt(n, pt.onGraft(from, handler, id, round, root, have ? { ok: id } : "stale"));
-        break;
-      }
-      case PT.Prune:
-        pt.onPrune(from, m[1]);
-        break;
-      case PT.Ignored:
-        pt.onIgnored(from, m[1]);
-        break;
-      case PT.Neighbor:
-        this.#sendPt(n, pt.onNeighbor(from, m[1]));
-        break;
+    const r = receivePlumtree(n.pt, from, m, n.handlers, this.#clock);
+    if (r instanceof Promise) throw new Error("the simulator's handlers answer synchronously");
+    if (r.payload?.isNew) {
+      const [, , id, , , round] = r.payload.msg;
+      this.#broadcasts[id as number]!.hops[n.index] = Math.min(round, 32767);
     }
+    this.#sendPt(n, r.sends);
   }
 }
 

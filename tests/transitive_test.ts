@@ -20,11 +20,15 @@ async function overlay(n: number, active: number, extra = {}): Promise<Node[]> {
     if (nodes.length > 0) await node.join(nodes[Math.floor(next() * nodes.length)]!.spec);
     nodes.push(node);
   }
-  await eventually(
-    () => nodes.every((x) => x.connectedMembers().length >= 2),
-    "every node has a neighbour",
-    10_000,
-  );
+  // A settled overlay: every node has a neighbour, and every link is known at both ends.
+  const settled = () =>
+    nodes.every((x) =>
+      x.connectedMembers().length >= 2 &&
+      x.connectedMembers().every((m) =>
+        m === x.name || nodes.find((y) => y.name === m)?.connectedMembers().includes(x.name)
+      )
+    );
+  await eventually(settled, "a settled overlay", 10_000);
   return nodes;
 }
 
@@ -55,27 +59,40 @@ Deno.test(`transitive: 16 HyParView nodes (active view 3): sends, acknowledged s
     const pairs = strangers(nodes, 10);
     assert.equal(pairs.length, 10, "10 pairs that are not neighbours");
     const direct = nodes.reduce((a, n) => a + n.stats().directConnections, 0);
+    // Acknowledged sends and calls arrive whatever the overlay does meanwhile.
     for (const [a, b] of pairs) {
-      await a.send(b.name, "inbox", `hello from ${a.name}`, { transitive: true });
       await a.send(b.name, "inbox", `acked from ${a.name}`, { transitive: true, ack: true });
       assert.deepEqual(
         await a.call(b.name, "whoami", 7, { transitive: true }),
         { me: b.name, from: a.name, m: 7 },
       );
     }
+    // Fire-and-forget ones are at most once: they arrive unless a link of the
+    // overlay went down on their way (then the test says how many were lost).
+    let changes = 0;
+    const offs = nodes.map((n) => n.onDown("*", () => void changes++));
+    for (const [a, b] of pairs) {
+      await a.send(b.name, "inbox", `hello from ${a.name}`, { transitive: true });
+    }
+    const arrived = (a: Node, b: Node, what: string) =>
+      (got.get(b.name) ?? []).some((x) =>
+        (x as string[])[0] === a.name && (x as string[])[1] === what
+      );
     await eventually(
-      () =>
-        pairs.every(([a, b]) =>
-          (got.get(b.name) ?? []).filter((x) => (x as string[])[0] === a.name).length === 2
-        ),
+      () => changes > 0 || pairs.every(([a, b]) => arrived(a, b, `hello from ${a.name}`)),
       "every send arrived",
-    );
+    ).catch(() => {});
+    for (const off of offs) off();
+    const lost = pairs.filter(([a, b]) => !arrived(a, b, `hello from ${a.name}`)).length;
+    if (changes === 0) assert.equal(lost, 0, "no link went down: every send arrived");
+    else console.log(`${changes} links went down meanwhile: ${lost} of 10 at-most-once sends lost`);
     for (const [a, b] of pairs) {
       const mine = (got.get(b.name) ?? []).filter((x) => (x as string[])[0] === a.name);
-      assert.deepEqual(mine.map((x) => (x as string[])[1]).sort(), [
-        `acked from ${a.name}`,
-        `hello from ${a.name}`,
-      ]);
+      assert.equal(
+        mine.filter((x) => (x as string[])[1] === `acked from ${a.name}`).length,
+        1,
+        "the acknowledged send arrived once",
+      );
     }
     assert.equal(
       nodes.reduce((a, n) => a + n.stats().directConnections, 0),
