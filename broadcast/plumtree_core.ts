@@ -16,47 +16,25 @@
  * @module
  */
 
-import { encodeValue } from "../base/codec.ts";
 import type { Random } from "../base/clock.ts";
+import {
+  type IHaveGroup,
+  type PlumtreeMessage,
+  type PlumtreeStats,
+  PT,
+  type Send,
+} from "./wire.ts";
+import { idKey, idSlot, RecentIds } from "./_recent.ts";
+import { MissingIds } from "./_missing.ts";
 
-/** Wire tags of Plumtree messages. */
-export const PT = {
-  /** `[PT.Broadcast, handler, id, payload, root, round]` (the round last: a relay patches it in the bytes) */
-  Broadcast: 0,
-  /** `[PT.IHave, batch, [[handler, root, [id, ...], [round, ...]], ...]]` (ids and their rounds side by side) */
-  IHave: 1,
-  /** `[PT.Graft, handler, id, round, root]` */
-  Graft: 2,
-  /** `[PT.Prune, root]` */
-  Prune: 3,
-  /** `[PT.Ignored, batch]`: the IHAVE batch was processed (missing ids are grafted separately). */
-  Ignored: 4,
-  /**
-   * `[PT.Neighbor, 1 | 0 | 2]`: the sender takes (1) or drops (0) this node as
-   * an overlay neighbour, or acknowledges (2) that it was taken.
-   */
-  Neighbor: 5,
-} as const;
-
-/** A Plumtree message on the wire. */
-export type PlumtreeMessage =
-  | [typeof PT.Broadcast, string, unknown, unknown, string, number]
-  | [typeof PT.IHave, number, IHaveGroup[]]
-  | [typeof PT.Graft, string, unknown, number, string]
-  | [typeof PT.Prune, string]
-  | [typeof PT.Ignored, number]
-  | [typeof PT.Neighbor, 0 | 1 | 2];
-
-/** The ids of one handler and root in an IHAVE: `[handler, root, ids, rounds]`, `rounds[i]` the round of `ids[i]`. */
-export type IHaveGroup = [string, string, unknown[], number[]];
-
-/** One message to send. */
-export interface Send {
-  /** Destination node. */
-  to: string;
-  /** The message. */
-  msg: PlumtreeMessage;
-}
+export {
+  type IHaveGroup,
+  type PlumtreeMessage,
+  type PlumtreeStats,
+  PT,
+  type Send,
+} from "./wire.ts";
+export { idKey } from "./_recent.ts";
 
 /** Options of {@linkcode PlumtreeCore}. Every per-peer structure has a bound; what is shed is counted. */
 export interface PlumtreeCoreOptions {
@@ -97,94 +75,9 @@ export interface PlumtreeCoreOptions {
   random: Random;
 }
 
-/** Counters of the protocol. */
-export interface PlumtreeStats {
-  /** Payload messages sent (eager pushes and graft answers). */
-  eager: number;
-  /** Ids announced lazily (IHAVE entries). */
-  lazy: number;
-  /** IHAVE frames sent. */
-  ihaveFrames: number;
-  /** Grafts sent. */
-  graft: number;
-  /** Prunes sent. */
-  prune: number;
-  /** Messages new here (delivered to the application). */
-  deliveries: number;
-  /** Payloads received that were not new. */
-  duplicates: number;
-  /** Malformed messages dropped. */
-  malformed: number;
-  /** Lazy entries dropped by `lazyOutstandingMax`. */
-  lazyDropped: number;
-  /** Missing ids given up after `graftRetriesMax`. */
-  graftGaveUp: number;
-  /** Announced ids dropped by `missingMax` or `missingPerPeerMax`. */
-  missingDropped: number;
-  /** Trees forgotten by `rootsMax`. */
-  rootsDropped: number;
-}
-
 interface Tree {
   eager: Set<string>;
   lazy: Set<string>;
-}
-
-interface Missing {
-  handler: string;
-  id: unknown;
-  round: number;
-  root: string;
-  announcers: string[];
-  /** The first announcer, whose per-peer count this entry holds. */
-  owner: string;
-  tries: number;
-  at: number;
-}
-
-/**
- * A stable string key for a handler's id (strings and numbers directly, other
- * ids through their CBOR encoding).
- *
- * @example
- * ```ts
- * import { idKey } from "@murmur/murmur/broadcast";
- * console.log(idKey("log", "m1") === idKey("log", "m1")); // true
- * ```
- */
-export function idKey(handler: string, id: unknown): string {
-  if (typeof id === "string") return handler + "\u0000s" + id;
-  if (typeof id === "number") return handler + "\u0000n" + id;
-  return handler + "\u0000c" + encodedKey(id);
-}
-
-/** An id's CBOR encoding as a string, one character per byte (a Map key for any id). */
-function encodedKey(id: unknown): string {
-  const b = encodeValue(id);
-  let s = "";
-  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!);
-  return s;
-}
-
-/** The sender and round of the copy of a delivered id kept here. */
-interface Kept {
-  from: string;
-  round: number;
-}
-
-/** A remembered id: where it is kept, and from whom and at what round it came. */
-interface RecentSlot extends Kept {
-  of: Map<unknown, Kept>;
-  slot: unknown;
-}
-
-/** An id as a Map key within its handler: numbers and most strings as they are, others by their CBOR bytes. */
-function idSlot(id: unknown): unknown {
-  if (typeof id === "number") return id;
-  // Other ids are "\u0000c" + their CBOR, so a string that starts with NUL is
-  // moved aside ("\u0000s" + it): no string can then meet another id's key.
-  if (typeof id === "string") return id.charCodeAt(0) === 0 ? "\u0000s" + id : id;
-  return "\u0000c" + encodedKey(id);
 }
 
 interface Lazy {
@@ -254,25 +147,10 @@ export class PlumtreeCore {
   /** The values of `#outstanding`, for the per-delivery loop. */
   #outs: Outstanding[] = [];
   #batchSeq = 0;
-  /**
-   * Recently delivered ids per handler (keyed by {@linkcode idSlot}: a number
-   * or string id is its own key, hashed without building a string), with the
-   * sender and round of the copy kept.
-   */
-  readonly #recent = new Map<string, Map<unknown, Kept>>();
-  /**
-   * What `#recent` holds in the order remembered (a ring once full), so the
-   * oldest is forgotten in O(1). (A Map's first key is not O(1) in V8 when the
-   * front keeps being deleted: the holes are skipped until a rehash.)
-   */
-  /** The remembered ids in a ring, oldest at `#recentAt`; each is also its map's value. */
-  readonly #recentOrder: RecentSlot[] = [];
-  #recentAt = 0;
-  readonly #missing = new Map<string, Missing>();
-  /** Missing entries per owner (first announcer). */
-  readonly #missingBy = new Map<string, number>();
-  /** The earliest graft deadline, or earlier (a deleted entry leaves it early: harmless). */
-  #nextAt: number | undefined;
+  /** Ids delivered here lately, with the copy kept (duplicate detection). */
+  readonly #recent: RecentIds;
+  /** Ids announced here but not received yet (graft timers). */
+  readonly #missing: MissingIds;
   /** Peers that sent this node any Plumtree message (so they know it as a neighbour). */
   readonly #heard = new Set<string>();
   /** Protocol counters. */
@@ -340,6 +218,14 @@ export class PlumtreeCore {
         throw new RangeError(`${k} must be a positive integer, got ${v}`);
       }
     }
+    this.#recent = new RecentIds(this.#idsMax);
+    this.#missing = new MissingIds({
+      graftTimeoutMs: this.#graftTimeoutMs,
+      graftRetryMs: this.#graftRetryMs,
+      graftRetriesMax: this.#graftRetriesMax,
+      missingMax: this.#missingMax,
+      missingPerPeerMax: this.#missingPerPeerMax,
+    }, this.stats);
   }
 
   /** The members Plumtree broadcasts to (connected members, self included). */
@@ -420,18 +306,7 @@ export class PlumtreeCore {
       t.eager.delete(peer);
       t.lazy.delete(peer);
     }
-    for (const [k, m] of this.#missing) {
-      if (!m.announcers.includes(peer)) continue;
-      m.announcers = m.announcers.filter((a) => a !== peer);
-      if (m.announcers.length === 0) this.#deleteMissing(k, m);
-    }
-  }
-
-  #deleteMissing(key: string, m: Missing): void {
-    if (!this.#missing.delete(key)) return;
-    const n = (this.#missingBy.get(m.owner) ?? 1) - 1;
-    if (n <= 0) this.#missingBy.delete(m.owner);
-    else this.#missingBy.set(m.owner, n);
+    this.#missing.forget(peer);
   }
 
   #addNeighbour(peer: string): void {
@@ -497,45 +372,20 @@ export class PlumtreeCore {
     }
   }
 
-  /** The kept copy of `handler`'s id in slot `slot`, if remembered. */
-  #kept(handler: string, slot: unknown): Kept | undefined {
-    return this.#recent.get(handler)?.get(slot);
-  }
-
-  #remember(handler: string, slot: unknown, from: string, round: number): void {
-    let of = this.#recent.get(handler);
-    if (of === undefined) this.#recent.set(handler, of = new Map());
-    if (of.has(slot)) return;
-    let e: RecentSlot;
-    if (this.#recentOrder.length < this.#idsMax) {
-      this.#recentOrder.push(e = { of, slot, from, round });
-    } else {
-      // The oldest is forgotten, and its slot object reused (no allocation per id).
-      e = this.#recentOrder[this.#recentAt]!;
-      e.of.delete(e.slot);
-      e.of = of;
-      e.slot = slot;
-      e.from = from;
-      e.round = round;
-      this.#recentAt = (this.#recentAt + 1) % this.#idsMax;
-    }
-    of.set(slot, e);
-  }
-
   /** True when `handler`'s `id` was delivered here recently (cheaper than asking the handler). */
   seen(handler: string, id: unknown): boolean {
-    return this.#kept(handler, idSlot(id)) !== undefined;
+    return this.#recent.kept(handler, idSlot(id)) !== undefined;
   }
 
   /** Ids remembered for duplicate detection (at most `idsRememberedMax`). */
   get rememberedCount(): number {
-    return this.#recentOrder.length;
+    return this.#recent.size;
   }
 
   /** A broadcast from this node, already merged locally. */
   broadcast(handler: string, id: unknown, payload: unknown, now: number): Send[] {
     this.#now = now;
-    this.#remember(handler, idSlot(id), this.self, 0);
+    this.#recent.remember(handler, idSlot(id), this.self, 0);
     this.stats.deliveries++;
     return this.#push(handler, id, payload, 0, this.self, this.self);
   }
@@ -603,17 +453,13 @@ export class PlumtreeCore {
     const slot = idSlot(id);
     this.#hear(from);
     if (isNew) {
-      this.#remember(handler, slot, from, round);
-      if (this.#missing.size > 0) {
-        const key = idKey(handler, id);
-        const m = this.#missing.get(key);
-        if (m !== undefined) this.#deleteMissing(key, m);
-      }
+      this.#recent.remember(handler, slot, from, round);
+      if (this.#missing.size > 0) this.#missing.received(idKey(handler, id));
       this.stats.deliveries++;
       return this.#push(handler, id, payload, round, root, from);
     }
     this.stats.duplicates++;
-    const kept = this.#kept(handler, slot);
+    const kept = this.#recent.kept(handler, slot);
     let prune = from;
     if (kept !== undefined && kept.from !== this.self && kept.from !== from) {
       const shorter = round < kept.round || (round === kept.round && from < kept.from);
@@ -629,7 +475,7 @@ export class PlumtreeCore {
         kept.from = from;
         kept.round = round;
       }
-    } else if (kept === undefined) this.#remember(handler, slot, from, round);
+    } else if (kept === undefined) this.#recent.remember(handler, slot, from, round);
     this.stats.prune++;
     return [{ to: prune, msg: [PT.Prune, root] }];
   }
@@ -687,35 +533,8 @@ export class PlumtreeCore {
     this.#now = now;
     this.#hear(from);
     for (const e of entries) {
-      if (e.stale || this.#kept(e.handler, idSlot(e.id)) !== undefined) continue;
-      const key = idKey(e.handler, e.id);
-      const m = this.#missing.get(key);
-      if (m === undefined) {
-        const owned = this.#missingBy.get(from) ?? 0;
-        if (owned >= this.#missingPerPeerMax) {
-          // The offending peer's new announcements are shed; everyone else's stay.
-          this.stats.missingDropped++;
-          continue;
-        }
-        if (this.#missing.size >= this.#missingMax) {
-          const [oldKey, old] = this.#missing.entries().next().value!;
-          this.#deleteMissing(oldKey, old);
-          this.stats.missingDropped++;
-        }
-        const at = now + this.#graftTimeoutMs;
-        this.#missing.set(key, {
-          handler: e.handler,
-          id: e.id,
-          round: e.round,
-          root: e.root,
-          announcers: [from],
-          owner: from,
-          tries: 0,
-          at,
-        });
-        this.#missingBy.set(from, owned + 1);
-        if (this.#nextAt === undefined || at < this.#nextAt) this.#nextAt = at;
-      } else if (!m.announcers.includes(from) && m.announcers.length < 8) m.announcers.push(from);
+      if (e.stale || this.#recent.kept(e.handler, idSlot(e.id)) !== undefined) continue;
+      this.#missing.announced(idKey(e.handler, e.id), e, from, now);
     }
     return [{ to: from, msg: [PT.Ignored, batch] }];
   }
@@ -732,7 +551,7 @@ export class PlumtreeCore {
    * handler's `isStale` calls and just acknowledge (the ids are counted as dropped).
    */
   announcerFull(from: string): boolean {
-    return (this.#missingBy.get(from) ?? 0) >= this.#missingPerPeerMax;
+    return this.#missing.full(from);
   }
 
   /** IGNORED: `from` processed IHAVE batch `batch`; stop announcing it. */
@@ -825,33 +644,13 @@ export class PlumtreeCore {
 
   /** The earliest graft deadline, if any (possibly a little early). */
   nextDeadline(): number | undefined {
-    return this.#missing.size === 0 ? undefined : this.#nextAt;
+    return this.#missing.nextDeadline();
   }
 
   /** Fires graft timers due at `now`. */
   timers(now: number): Send[] {
     this.#now = now;
-    const sends: Send[] = [];
-    let next: number | undefined;
-    for (const [key, m] of this.#missing) {
-      if (m.at > now) {
-        if (next === undefined || m.at < next) next = m.at;
-        continue;
-      }
-      if (m.tries >= this.#graftRetriesMax || m.announcers.length === 0) {
-        this.#deleteMissing(key, m);
-        this.stats.graftGaveUp++;
-        continue;
-      }
-      const peer = m.announcers[m.tries % m.announcers.length]!;
-      m.tries++;
-      m.at = now + this.#graftRetryMs;
-      if (next === undefined || m.at < next) next = m.at;
-      sends.push({ to: peer, msg: [PT.Graft, m.handler, m.id, m.round, m.root] });
-      this.stats.graft++;
-    }
-    this.#nextAt = next;
-    return sends;
+    return this.#missing.timers(now);
   }
 
   /** Ids announced but not received yet. */

@@ -14,14 +14,8 @@ import {
 } from "./errors.ts";
 import { dec, enc, equalBytes, K_EPOCH, K_REPLY, randomId, type ReplyRecord } from "./_records.ts";
 import type { Loaded, StateStore, StateWrite } from "./_state.ts";
-import {
-  type Check,
-  commitCost,
-  type Entry,
-  type Key,
-  type Mutation,
-  type Storage,
-} from "./storage.ts";
+import type { Check, Entry, Key, Mutation, Storage } from "./storage.ts";
+import { commitCost } from "./limits.ts";
 
 export interface Waiter {
   resolve: (v: unknown) => void;

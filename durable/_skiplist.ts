@@ -2,7 +2,7 @@
 // delete and seek, doubly linked at the bottom level for reverse scans.
 // Module-private to the memory backend.
 
-import { compareBytes } from "./storage.ts";
+import { compareBytes } from "./keys.ts";
 
 const LEVELS_MAX = 24;
 

@@ -11,7 +11,6 @@ import { StateTooLargeError } from "./errors.ts";
 import { dec, enc, K_STATE, randomId } from "./_records.ts";
 import {
   type Check,
-  encodeKey,
   type Entry,
   type Key,
   type Mutation,
@@ -19,6 +18,7 @@ import {
   StorageError,
   StorageLimitError,
 } from "./storage.ts";
+import { encodeKey } from "./keys.ts";
 
 /** State header: [generation, chunks, bytes, inline state?]. Chunks 0: inline. */
 export type Header = [string, number, number, Uint8Array?];

@@ -6,16 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  atomic,
-  commitCost,
-  type Entry,
-  type Key,
-  type Mutation,
-  type Storage,
-  StorageLimitError,
-  subspace,
-} from "./storage.ts";
+import { atomic, subspace } from "./atomic.ts";
+import { commitCost } from "./limits.ts";
+import { type Entry, type Key, type Mutation, type Storage, StorageLimitError } from "./storage.ts";
 
 /** How the suite gets storages. */
 export interface StorageFixture {

@@ -12,21 +12,19 @@
 
 import {
   type Check,
-  checkCommitLimits,
   type CommitResult,
-  compareBytes,
-  encodeKey,
   type Entry,
   type Key,
   type ListOptions,
   type ListSelector,
   type Mutation,
-  PORTABLE_LIMITS,
   type Storage,
   StorageError,
   type StorageLimits,
   type Value,
 } from "./storage.ts";
+import { checkCommitLimits, PORTABLE_LIMITS } from "./limits.ts";
+import { compareBytes, encodeKey } from "./keys.ts";
 
 /** Options of {@linkcode DenoKvStorage.open}. */
 export interface DenoKvStorageOptions {

@@ -22,10 +22,7 @@
 
 import {
   type Check,
-  checkCommitLimits,
   type CommitResult,
-  decodeKey,
-  encodeKey,
   type Entry,
   type Key,
   type ListOptions,
@@ -37,6 +34,8 @@ import {
   type StorageLimits,
   type Value,
 } from "./storage.ts";
+import { checkCommitLimits } from "./limits.ts";
+import { decodeKey, encodeKey } from "./keys.ts";
 import { rangeOf } from "./memory_storage.ts";
 
 /** Options of {@linkcode FoundationDbStorage.open}. */

@@ -8,11 +8,7 @@
 import { SkipList } from "./_skiplist.ts";
 import {
   type Check,
-  checkCommitLimits,
   type CommitResult,
-  compareBytes,
-  decodeKey,
-  encodeKey,
   type Entry,
   type Key,
   type ListOptions,
@@ -20,13 +16,13 @@ import {
   type Mutation,
   ORDER_STAMP_BYTES,
   OrderStamp,
-  PORTABLE_LIMITS,
   type Storage,
   StorageError,
   type StorageLimits,
   type Value,
-  versionstampOf,
 } from "./storage.ts";
+import { checkCommitLimits, PORTABLE_LIMITS } from "./limits.ts";
+import { compareBytes, decodeKey, encodeKey, versionstampOf } from "./keys.ts";
 
 interface Cell {
   key: Uint8Array;

@@ -14,6 +14,9 @@
  * @module
  */
 
+export * from "./atomic.ts";
+export * from "./keys.ts";
+export * from "./limits.ts";
 export * from "./storage.ts";
 export * from "./memory_storage.ts";
 export * from "./denokv_storage.ts";

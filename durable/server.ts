@@ -57,15 +57,9 @@ import {
   unpack,
 } from "./_records.ts";
 import { type Header, type Loaded, StateStore } from "./_state.ts";
-import {
-  type Check,
-  encodeKey,
-  type Entry,
-  type Key,
-  type Mutation,
-  StorageError,
-  subspace,
-} from "./storage.ts";
+import { type Check, type Entry, type Key, type Mutation, StorageError } from "./storage.ts";
+import { encodeKey } from "./keys.ts";
+import { subspace } from "./atomic.ts";
 
 export * from "./behaviour.ts";
 

@@ -24,6 +24,16 @@ import { Calls } from "./_calls.ts";
 import { CAUSAL_ENDPOINT, checkEndpoint, Endpoints } from "./_endpoints.ts";
 import { OpeningWaits } from "./_opening.ts";
 import { ROUTE_ENDPOINT, Router } from "./_routing.ts";
+import { fanOut, type FanOutHost, monoKey } from "./_fanout.ts";
+import {
+  CALL_OPTIONS,
+  checkKey,
+  checkLabel,
+  checkOptionKeys,
+  checkTransitive,
+  SEND_MANY_OPTIONS,
+  SEND_OPTIONS,
+} from "./_send_options.ts";
 
 /** Every fire-and-forget send that needs no waiting returns this one settled promise (none made per send). */
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -33,40 +43,6 @@ export interface DeliveryCounters {
   sendDrops: number;
   /** Acknowledged sends that failed (timed out, refused, peer gone), awaited or not. */
   ackFailures: number;
-}
-
-/** The keys `send` takes (anything else is refused by name). */
-const SEND_OPTIONS: ReadonlySet<string> = new Set([
-  "channel",
-  "partitionKey",
-  "ack",
-  "timeoutMs",
-  "signal",
-  "causalLabel",
-  "transitive",
-]);
-/** The keys `call` takes. */
-const CALL_OPTIONS: ReadonlySet<string> = new Set([
-  "timeoutMs",
-  "channel",
-  "partitionKey",
-  "signal",
-  "transitive",
-]);
-/** The keys `sendMany` takes. */
-const SEND_MANY_OPTIONS: ReadonlySet<string> = new Set(["channel", "partitionKey"]);
-
-/** Refuses an options object with a key `known` does not hold, naming it. */
-export function checkOptionKeys(options: object, known: ReadonlySet<string>, what: string): void {
-  for (const k in options) {
-    if (known.has(k)) continue;
-    const hint = k === "clock"
-      ? " (causal delivery keeps its own vector clocks per label: pass causalLabel)"
-      : "";
-    throw new TypeError(
-      `unknown ${what} option ${JSON.stringify(k)}${hint}; known: ${[...known].join(", ")}`,
-    );
-  }
 }
 
 /** What the delivery layer needs from its node. */
@@ -87,22 +63,6 @@ export interface DeliveryHooks {
 }
 
 export { checkEndpoint };
-
-function monoKey(endpoint: string, key: string | number | undefined): string {
-  return key === undefined ? endpoint : `${endpoint}\u0000${key}`;
-}
-
-function checkKey(key: unknown): void {
-  if (key !== undefined && typeof key !== "string" && typeof key !== "number") {
-    throw new TypeError(`partitionKey must be a string or a number, got ${typeof key}`);
-  }
-}
-
-function checkTransitive(v: unknown): void {
-  if (v !== undefined && typeof v !== "boolean") {
-    throw new TypeError(`transitive must be a boolean, got ${typeof v}`);
-  }
-}
 
 export class Delivery {
   readonly #cfg: NodeConfig;
@@ -160,6 +120,18 @@ export class Delivery {
       dropped: (why) => this.#log("debug", `routed message dropped: ${why}`),
     }, cfg.routing);
     this.endpoints.setInternal(ROUTE_ENDPOINT, (msg, ctx) => this.router.receive(ctx.from, msg));
+    this.#fanOutHost = {
+      cfg,
+      peers,
+      endpoints: this.endpoints,
+      opening: this.#opening,
+      counters: this.counters,
+      isOpen: () => this.#isOpen(),
+      isPartitioned: (name) => this.#isPartitioned(name),
+      isMember: (name) => hooks.isMember(name),
+      channelOf: (c) => this.channelOf(c),
+      encodeFrame: (f, m, to, e) => this.#encodeFrame(f, m, to, e),
+    };
   }
 
   /** The peer of `name`, opening a direct connection when the strategy allows one. */
@@ -259,13 +231,7 @@ export class Delivery {
 
   /** Wraps a labelled message for causal delivery: the reserved endpoint, and the stamp with it. */
   #labelled(to: string, endpoint: string, msg: unknown, label: unknown): [string, unknown] {
-    if (typeof label !== "string" || label.length === 0 || label.length > 256) {
-      throw new TypeError(
-        `causalLabel must be a string of 1-256 characters, got ${
-          typeof label === "string" ? JSON.stringify(label.slice(0, 40)) : typeof label
-        }`,
-      );
-    }
+    checkLabel(label);
     checkSendable(msg, "msg", `cannot send to endpoint "${endpoint}" on node "${to}"`);
     const spec = this.#hooks.specOf?.(to);
     // An unknown node is not stamped: the send fails as any send to it does.
@@ -374,14 +340,7 @@ export class Delivery {
     return Promise.resolve(failures ?? []);
   }
 
-  /**
-   * The work of `sendMany`, without its promise: `fail` is called for each
-   * destination that cannot be sent to (later, for a send that waited for room
-   * and then failed); the sends that wait for room are returned, if any (they
-   * never reject). Throws a `TypeError` on bad arguments or an unsendable `msg`.
-   * `encoded`: the frame `[Tag.Msg, endpoint, msg]` already encoded (a relay
-   * forwarding what it received); `msg` is then not encoded again.
-   */
+  /** The work of `sendMany` without its promise (see `fanOut` in _fanout.ts); Plumtree's relay uses it. */
   fanOut(
     to: readonly string[],
     endpoint: string,
@@ -390,88 +349,11 @@ export class Delivery {
     encoded: Uint8Array | undefined,
     fail: (node: string, error: unknown) => void,
   ): Promise<void>[] | undefined {
-    if (!Array.isArray(to)) throw new TypeError("to must be an array of node names");
-    const channel = this.channelOf(options.channel);
-    checkEndpoint(endpoint);
-    const key = options.partitionKey;
-    checkKey(key);
-    let waits: Promise<void>[] | undefined;
-    // Bytes over this node's frame limit are encoded again (and refused there).
-    let frame = encoded !== undefined && encoded.length <= this.#cfg.frameBytesMax
-      ? encoded
-      : undefined;
-    const failed = (name: string, error: unknown) => {
-      this.counters.sendDrops++;
-      fail(name, error);
-    };
-    for (const name of to) {
-      if (!this.#isOpen()) {
-        fail(name, new Closed(`node "${this.#cfg.name}" is closed`));
-        continue;
-      }
-      if (name === this.#cfg.name) {
-        frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
-        this.endpoints.deliverLocal(endpoint, frame, channel);
-        continue;
-      }
-      const peer = this.#peers.peers.get(name);
-      if (peer !== undefined && this.#opening.mustWait(peer)) {
-        // Its connection is opening: this copy waits for it (see send).
-        const f = frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
-        const done = Promise.withResolvers<void>();
-        const queued = this.#opening.wait(name, {
-          bytes: f.length,
-          run: (p) => {
-            if (this.#isPartitioned(name)) {
-              this.#peers.counters.partitionDrops++;
-              return done.resolve();
-            }
-            try {
-              this.#peers.counters.framesOut++;
-              const w = this.#peers.pick(p, channel, key).enqueue(f, monoKey(endpoint, key));
-              if (w === undefined) return done.resolve();
-              w.then(() => done.resolve(), (error) => {
-                failed(name, error);
-                done.resolve();
-              });
-            } catch (error) {
-              failed(name, error);
-              done.resolve();
-            }
-          },
-          fail: (error) => {
-            failed(name, error);
-            done.resolve();
-          },
-        });
-        if (queued) (waits ??= []).push(done.promise);
-        else failed(name, new QueueFullError(name, channel));
-        continue;
-      }
-      if (peer === undefined || !peer.up) {
-        failed(
-          name,
-          this.#hooks.isMember(name) ? new NodeDownError(name) : new UnknownNodeError(name),
-        );
-        continue;
-      }
-      if (this.#isPartitioned(name)) {
-        this.#peers.counters.partitionDrops++;
-        continue;
-      }
-      try {
-        const link = this.#peers.pick(peer, channel, key);
-        this.#peers.counters.framesOut++;
-        frame ??= this.#encodeFrame([Tag.Msg, endpoint, msg], msg, "*", endpoint);
-        const w = link.enqueue(frame, monoKey(endpoint, key));
-        if (w !== undefined) (waits ??= []).push(w.catch((error) => failed(name, error)));
-      } catch (error) {
-        if (error instanceof TypeError) throw error;
-        failed(name, error);
-      }
-    }
-    return waits;
+    return fanOut(this.#fanOutHost, to, endpoint, msg, options, encoded, fail);
   }
+
+  /** What the fan-out reads of this delivery layer. */
+  readonly #fanOutHost: FanOutHost;
 
   call(to: string, endpoint: string, msg: unknown, options: CallOptions): Promise<unknown> {
     try {

@@ -17,6 +17,19 @@
  */
 
 import type { Random } from "../base/clock.ts";
+import {
+  byName,
+  HPV,
+  type HyParViewConfig,
+  type HyParViewOptions,
+  INSIST_AFTER_SHUFFLES,
+  PATH_MAX,
+  REPAIR_BACKOFF_MS,
+  resolved,
+  SHUFFLE_SPECS_MAX,
+} from "./hyparview_options.ts";
+
+export { HPV, type HyParViewConfig, type HyParViewOptions } from "./hyparview_options.ts";
 import { ProtocolError } from "../base/errors.ts";
 import type { MemberEntry } from "./membership_state.ts";
 import { type NodeSpec, validateSpec } from "./spec.ts";
@@ -27,104 +40,6 @@ import {
   type StrategyEffects,
   type StrategyStats,
 } from "./strategy.ts";
-
-/** The HyParView settings (the paper's defaults). */
-export interface HyParViewOptions {
-  /** Neighbours with open connections (default 5). */
-  activeViewSize?: number;
-  /** Addresses kept to replace them (default 30). */
-  passiveViewSize?: number;
-  /** Hops of a FORWARD_JOIN walk, and of a SHUFFLE walk (default 6). */
-  activeRandomWalkLength?: number;
-  /** Hop of a FORWARD_JOIN walk at which the joiner enters the passive view (default 3). */
-  passiveRandomWalkLength?: number;
-  /** Period of SHUFFLE walks (default 10000 ms). */
-  shuffleIntervalMs?: number;
-  /**
-   * Period of a high-priority NEIGHBOR to one node lost to a failure (unheard
-   * of since), so that the overlay heals after a partition (default 10000 ms).
-   */
-  probeIntervalMs?: number;
-  /** Nodes lost to a failure are probed for this long (default 600000 ms). */
-  lostTtlMs?: number;
-  /** Active-view entries sent in a SHUFFLE (default 3). */
-  shuffleActiveCount?: number;
-  /** Passive-view entries sent in a SHUFFLE (default 4). */
-  shufflePassiveCount?: number;
-}
-
-/** Options of {@linkcode HyParView}. */
-export interface HyParViewConfig extends HyParViewOptions {
-  /** Randomness for every choice. */
-  random: Random;
-  /** Specs remembered from handshakes, to answer who a name is (default 1024). */
-  knownMax?: number;
-}
-
-/** Wire kinds of HyParView messages. */
-export const HPV = {
-  /** `[0]`: the sender joins the cluster through this node. */
-  Join: 0,
-  /** `[1, spec, ttl]`: a random walk spreading a joiner. */
-  ForwardJoin: 1,
-  /** `[2, high]`: the sender asks to be a neighbour (1: must accept). */
-  Neighbor: 2,
-  /** `[3, newcomer?]`: the sender drops this node from its active view (for `newcomer`). */
-  Disconnect: 3,
-  /** `[4, ttl, specs, path]`: a shuffle walk; `path` are the hops so far, origin first. */
-  Shuffle: 4,
-  /** `[5, specs, path]`: the answer, going back along `path`. */
-  ShuffleReply: 5,
-} as const;
-
-const SHUFFLE_SPECS_MAX = 64;
-
-function byName(a: NodeSpec, b: NodeSpec): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-/** First wait after a refused low-priority NEIGHBOR; doubles per refusal up to the shuffle interval. */
-const REPAIR_BACKOFF_MS = 250;
-/**
- * Shuffle intervals of low-priority NEIGHBOR requests refused in a row before a
- * node short of neighbours insists (high priority).
- */
-const INSIST_AFTER_SHUFFLES = 6;
-const PATH_MAX = 32;
-
-function resolved(o: HyParViewOptions): Required<HyParViewOptions> {
-  const r: Required<HyParViewOptions> = {
-    activeViewSize: o.activeViewSize ?? 5,
-    passiveViewSize: o.passiveViewSize ?? 30,
-    activeRandomWalkLength: o.activeRandomWalkLength ?? 6,
-    passiveRandomWalkLength: o.passiveRandomWalkLength ?? 3,
-    shuffleIntervalMs: o.shuffleIntervalMs ?? 10_000,
-    probeIntervalMs: o.probeIntervalMs ?? 10_000,
-    lostTtlMs: o.lostTtlMs ?? 600_000,
-    shuffleActiveCount: o.shuffleActiveCount ?? 3,
-    shufflePassiveCount: o.shufflePassiveCount ?? 4,
-  };
-  const ints: [keyof HyParViewOptions, number][] = [
-    ["activeViewSize", 1],
-    ["passiveViewSize", 0],
-    ["activeRandomWalkLength", 0],
-    ["passiveRandomWalkLength", 0],
-    ["shuffleActiveCount", 0],
-    ["shufflePassiveCount", 0],
-  ];
-  for (const [k, min] of ints) {
-    const v = r[k];
-    if (!Number.isInteger(v) || v < min || v > 1000) {
-      throw new RangeError(`${k} must be an integer in [${min}, 1000], got ${v}`);
-    }
-  }
-  for (const k of ["shuffleIntervalMs", "probeIntervalMs", "lostTtlMs"] as const) {
-    if (!(r[k] > 0)) throw new RangeError(`${k} must be positive, got ${r[k]}`);
-  }
-  if (r.passiveRandomWalkLength > r.activeRandomWalkLength) {
-    throw new RangeError("passiveRandomWalkLength cannot exceed activeRandomWalkLength");
-  }
-  return r;
-}
 
 /**
  * The HyParView strategy.
