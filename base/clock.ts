@@ -166,7 +166,7 @@ interface SimTimer {
  *
  * @example Run two seconds of virtual time instantly
  * ```ts
- * import { SimulatedClock } from "@murmur/murmur/membership";
+ * import { SimulatedClock } from "@murmur/murmur/protocol";
  * const clock = new SimulatedClock();
  * let fired = 0;
  * clock.setTimeout(() => fired++, 1500);

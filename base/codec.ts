@@ -56,7 +56,7 @@ const encodeReusing = encoder.encode.bind(encoder) as unknown as (
  *
  * @example
  * ```ts
- * import { decodeValue, encodeValue } from "@murmur/murmur/membership";
+ * import { decodeValue, encodeValue } from "@murmur/murmur/protocol";
  * console.log(decodeValue(encodeValue({ a: [1, "x"] }))); // { a: [ 1, "x" ] }
  * ```
  */
@@ -122,7 +122,7 @@ export function checkSendable(value: unknown, rootName = "value", context?: stri
  *
  * @example
  * ```ts
- * import { decodeValue } from "@murmur/murmur/membership";
+ * import { decodeValue } from "@murmur/murmur/protocol";
  * try { decodeValue(new Uint8Array([0xff])); } catch (e) { console.log((e as Error).name); }
  * ```
  */

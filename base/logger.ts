@@ -36,7 +36,11 @@ const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
 /** Options of {@linkcode createConsoleLogger}. */
 export interface ConsoleLoggerOptions {
-  /** The lowest level printed (default `"info"`). */
+  /**
+   * The lowest level printed.
+   *
+   * @default `"info"`
+   */
   level?: LogLevel;
 }
 

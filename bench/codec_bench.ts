@@ -1,5 +1,6 @@
 // deno bench: the wire codec and framing.
-import { decodeMessage, encodeFrames, encodeValue, Tag } from "../mod.ts";
+import { decodeMessage, encodeValue, Tag } from "../protocol.ts";
+import { encodeFrames } from "../membership/mod.ts";
 
 const payload100 = "x".repeat(100);
 const msg = [Tag.Msg, "echo", payload100];

@@ -9,7 +9,9 @@
 //  3. membership convergence over TCP for 8, 16, 32 nodes (wall time);
 //  4. gossip rounds to converge for 256 nodes on a MemoryNetwork in virtual time.
 
-import { MemoryNetwork, Node, seededRandom, SimulatedClock } from "../mod.ts";
+import { MemoryNetwork } from "../testing.ts";
+import { Node, seededRandom } from "../mod.ts";
+import { SimulatedClock } from "../protocol.ts";
 import { encodeAndWrite, plainFraming } from "./_raw.ts";
 
 const MESSAGES = Number(Deno.env.get("BENCH_MESSAGES") ?? 200_000);

@@ -4,7 +4,8 @@
 //  2. scale: 100,000 members in 1,000 groups over 8 nodes; time for a restarted node
 //     to receive the full view, and the view's memory per member.
 
-import { encodeValue, Node, type NodeOptions, type PgEvent, ProcessGroups } from "../mod.ts";
+import { encodeValue } from "../protocol.ts";
+import { Node, type NodeOptions, type PgEvent, ProcessGroups } from "../mod.ts";
 
 const quiet = () => {};
 const opts: Partial<NodeOptions> = { logger: quiet, sendQueueBytesMax: 64 * 1024 * 1024 };

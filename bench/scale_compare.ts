@@ -1,4 +1,4 @@
-// `deno task bench:scale`: real `deno` node processes (examples/node.ts) on
+// `deno task bench:scale`: real `deno` node processes (cli/mod.ts (agent)) on
 // this machine, full mesh and HyParView side by side.
 //
 // 1. Idle cost: N processes (--sizes, default 16,32,64) join one by one through
@@ -33,7 +33,7 @@ const CLK_TCK = 100;
 class NodeProcess extends JsonProcess {
   constructor(name: string, strategy: string) {
     super(
-      new URL("../examples/node.ts", import.meta.url),
+      new URL("../cli/mod.ts", import.meta.url),
       ["--allow-net=127.0.0.1", "--allow-env"],
       [
         "--name",

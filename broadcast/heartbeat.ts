@@ -33,13 +33,25 @@ export type HeartbeatId = [string, number, number];
 
 /** Options of {@linkcode HeartbeatHandler}. */
 export interface HeartbeatOptions {
-  /** Handler name (default `"heartbeat"`). */
+  /**
+   * Handler name.
+   *
+   * @default `"heartbeat"`
+   */
   name?: string;
   /** Channel (default: Plumtree's). */
   channel?: string;
-  /** Period of this node's heartbeats (default 10000 ms, as in the seed). */
+  /**
+   * Period of this node's heartbeats, as in the seed.
+   *
+   * @default 10000
+   */
   intervalMs?: number;
-  /** Start beating when the Plumtree server starts (default true; else call `run`). */
+  /**
+   * Start beating when the Plumtree server starts (else call `run`).
+   *
+   * @default true
+   */
   autoStart?: boolean;
   /** Timers, `lastHeard` times and timestamps (default the system clock). */
   clock?: Clock;
@@ -49,7 +61,11 @@ export interface HeartbeatOptions {
    * told from one seen and forgotten.
    */
   historyMax?: number;
-  /** Origins remembered; past it the least recently heard is forgotten (default 4096). */
+  /**
+   * Origins remembered; past it the least recently heard is forgotten.
+   *
+   * @default 4096
+   */
   originsMax?: number;
 }
 

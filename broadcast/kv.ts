@@ -37,7 +37,11 @@ export interface KvHandlerOptions {
   channel?: string;
   /** Version clock (default the system clock). */
   clock?: Clock;
-  /** Keys per exchange message (default 10000). */
+  /**
+   * Keys per exchange message.
+   *
+   * @default 10000
+   */
   exchangeKeysMax?: number;
 }
 

@@ -6,6 +6,7 @@
  * @module
  */
 
+import * as D from "./defaults.ts";
 import { type Clock, mathRandom, type Random, systemClock, type TimerId } from "../base/clock.ts";
 import { checkSendable } from "../base/codec.ts";
 import type { Logger } from "../base/logger.ts";
@@ -34,19 +35,39 @@ export interface PlumtreeOptions extends Omit<PlumtreeCoreOptions, "random"> {
   /** The handlers this node serves (the same names on every node). */
   // deno-lint-ignore no-explicit-any
   handlers: BroadcastHandler<any, any, any>[];
-  /** Period of the IHAVE flush (default 1000 ms, as in Partisan). */
+  /**
+   * Period of the IHAVE flush, as in Partisan.
+   *
+   * @default 1000
+   */
   lazyTickMs?: number;
-  /** Period of anti-entropy exchanges (default 10000 ms, as in Partisan). */
+  /**
+   * Period of anti-entropy exchanges, as in Partisan.
+   *
+   * @default 10000
+   */
   exchangeTickMs?: number;
-  /** Exchanges running at once; more wait their turn, one per handler and peer (default 1). */
+  /**
+   * Exchanges running at once; more wait their turn, one per handler and peer.
+   *
+   * @default 1
+   */
   exchangesMax?: number;
-  /** Plumtree messages waiting while a handler's promise is pending; past it they are dropped (default 10000). */
+  /**
+   * Plumtree messages waiting while a handler's promise is pending; past it they are dropped.
+   *
+   * @default 10000
+   */
   inboxMax?: number;
   /** Default channel (default `"broadcast"` if the node has it, else `"default"`). */
   channel?: string;
   /** Timers (default: the system clock). */
   clock?: Clock;
-  /** Randomness (default `Math.random`). */
+  /**
+   * Randomness.
+   *
+   * @default `Math.random`
+   */
   random?: Random;
   /** Receives log records (default: the node's logger). */
   logger?: Logger;
@@ -154,10 +175,10 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     this.#random = options.random ?? mathRandom;
     this.#log = options.logger ?? node.logger;
     this.#core = new PlumtreeCore(node.name, { ...options, random: this.#random });
-    this.#lazyTickMs = options.lazyTickMs ?? 1000;
-    const exchangeTickMs = options.exchangeTickMs ?? 10_000;
-    const exchangesMax = options.exchangesMax ?? 1;
-    this.#inboxMax = options.inboxMax ?? 10_000;
+    this.#lazyTickMs = options.lazyTickMs ?? D.DEFAULT_LAZY_TICK_MS;
+    const exchangeTickMs = options.exchangeTickMs ?? D.DEFAULT_EXCHANGE_TICK_MS;
+    const exchangesMax = options.exchangesMax ?? D.DEFAULT_EXCHANGES_MAX;
+    this.#inboxMax = options.inboxMax ?? D.DEFAULT_INBOX_MAX;
     for (
       const [k, v] of Object.entries({
         lazyTickMs: this.#lazyTickMs,

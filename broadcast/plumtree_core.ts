@@ -16,6 +16,7 @@
  * @module
  */
 
+import * as D from "./defaults.ts";
 import type { Random } from "../base/clock.ts";
 import {
   type IHaveGroup,
@@ -38,30 +39,72 @@ export { idKey } from "./_recent.ts";
 
 /** Options of {@linkcode PlumtreeCore}. Every per-peer structure has a bound; what is shed is counted. */
 export interface PlumtreeCoreOptions {
-  /** Random overlay neighbours besides the two ring neighbours (default 2). */
+  /**
+   * Random overlay neighbours besides the two ring neighbours.
+   *
+   * @default 2
+   */
   fanout?: number;
-  /** Wait after an IHAVE before grafting, in case the payload arrives eagerly (default 200 ms). */
+  /**
+   * Wait after an IHAVE before grafting, in case the payload arrives eagerly.
+   *
+   * @default 200
+   */
   graftTimeoutMs?: number;
-  /** Wait before grafting again from the next announcer (default 1000 ms). */
+  /**
+   * Wait before grafting again from the next announcer.
+   *
+   * @default 1000
+   */
   graftRetryMs?: number;
-  /** Grafts for one id before giving it up to anti-entropy (default 10). */
+  /**
+   * Grafts for one id before giving it up to anti-entropy.
+   *
+   * @default 10
+   */
   graftRetriesMax?: number;
-  /** Lazy entries queued per peer; the oldest are dropped past it (default 10000). */
+  /**
+   * Lazy entries queued per peer; the oldest are dropped past it.
+   *
+   * @default 10000
+   */
   lazyOutstandingMax?: number;
-  /** Ids remembered for duplicate detection (default 100000). */
+  /**
+   * Ids remembered for duplicate detection.
+   *
+   * @default 100000
+   */
   idsRememberedMax?: number;
-  /** Ids in one IHAVE frame sent (default 1000). */
+  /**
+   * Ids in one IHAVE frame sent.
+   *
+   * @default 1000
+   */
   ihaveBatchMax?: number;
-  /** Ids accepted in one IHAVE frame received; a larger frame is dropped whole (default 10000). */
+  /**
+   * Ids accepted in one IHAVE frame received; a larger frame is dropped whole.
+   *
+   * @default 10000
+   */
   ihaveIdsMax?: number;
   /**
    * Announced ids waiting for their payload (a graft), all peers together; past
-   * it the oldest is forgotten (default 10000).
+   * it the oldest is forgotten.
+   *
+   * @default 10000
    */
   missingMax?: number;
-  /** Announced ids waiting for their payload first announced by one peer; past it that peer's new ones are dropped (default 2000). */
+  /**
+   * Announced ids waiting for their payload first announced by one peer; past it that peer's new ones are dropped.
+   *
+   * @default 2000
+   */
   missingPerPeerMax?: number;
-  /** Broadcast trees (one per root) kept; past it the least recently used is forgotten (default 1024). */
+  /**
+   * Broadcast trees (one per root) kept; past it the least recently used is forgotten.
+   *
+   * @default 1024
+   */
   rootsMax?: number;
   /**
    * A new neighbour is announced the ids delivered here in the last `catchupMs`
@@ -107,7 +150,7 @@ interface Outstanding {
  *
  * @example Two nodes, one broadcast
  * ```ts
- * import { PlumtreeCore } from "@murmur/murmur/broadcast";
+ * import { PlumtreeCore } from "@murmur/murmur/protocol";
  * import { seededRandom } from "@murmur/murmur/membership";
  * const a = new PlumtreeCore("a", { random: seededRandom(1) });
  * a.setMembers(["a", "b"]);
@@ -172,19 +215,19 @@ export class PlumtreeCore {
   /** Creates the state of node `self`. */
   constructor(self: string, options: PlumtreeCoreOptions) {
     this.self = self;
-    this.#fanout = options.fanout ?? 2;
-    this.#graftTimeoutMs = options.graftTimeoutMs ?? 200;
-    this.#graftRetryMs = options.graftRetryMs ?? 1000;
-    this.#graftRetriesMax = options.graftRetriesMax ?? 10;
-    this.#lazyMax = options.lazyOutstandingMax ?? 10_000;
-    this.#idsMax = options.idsRememberedMax ?? 100_000;
-    this.#ihaveBatchMax = options.ihaveBatchMax ?? 1000;
-    this.#ihaveIdsMax = options.ihaveIdsMax ?? 10_000;
-    this.#missingMax = options.missingMax ?? 10_000;
-    this.#missingPerPeerMax = options.missingPerPeerMax ?? 2000;
-    this.#rootsMax = options.rootsMax ?? 1024;
-    this.#catchupMs = options.catchupMs ?? 10_000;
-    this.#catchupMax = options.catchupIdsMax ?? 1000;
+    this.#fanout = options.fanout ?? D.DEFAULT_PLUMTREE_FANOUT;
+    this.#graftTimeoutMs = options.graftTimeoutMs ?? D.DEFAULT_GRAFT_TIMEOUT_MS;
+    this.#graftRetryMs = options.graftRetryMs ?? D.DEFAULT_GRAFT_RETRY_MS;
+    this.#graftRetriesMax = options.graftRetriesMax ?? D.DEFAULT_GRAFT_RETRIES_MAX;
+    this.#lazyMax = options.lazyOutstandingMax ?? D.DEFAULT_LAZY_OUTSTANDING_MAX;
+    this.#idsMax = options.idsRememberedMax ?? D.DEFAULT_IDS_REMEMBERED_MAX;
+    this.#ihaveBatchMax = options.ihaveBatchMax ?? D.DEFAULT_IHAVE_BATCH_MAX;
+    this.#ihaveIdsMax = options.ihaveIdsMax ?? D.DEFAULT_IHAVE_IDS_MAX;
+    this.#missingMax = options.missingMax ?? D.DEFAULT_MISSING_MAX;
+    this.#missingPerPeerMax = options.missingPerPeerMax ?? D.DEFAULT_MISSING_PER_PEER_MAX;
+    this.#rootsMax = options.rootsMax ?? D.DEFAULT_ROOTS_MAX;
+    this.#catchupMs = options.catchupMs ?? D.DEFAULT_CATCHUP_MS;
+    this.#catchupMax = options.catchupIdsMax ?? D.DEFAULT_CATCHUP_IDS_MAX;
     this.#random = options.random;
     if (!Number.isInteger(this.#catchupMax) || this.#catchupMax < 0) {
       throw new RangeError(`catchupIdsMax must be a non-negative integer, got ${this.#catchupMax}`);

@@ -15,5 +15,14 @@
  * @module
  */
 
-export * from "./server.ts";
-export * from "./state.ts";
+export { type Dashboard, type DashboardOptions, serveDashboard } from "./server.ts";
+export {
+  type DashboardRates,
+  type DashboardState,
+  type DurableState,
+  type PublisherState,
+  RateHistory,
+  snapshot,
+  type SnapshotLimits,
+} from "./state.ts";
+export { type DashboardParts, jsonSafe, type ShownDurable, type ShownPublisher } from "./parts.ts";

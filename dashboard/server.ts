@@ -17,18 +17,34 @@ import type { TimerId } from "../base/clock.ts";
 
 /** Options of {@linkcode serveDashboard}. */
 export interface DashboardOptions {
-  /** Where to listen (default `"127.0.0.1"`). Anything but loopback needs a `token`. */
+  /**
+   * Where to listen. Anything but loopback needs a `token`.
+   *
+   * @default `"127.0.0.1"`
+   */
   hostname?: string;
-  /** Port (default 0: any free port). */
+  /**
+   * Port (0: any free port).
+   *
+   * @default 0
+   */
   port?: number;
   /**
    * A secret the page, its event stream and the JSON API check (`?token=` or
    * `Authorization: Bearer`). Required when not bound to loopback; at least 16 characters.
    */
   token?: string;
-  /** How often the page is refreshed (default 1000 ms; at least 50). */
+  /**
+   * How often the page is refreshed (at least 50).
+   *
+   * @default 1000
+   */
   intervalMs?: number;
-  /** Event streams open at once; more are answered 503 (default 16). */
+  /**
+   * Event streams open at once; more are answered 503.
+   *
+   * @default 16
+   */
   clientsMax?: number;
 }
 

@@ -16,7 +16,7 @@ import {
 } from "./parts.ts";
 
 export { type DashboardParts, jsonSafe, type ShownDurable, type ShownPublisher } from "./parts.ts";
-import type { Plumtree, PlumtreePending, PlumtreeServerStats } from "../broadcast/plumtree.ts";
+import type { PlumtreePending, PlumtreeServerStats } from "../broadcast/plumtree.ts";
 import type { PublisherStats } from "../publisher/data_publisher.ts";
 import { ProcessGroups } from "../publisher/process_groups.ts";
 import { Presence } from "../publisher/presence.ts";

@@ -91,13 +91,29 @@ export interface DurableServerOptions {
    * `["a", "b"]`) are disjoint servers.
    */
   tenant: Key;
-  /** Take messages from the queue and run callbacks (default true). */
+  /**
+   * Take messages from the queue and run callbacks.
+   *
+   * @default true
+   */
   consume?: boolean;
-  /** Run `init` and overwrite the durable state even if it exists (default false). */
+  /**
+   * Run `init` and overwrite the durable state even if it exists.
+   *
+   * @default false
+   */
   reset?: boolean;
-  /** Keep the state in memory, keyed by its versionstamp, to avoid rereads (default true). */
+  /**
+   * Keep the state in memory, keyed by its versionstamp, to avoid rereads.
+   *
+   * @default true
+   */
   cache?: boolean;
-  /** Messages per commit (default 1): the throughput lever. */
+  /**
+   * Messages per commit: the throughput lever.
+   *
+   * @default 1
+   */
   consumeBatch?: number;
   /**
    * A lock whose record has not been renewed for this long (as this handle's
@@ -107,7 +123,9 @@ export interface DurableServerOptions {
   lockTimeoutMs?: number;
   /**
    * A message lease (taken by a consumer whose callback runs for a while)
-   * that has not been renewed for this long is taken over (default 30000 ms).
+   * that has not been renewed for this long is taken over.
+   *
+   * @default 30000
    */
   leaseTimeoutMs?: number;
   /**
@@ -116,17 +134,41 @@ export interface DurableServerOptions {
    * committed) and counts as failed (default 60000 ms; `Infinity`: none).
    */
   callbackTimeoutMs?: number;
-  /** Failed attempts (a throw, a timeout, a result that cannot be committed) before a message is dead-lettered (default 5). */
+  /**
+   * Failed attempts (a throw, a timeout, a result that cannot be committed) before a message is dead-lettered.
+   *
+   * @default 5
+   */
   maxAttempts?: number;
-  /** Largest encoded state; a larger result is a failed attempt with `StateTooLargeError` (default 8 MiB). */
+  /**
+   * Largest encoded state; a larger result is a failed attempt with `StateTooLargeError`.
+   *
+   * @default 8 MiB
+   */
   stateBytesMax?: number;
-  /** Default timeout of `call` and `priorityCall` (default 5000 ms; `Infinity`: none). */
+  /**
+   * Default timeout of `call` and `priorityCall` (`Infinity`: none).
+   *
+   * @default 5000
+   */
   callTimeoutMs?: number;
-  /** Reply keys of abandoned calls are removed this long after their deadline (default 60000 ms). */
+  /**
+   * Reply keys of abandoned calls are removed this long after their deadline.
+   *
+   * @default 60000
+   */
   replyTtlMs?: number;
-  /** Period of garbage collection of stale reply keys and orphaned state chunks (default 30000 ms). */
+  /**
+   * Period of garbage collection of stale reply keys and orphaned state chunks.
+   *
+   * @default 30000
+   */
   gcIntervalMs?: number;
-  /** Retries of a priority request that keeps conflicting (default 100). */
+  /**
+   * Retries of a priority request that keeps conflicting.
+   *
+   * @default 100
+   */
   conflictRetriesMax?: number;
   /** Timers, monotonic and wall time (default the system clock). */
   clock?: Clock;

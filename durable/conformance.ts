@@ -34,7 +34,8 @@ const s = (
  *
  * @example Run it on the memory backend
  * ```ts ignore
- * import { MemoryStorage, testStorage } from "@murmur/murmur/durable";
+ * import { MemoryStorage } from "@murmur/murmur/durable";
+ * import { testStorage } from "@murmur/murmur/testing";
  * testStorage("memory", { open: () => Promise.resolve(new MemoryStorage()) });
  * ```
  */

@@ -35,7 +35,11 @@ export interface DenoKvStorageOptions {
   pollIntervalMs?: number;
   /** Retries of an operation that got "database is locked" (default 100, backoff up to 50 ms). */
   lockedRetriesMax?: number;
-  /** Retries of an ordered append whose sequence was taken by another writer (default 1000). */
+  /**
+   * Retries of an ordered append whose sequence was taken by another writer.
+   *
+   * @default 1000
+   */
   appendRetriesMax?: number;
   /** Close the `Deno.Kv` on `close()` (default: true when this class opened it). */
   ownsKv?: boolean;

@@ -89,19 +89,47 @@ export interface EtcdStorageOptions {
   cert?: string;
   /** PEM private key of `cert`. */
   key?: string;
-  /** Timeout of one request to one endpoint (default 5000 ms); past it the next endpoint is tried. */
+  /**
+   * Timeout of one request to one endpoint; past it the next endpoint is tried.
+   *
+   * @default 5000
+   */
   requestTimeoutMs?: number;
-  /** How long an operation keeps retrying over the endpoints (default 30000 ms). */
+  /**
+   * How long an operation keeps retrying over the endpoints.
+   *
+   * @default 30000
+   */
   retryDeadlineMs?: number;
-  /** The cluster's `--max-txn-ops` (default 128, etcd's default). */
+  /**
+   * The cluster's `--max-txn-ops` (etcd's default).
+   *
+   * @default 128
+   */
   maxTxnOps?: number;
-  /** The cluster's `--max-request-bytes` (default 1572864, etcd's default). */
+  /**
+   * The cluster's `--max-request-bytes` (etcd's default).
+   *
+   * @default 1572864
+   */
   maxRequestBytes?: number;
-  /** Lifetime of commit ids, in seconds: the lease they are written under (default 60). */
+  /**
+   * Lifetime of commit ids, in seconds: the lease they are written under.
+   *
+   * @default 60
+   */
   commitIdTtlSec?: number;
-  /** Retries of a commit whose counters or sequences another writer moved (default 1000). */
+  /**
+   * Retries of a commit whose counters or sequences another writer moved.
+   *
+   * @default 1000
+   */
   conflictRetriesMax?: number;
-  /** Watches re-read their keys at least this often, whatever the streams say (default 1000 ms). */
+  /**
+   * Watches re-read their keys at least this often, whatever the streams say.
+   *
+   * @default 1000
+   */
   watchPollMs?: number;
 }
 

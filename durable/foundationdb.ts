@@ -42,7 +42,11 @@ import { rangeOf } from "./memory_storage.ts";
 export interface FoundationDbStorageOptions {
   /** Cluster file (default `$FDB_CLUSTER_FILE`, else the client's default location). */
   clusterFile?: string;
-  /** Client API version (default 720). */
+  /**
+   * Client API version.
+   *
+   * @default 720
+   */
   apiVersion?: number;
   /** Every key is stored under this prefix (default none). */
   prefix?: Key;

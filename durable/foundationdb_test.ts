@@ -1,12 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  compareBytes,
-  decodeKey,
-  encodeKey,
-  OrderStamp,
-  StorageError,
-  testStorage,
-} from "./mod.ts";
+import { compareBytes, decodeKey, encodeKey, OrderStamp, StorageError } from "./mod.ts";
+import { testStorage } from "../testing.ts";
 import { FoundationDbStorage, packOrderedKey, packValue, unpackValue } from "./foundationdb.ts";
 
 const clusterFile = Deno.env.get("FDB_CLUSTER_FILE");

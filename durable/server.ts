@@ -407,7 +407,9 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
    * queued messages). Useful for snapshot reads. Errors of the callback are
    * thrown as they are.
    *
-   * @throws {DurableTimeoutError} no answer within `timeoutMs` (default `callTimeoutMs`).
+   * @throws {DurableTimeoutError} no answer within `timeoutMs`.
+   *
+   * @default `callTimeoutMs`
    */
   async priorityCall(msg: Call, options: { timeoutMs?: number } = {}): Promise<Reply> {
     this.#assertRunning();

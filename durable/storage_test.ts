@@ -1,4 +1,5 @@
-import { DenoKvStorage, MemoryStorage, testStorage } from "./mod.ts";
+import { DenoKvStorage, MemoryStorage } from "./mod.ts";
+import { testStorage } from "../testing.ts";
 
 testStorage("memory", { open: () => Promise.resolve(new MemoryStorage()) });
 

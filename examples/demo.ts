@@ -26,7 +26,7 @@ import {
   type PresenceDiff,
   ProcessGroups,
 } from "../mod.ts";
-import { ChatLog } from "./chat.ts";
+import { ChatLog } from "../cli/chat.ts";
 import { type Dashboard, type DashboardParts, serveDashboard } from "../dashboard/mod.ts";
 
 const holdArg = Deno.args.indexOf("--hold");
@@ -55,7 +55,7 @@ class Proc {
 
   constructor(name: string, join?: number) {
     this.name = name;
-    const script = new URL("./node.ts", import.meta.url).pathname;
+    const script = new URL("../cli/mod.ts", import.meta.url).pathname;
     const args = ["run", "--allow-net=127.0.0.1", "--allow-env", script, "--json", "--name", name];
     args.push("--cookie", "demo-cookie", "--failure-timeout-ms", "1500");
     if (join !== undefined) args.push("--join", `127.0.0.1:${join}`);

@@ -50,13 +50,29 @@ export interface CausalMessage<T> {
 
 /** Limits of causal delivery. */
 export interface CausalLimits {
-  /** Waiting messages per label; past it the oldest is delivered, its gaps skipped (default 1000). */
+  /**
+   * Waiting messages per label; past it the oldest is delivered, its gaps skipped.
+   *
+   * @default 1000
+   */
   causalBufferMax: number;
-  /** How long a message may wait for its predecessors before they are skipped (default 30000 ms). */
+  /**
+   * How long a message may wait for its predecessors before they are skipped.
+   *
+   * @default 30000
+   */
   causalWaitMs: number;
-  /** Labels a node keeps state for; a send with one more is refused (default 1024). */
+  /**
+   * Labels a node keeps state for; a send with one more is refused.
+   *
+   * @default 1024
+   */
   causalLabelsMax: number;
-  /** Entries of one label's clock or order buffer (default 1024). */
+  /**
+   * Entries of one label's clock or order buffer.
+   *
+   * @default 1024
+   */
   causalClockEntriesMax: number;
 }
 

@@ -1,6 +1,7 @@
 // Resolved node options: defaults applied and every value checked, with an
 // error that names the option. Module-private.
 
+import * as D from "./defaults.ts";
 import { type Clock, mathRandom, type Random, systemClock } from "../base/clock.ts";
 import { numberOption, timeoutOption } from "../base/options.ts";
 import { DEFAULT_HANDSHAKE_FRAME_BYTES_MAX } from "./handshake.ts";
@@ -70,7 +71,7 @@ export interface NodeConfig {
 }
 
 /** Default of `NodeOptions.sendQueueHighWaterBytes`. */
-const SEND_QUEUE_HIGH_WATER_DEFAULT = 256 * 1024;
+const SEND_QUEUE_HIGH_WATER_DEFAULT = D.DEFAULT_SEND_QUEUE_HIGH_WATER_BYTES;
 
 /** Logs one line as this node (`peer` and `error` only when given). */
 export function logAs(
@@ -135,21 +136,41 @@ export function resolveConfig(options: NodeOptions): NodeConfig {
     }
     o.advertise.forEach((a, i) => checkAddress(a, `advertise[${i}]`));
   }
-  const failureTimeoutMs = timeoutOption("failureTimeoutMs", o.failureTimeoutMs, 5000);
-  const deadMemberRemoveMs = timeoutOption("deadMemberRemoveMs", o.deadMemberRemoveMs, 60_000);
-  const tombstoneTtlMs = timeoutOption("tombstoneTtlMs", o.tombstoneTtlMs, 600_000);
+  const failureTimeoutMs = timeoutOption(
+    "failureTimeoutMs",
+    o.failureTimeoutMs,
+    D.DEFAULT_FAILURE_TIMEOUT_MS,
+  );
+  const deadMemberRemoveMs = timeoutOption(
+    "deadMemberRemoveMs",
+    o.deadMemberRemoveMs,
+    D.DEFAULT_DEAD_MEMBER_REMOVE_MS,
+  );
+  const tombstoneTtlMs = timeoutOption(
+    "tombstoneTtlMs",
+    o.tombstoneTtlMs,
+    D.DEFAULT_TOMBSTONE_TTL_MS,
+  );
   if (tombstoneTtlMs < deadMemberRemoveMs) {
     throw new RangeError(
       `tombstoneTtlMs (${tombstoneTtlMs}) must be at least deadMemberRemoveMs (${deadMemberRemoveMs}), ` +
         "or removed members could come back through stale gossip",
     );
   }
-  const backoffMinMs = n("reconnectBackoffMinMs", o.reconnectBackoffMinMs, 100);
-  const backoffMaxMs = n("reconnectBackoffMaxMs", o.reconnectBackoffMaxMs, 5000);
+  const backoffMinMs = n(
+    "reconnectBackoffMinMs",
+    o.reconnectBackoffMinMs,
+    D.DEFAULT_RECONNECT_BACKOFF_MIN_MS,
+  );
+  const backoffMaxMs = n(
+    "reconnectBackoffMaxMs",
+    o.reconnectBackoffMaxMs,
+    D.DEFAULT_RECONNECT_BACKOFF_MAX_MS,
+  );
   if (backoffMaxMs < backoffMinMs) {
     throw new RangeError("reconnectBackoffMaxMs must be at least reconnectBackoffMinMs");
   }
-  const queueMax = n("sendQueueBytesMax", o.sendQueueBytesMax, 4 * 1024 * 1024);
+  const queueMax = n("sendQueueBytesMax", o.sendQueueBytesMax, D.DEFAULT_SEND_QUEUE_BYTES_MAX);
   const highWater = o.sendQueueHighWaterBytes === undefined
     ? Math.min(SEND_QUEUE_HIGH_WATER_DEFAULT, queueMax)
     : n("sendQueueHighWaterBytes", o.sendQueueHighWaterBytes, 0, 0);
@@ -166,20 +187,32 @@ export function resolveConfig(options: NodeOptions): NodeConfig {
     random: o.random ?? mathRandom,
     log: o.logger ?? consoleLogger,
     channels,
-    gossipIntervalMs: n("gossipIntervalMs", o.gossipIntervalMs, 1000),
-    gossipFanout: n("gossipFanout", o.gossipFanout, 4),
-    pingIntervalMs: n("pingIntervalMs", o.pingIntervalMs, 1000),
+    gossipIntervalMs: n("gossipIntervalMs", o.gossipIntervalMs, D.DEFAULT_GOSSIP_INTERVAL_MS),
+    gossipFanout: n("gossipFanout", o.gossipFanout, D.DEFAULT_GOSSIP_FANOUT),
+    pingIntervalMs: n("pingIntervalMs", o.pingIntervalMs, D.DEFAULT_PING_INTERVAL_MS),
     failureTimeoutMs,
     deadMemberRemoveMs,
     tombstoneTtlMs,
-    deadProbeIntervalMs: n("deadProbeIntervalMs", o.deadProbeIntervalMs, 10_000),
-    connectTimeoutMs: n("connectTimeoutMs", o.connectTimeoutMs, 5000),
-    handshakeTimeoutMs: n("handshakeTimeoutMs", o.handshakeTimeoutMs, 3000),
+    deadProbeIntervalMs: n(
+      "deadProbeIntervalMs",
+      o.deadProbeIntervalMs,
+      D.DEFAULT_DEAD_PROBE_INTERVAL_MS,
+    ),
+    connectTimeoutMs: n("connectTimeoutMs", o.connectTimeoutMs, D.DEFAULT_CONNECT_TIMEOUT_MS),
+    handshakeTimeoutMs: n(
+      "handshakeTimeoutMs",
+      o.handshakeTimeoutMs,
+      D.DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    ),
     backoffMinMs,
     backoffMaxMs,
-    retransmitIntervalMs: n("retransmitIntervalMs", o.retransmitIntervalMs, 1000),
-    callTimeoutMs: timeoutOption("callTimeoutMs", o.callTimeoutMs, 5000),
-    ackTimeoutMs: timeoutOption("ackTimeoutMs", o.ackTimeoutMs, 30_000),
+    retransmitIntervalMs: n(
+      "retransmitIntervalMs",
+      o.retransmitIntervalMs,
+      D.DEFAULT_RETRANSMIT_INTERVAL_MS,
+    ),
+    callTimeoutMs: timeoutOption("callTimeoutMs", o.callTimeoutMs, D.DEFAULT_CALL_TIMEOUT_MS),
+    ackTimeoutMs: timeoutOption("ackTimeoutMs", o.ackTimeoutMs, D.DEFAULT_ACK_TIMEOUT_MS),
     frameBytesMax: n("frameBytesMax", o.frameBytesMax, DEFAULT_FRAME_BYTES_MAX, 1024),
     handshakeFrameBytesMax: n(
       "handshakeFrameBytesMax",
@@ -190,31 +223,56 @@ export function resolveConfig(options: NodeOptions): NodeConfig {
     link: {
       sendQueueBytesMax: queueMax,
       sendQueueHighWaterBytes: highWater,
-      sendWaitersMax: n("sendWaitersMax", o.sendWaitersMax, 1024, 0),
-      writeBatchBytesMax: n("writeBatchBytesMax", o.writeBatchBytesMax, 256 * 1024),
+      sendWaitersMax: n("sendWaitersMax", o.sendWaitersMax, D.DEFAULT_SEND_WAITERS_MAX, 0),
+      writeBatchBytesMax: n(
+        "writeBatchBytesMax",
+        o.writeBatchBytesMax,
+        D.DEFAULT_WRITE_BATCH_BYTES_MAX,
+      ),
     },
-    callsOutstandingMax: n("callsOutstandingMax", o.callsOutstandingMax, 65536),
-    acksOutstandingMax: n("acksOutstandingMax", o.acksOutstandingMax, 65536),
-    ackBytesMax: n("ackBytesMax", o.ackBytesMax, 16 * 1024 * 1024, 1024),
-    dedupWindow: n("dedupWindow", o.dedupWindow, 65536),
+    callsOutstandingMax: n(
+      "callsOutstandingMax",
+      o.callsOutstandingMax,
+      D.DEFAULT_CALLS_OUTSTANDING_MAX,
+    ),
+    acksOutstandingMax: n(
+      "acksOutstandingMax",
+      o.acksOutstandingMax,
+      D.DEFAULT_ACKS_OUTSTANDING_MAX,
+    ),
+    ackBytesMax: n("ackBytesMax", o.ackBytesMax, D.DEFAULT_ACK_BYTES_MAX, 1024),
+    dedupWindow: n("dedupWindow", o.dedupWindow, D.DEFAULT_DEDUP_WINDOW),
     membersMax: n("membersMax", o.membersMax, DEFAULT_MEMBERS_MAX, 2),
     tombstonesMax: n("tombstonesMax", o.tombstonesMax, DEFAULT_TOMBSTONES_MAX, 1),
-    connectionsMax: n("connectionsMax", o.connectionsMax, 4096),
-    handshakesPendingMax: n("handshakesPendingMax", o.handshakesPendingMax, 256),
+    connectionsMax: n("connectionsMax", o.connectionsMax, D.DEFAULT_CONNECTIONS_MAX),
+    handshakesPendingMax: n(
+      "handshakesPendingMax",
+      o.handshakesPendingMax,
+      D.DEFAULT_HANDSHAKES_PENDING_MAX,
+    ),
     handshakesPendingPerAddressMax: n(
       "handshakesPendingPerAddressMax",
       o.handshakesPendingPerAddressMax,
-      32,
+      D.DEFAULT_HANDSHAKES_PENDING_PER_ADDRESS_MAX,
     ),
-    connectsPendingMax: n("connectsPendingMax", o.connectsPendingMax, 64),
+    connectsPendingMax: n(
+      "connectsPendingMax",
+      o.connectsPendingMax,
+      D.DEFAULT_CONNECTS_PENDING_MAX,
+    ),
     causal: {
-      causalBufferMax: n("causalBufferMax", o.causalBufferMax, 1000),
-      causalWaitMs: timeoutOption("causalWaitMs", o.causalWaitMs, 30_000),
-      causalLabelsMax: n("causalLabelsMax", o.causalLabelsMax, 1024),
-      causalClockEntriesMax: n("causalClockEntriesMax", o.causalClockEntriesMax, 1024, 2),
+      causalBufferMax: n("causalBufferMax", o.causalBufferMax, D.DEFAULT_CAUSAL_BUFFER_MAX),
+      causalWaitMs: timeoutOption("causalWaitMs", o.causalWaitMs, D.DEFAULT_CAUSAL_WAIT_MS),
+      causalLabelsMax: n("causalLabelsMax", o.causalLabelsMax, D.DEFAULT_CAUSAL_LABELS_MAX),
+      causalClockEntriesMax: n(
+        "causalClockEntriesMax",
+        o.causalClockEntriesMax,
+        D.DEFAULT_CAUSAL_CLOCK_ENTRIES_MAX,
+        2,
+      ),
     },
     routing: {
-      transitiveHopsMax: n("transitiveHopsMax", o.transitiveHopsMax, 10),
+      transitiveHopsMax: n("transitiveHopsMax", o.transitiveHopsMax, D.DEFAULT_TRANSITIVE_HOPS_MAX),
       routesMax: 4096,
       routedIdsMax: 8192,
     },

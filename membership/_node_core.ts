@@ -4,6 +4,7 @@
 // periodic tick). The Node class is the documented face of it.
 // Module-private.
 
+import { DEFAULT_DIRECT_IDLE_MS } from "./defaults.ts";
 import { type Clock, randomBytes, type TimerId } from "../base/clock.ts";
 import { encodeValue } from "../base/codec.ts";
 import { Tag, type WireMessage } from "./wire.ts";
@@ -168,7 +169,9 @@ export class NodeCore {
     });
     this.direct = new DirectLinks(
       cfg.name,
-      m?.strategy === "hyparview" ? timeoutOption("directIdleMs", m.directIdleMs, 30_000) : 30_000,
+      m?.strategy === "hyparview"
+        ? timeoutOption("directIdleMs", m.directIdleMs, DEFAULT_DIRECT_IDLE_MS)
+        : DEFAULT_DIRECT_IDLE_MS,
       this.peers,
       this.delivery,
       this.strategy,

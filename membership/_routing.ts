@@ -42,11 +42,23 @@ type Envelope = [Kind, string, number, number, string, string[], 0 | 1, string, 
 
 /** Limits of routing. */
 export interface RoutingLimits {
-  /** Hops of a routed message at most (default 10). */
+  /**
+   * Hops of a routed message at most.
+   *
+   * @default 10
+   */
   transitiveHopsMax: number;
-  /** Routes remembered, least recently used dropped (default 4096). */
+  /**
+   * Routes remembered, least recently used dropped.
+   *
+   * @default 4096
+   */
   routesMax: number;
-  /** Ids of routed copies remembered for duplicate detection (default 8192). */
+  /**
+   * Ids of routed copies remembered for duplicate detection.
+   *
+   * @default 8192
+   */
   routedIdsMax: number;
 }
 

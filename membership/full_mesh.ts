@@ -14,6 +14,7 @@
  * @module
  */
 
+import * as D from "./defaults.ts";
 import type { Random } from "../base/clock.ts";
 import { formatAddress } from "./transport.ts";
 import {
@@ -42,17 +43,41 @@ import {
 export interface FullMeshConfig {
   /** Randomness for the choice of gossip peers. */
   random: Random;
-  /** Live members in the view (default 4096). */
+  /**
+   * Live members in the view.
+   *
+   * @default 4096
+   */
   membersMax?: number;
-  /** Tombstones in the view (default 4096). */
+  /**
+   * Tombstones in the view.
+   *
+   * @default 4096
+   */
   tombstonesMax?: number;
-  /** A member down or never reached this long is removed (default 60000 ms). */
+  /**
+   * A member down or never reached this long is removed.
+   *
+   * @default 60000
+   */
   deadMemberRemoveMs?: number;
-  /** Tombstones are forgotten after this long (default 600000 ms). */
+  /**
+   * Tombstones are forgotten after this long.
+   *
+   * @default 600000
+   */
   tombstoneTtlMs?: number;
-  /** Period of whole-view gossip (default 1000 ms). */
+  /**
+   * Period of whole-view gossip.
+   *
+   * @default 1000
+   */
   gossipIntervalMs?: number;
-  /** Peers that receive each gossip round (default 4). */
+  /**
+   * Peers that receive each gossip round.
+   *
+   * @default 4
+   */
   gossipFanout?: number;
 }
 
@@ -147,10 +172,10 @@ export class FullMesh implements MembershipStrategy {
     this.#random = config.random;
     this.#membersMax = config.membersMax ?? DEFAULT_MEMBERS_MAX;
     this.#tombstonesMax = config.tombstonesMax ?? DEFAULT_TOMBSTONES_MAX;
-    this.#deadMemberRemoveMs = config.deadMemberRemoveMs ?? 60_000;
-    this.#tombstoneTtlMs = config.tombstoneTtlMs ?? 600_000;
-    this.#gossipIntervalMs = config.gossipIntervalMs ?? 1000;
-    this.#fanout = config.gossipFanout ?? 4;
+    this.#deadMemberRemoveMs = config.deadMemberRemoveMs ?? D.DEFAULT_DEAD_MEMBER_REMOVE_MS;
+    this.#tombstoneTtlMs = config.tombstoneTtlMs ?? D.DEFAULT_TOMBSTONE_TTL_MS;
+    this.#gossipIntervalMs = config.gossipIntervalMs ?? D.DEFAULT_GOSSIP_INTERVAL_MS;
+    this.#fanout = config.gossipFanout ?? D.DEFAULT_GOSSIP_FANOUT;
   }
 
   /** The CRDT state (read it, do not change it). */

@@ -5,31 +5,66 @@
  * @module
  */
 
+import * as D from "./defaults.ts";
 import type { Random } from "../base/clock.ts";
 import type { NodeSpec } from "./spec.ts";
 
 /** The HyParView settings (the paper's defaults). */
 export interface HyParViewOptions {
-  /** Neighbours with open connections (default 5). */
+  /**
+   * Neighbours with open connections.
+   *
+   * @default 5
+   */
   activeViewSize?: number;
-  /** Addresses kept to replace them (default 30). */
+  /**
+   * Addresses kept to replace them.
+   *
+   * @default 30
+   */
   passiveViewSize?: number;
-  /** Hops of a FORWARD_JOIN walk, and of a SHUFFLE walk (default 6). */
+  /**
+   * Hops of a FORWARD_JOIN walk, and of a SHUFFLE walk.
+   *
+   * @default 6
+   */
   activeRandomWalkLength?: number;
-  /** Hop of a FORWARD_JOIN walk at which the joiner enters the passive view (default 3). */
+  /**
+   * Hop of a FORWARD_JOIN walk at which the joiner enters the passive view.
+   *
+   * @default 3
+   */
   passiveRandomWalkLength?: number;
-  /** Period of SHUFFLE walks (default 10000 ms). */
+  /**
+   * Period of SHUFFLE walks.
+   *
+   * @default 10000
+   */
   shuffleIntervalMs?: number;
   /**
    * Period of a high-priority NEIGHBOR to one node lost to a failure (unheard
-   * of since), so that the overlay heals after a partition (default 10000 ms).
+   * of since), so that the overlay heals after a partition.
+   *
+   * @default 10000
    */
   probeIntervalMs?: number;
-  /** Nodes lost to a failure are probed for this long (default 600000 ms). */
+  /**
+   * Nodes lost to a failure are probed for this long.
+   *
+   * @default 600000
+   */
   lostTtlMs?: number;
-  /** Active-view entries sent in a SHUFFLE (default 3). */
+  /**
+   * Active-view entries sent in a SHUFFLE.
+   *
+   * @default 3
+   */
   shuffleActiveCount?: number;
-  /** Passive-view entries sent in a SHUFFLE (default 4). */
+  /**
+   * Passive-view entries sent in a SHUFFLE.
+   *
+   * @default 4
+   */
   shufflePassiveCount?: number;
 }
 
@@ -37,7 +72,11 @@ export interface HyParViewOptions {
 export interface HyParViewConfig extends HyParViewOptions {
   /** Randomness for every choice. */
   random: Random;
-  /** Specs remembered from handshakes, to answer who a name is (default 1024). */
+  /**
+   * Specs remembered from handshakes, to answer who a name is.
+   *
+   * @default 1024
+   */
   knownMax?: number;
 }
 
@@ -73,15 +112,15 @@ export const PATH_MAX = 32;
 
 export function resolved(o: HyParViewOptions): Required<HyParViewOptions> {
   const r: Required<HyParViewOptions> = {
-    activeViewSize: o.activeViewSize ?? 5,
-    passiveViewSize: o.passiveViewSize ?? 30,
-    activeRandomWalkLength: o.activeRandomWalkLength ?? 6,
-    passiveRandomWalkLength: o.passiveRandomWalkLength ?? 3,
-    shuffleIntervalMs: o.shuffleIntervalMs ?? 10_000,
-    probeIntervalMs: o.probeIntervalMs ?? 10_000,
-    lostTtlMs: o.lostTtlMs ?? 600_000,
-    shuffleActiveCount: o.shuffleActiveCount ?? 3,
-    shufflePassiveCount: o.shufflePassiveCount ?? 4,
+    activeViewSize: o.activeViewSize ?? D.DEFAULT_ACTIVE_VIEW_SIZE,
+    passiveViewSize: o.passiveViewSize ?? D.DEFAULT_PASSIVE_VIEW_SIZE,
+    activeRandomWalkLength: o.activeRandomWalkLength ?? D.DEFAULT_ACTIVE_RANDOM_WALK_LENGTH,
+    passiveRandomWalkLength: o.passiveRandomWalkLength ?? D.DEFAULT_PASSIVE_RANDOM_WALK_LENGTH,
+    shuffleIntervalMs: o.shuffleIntervalMs ?? D.DEFAULT_SHUFFLE_INTERVAL_MS,
+    probeIntervalMs: o.probeIntervalMs ?? D.DEFAULT_HPV_PROBE_INTERVAL_MS,
+    lostTtlMs: o.lostTtlMs ?? D.DEFAULT_LOST_TTL_MS,
+    shuffleActiveCount: o.shuffleActiveCount ?? D.DEFAULT_SHUFFLE_ACTIVE_COUNT,
+    shufflePassiveCount: o.shufflePassiveCount ?? D.DEFAULT_SHUFFLE_PASSIVE_COUNT,
   };
   const ints: [keyof HyParViewOptions, number][] = [
     ["activeViewSize", 1],

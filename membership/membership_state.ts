@@ -105,7 +105,11 @@ export interface StepOptions {
   membersMax?: number;
   /** Bound on tombstones; the oldest go first (default {@linkcode DEFAULT_TOMBSTONES_MAX}). */
   tombstonesMax?: number;
-  /** This node's monotonic time, stamped on new tombstones (default 0). */
+  /**
+   * This node's monotonic time, stamped on new tombstones.
+   *
+   * @default 0
+   */
   now?: number;
 }
 
@@ -119,7 +123,7 @@ export const DEFAULT_TOMBSTONES_MAX = 4096;
  *
  * @example
  * ```ts
- * import { initialState, members } from "@murmur/murmur/membership";
+ * import { initialState, members } from "@murmur/murmur/protocol";
  * const s = initialState({ name: "a", listenAddrs: [], incarnation: 1, channels: {} });
  * console.log(members(s)); // [ "a" ]
  * ```
@@ -138,7 +142,7 @@ export function initialState(self: NodeSpec): MembershipState {
  *
  * @example
  * ```ts
- * import { initialState, members } from "@murmur/murmur/membership";
+ * import { initialState, members } from "@murmur/murmur/protocol";
  * console.log(members(initialState({ name: "a", listenAddrs: [], incarnation: 1, channels: {} })));
  * ```
  */
@@ -188,7 +192,7 @@ function compareContent(a: NodeSpec, b: NodeSpec): number {
  *
  * @example
  * ```ts
- * import { supersedes } from "@murmur/murmur/membership";
+ * import { supersedes } from "@murmur/murmur/protocol";
  * const spec = { name: "b", incarnation: 2, listenAddrs: [], channels: {} };
  * console.log(supersedes({ spec, status: "removed" }, { spec, status: "alive" })); // true
  * ```
@@ -267,7 +271,7 @@ class Draft {
  * @param options Bounds and the current time; a number is `membersMax` alone.
  * @example A restart replaces the stale spec
  * ```ts
- * import { initialState, step } from "@murmur/murmur/membership";
+ * import { initialState, step } from "@murmur/murmur/protocol";
  * const spec = (name: string, incarnation: number, port: number) =>
  *   ({ name, incarnation, listenAddrs: [{ hostname: "127.0.0.1", port }], channels: {} });
  * let s = initialState(spec("a", 1, 7000));
@@ -409,7 +413,7 @@ const STATUS_BY_CODE: readonly MemberStatus[] = ["alive", "left", "removed"];
  *
  * @example
  * ```ts
- * import { validateEntries } from "@murmur/murmur/membership";
+ * import { validateEntries } from "@murmur/murmur/protocol";
  * const spec = { name: "a", listenAddrs: [], incarnation: 1, channels: {} };
  * console.log(validateEntries([[spec, 0], ["junk", 0]])); // one entry, one invalid
  * ```
@@ -445,7 +449,7 @@ export function validateEntries(
  *
  * @example
  * ```ts
- * import { entriesForWire, initialState } from "@murmur/murmur/membership";
+ * import { entriesForWire, initialState } from "@murmur/murmur/protocol";
  * const s = initialState({ name: "a", listenAddrs: [], incarnation: 1, channels: {} });
  * console.log(entriesForWire(s).length); // 1
  * ```

@@ -1,15 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  initialState,
-  type MemberEntry,
-  members,
-  type MembershipState,
-  type MemberStatus,
-  type NodeSpec,
-  step,
-  validateEntries,
-} from "./mod.ts";
+import { initialState, members, type MembershipState, step, validateEntries } from "../protocol.ts";
+import type { MemberEntry, MemberStatus, NodeSpec } from "./mod.ts";
 
 const SEED = Number(Deno.env.get("FC_SEED") ?? Date.now() % 2 ** 31);
 const spec = (name: string, incarnation: number, port = 7000): NodeSpec => ({

@@ -20,22 +20,42 @@ import {
 export interface MemoryNetworkOptions {
   /** Timers for latency (default {@linkcode systemClock}). */
   clock?: Clock;
-  /** Randomness for latency and loss (default `seededRandom(seed)`). */
+  /**
+   * Randomness for latency and loss.
+   *
+   * @default `seededRandom(seed)`
+   */
   random?: Random;
-  /** Seed of the default random source (default 1). */
+  /**
+   * Seed of the default random source.
+   *
+   * @default 1
+   */
   seed?: number;
-  /** Latency of each frame: a fixed number or a `[min, max]` range in ms (default 0). */
+  /**
+   * Latency of each frame: a fixed number or a `[min, max]` range in ms.
+   *
+   * @default 0
+   */
   latencyMs?: number | readonly [number, number];
-  /** Probability in `[0, 1]` that a frame is dropped (default 0). */
+  /**
+   * Probability in `[0, 1]` that a frame is dropped.
+   *
+   * @default 0
+   */
   lossRate?: number;
   /**
    * Frames at the start of each connection direction that are never dropped by
-   * `lossRate`, so that connection set-up is not itself lossy (default 0).
+   * `lossRate`, so that connection set-up is not itself lossy.
+   *
+   * @default 0
    */
   lossFreeFrames?: number;
   /**
    * Frames a receiver may hold unread before the sender's `write` waits, like a
-   * TCP window (default 1024).
+   * TCP window.
+   *
+   * @default 1024
    */
   bufferFramesMax?: number;
 }
@@ -58,7 +78,7 @@ export interface MemoryNetworkStats {
  *
  * @example Partition two hosts
  * ```ts
- * import { MemoryNetwork } from "@murmur/murmur/membership";
+ * import { MemoryNetwork } from "@murmur/murmur/testing";
  * const net = new MemoryNetwork({ seed: 42, latencyMs: [1, 5], lossRate: 0.01 });
  * const a = net.transport("a"), b = net.transport("b");
  * const ref = net.partition(["a"], ["b"]);
@@ -217,7 +237,7 @@ function checkRate(rate: number): number {
  *
  * @example
  * ```ts
- * import { MemoryNetwork } from "@murmur/murmur/membership";
+ * import { MemoryNetwork } from "@murmur/murmur/testing";
  * const t = new MemoryNetwork().transport("n1");
  * const l = await t.listen({ hostname: "n1", port: 0 });
  * l.close();

@@ -40,7 +40,11 @@ export type Handler = (msg: unknown, ctx: MessageContext) => unknown;
 
 /** Options of {@linkcode Node.send}. */
 export interface SendOptions {
-  /** Channel to send on (default `"default"`). */
+  /**
+   * Channel to send on.
+   *
+   * @default `"default"`
+   */
   channel?: string;
   /** Picks the connection within the channel; same key, same order. Also the monotonic key. */
   partitionKey?: string | number;
@@ -74,7 +78,11 @@ export interface SendOptions {
 export interface CallOptions {
   /** Give up after this long (default the node's `callTimeoutMs`; `Infinity`: never). */
   timeoutMs?: number;
-  /** Channel to call on (default `"default"`). */
+  /**
+   * Channel to call on.
+   *
+   * @default `"default"`
+   */
   channel?: string;
   /** Picks the connection within the channel. */
   partitionKey?: string | number;

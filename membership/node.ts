@@ -102,7 +102,7 @@ export class Node implements AsyncDisposable {
         `listening on ${listen.hostname} needs advertise: peers cannot dial ${listen.hostname}, ` +
           `and a node that advertises it makes every peer dial itself. Pass the address other hosts ` +
           `reach this one at, such as advertise: [{ hostname: "10.0.0.5", port: ${listen.port} }] ` +
-          `(examples/node.ts: --advertise HOST:PORT)`,
+          `(the CLI: --advertise HOST:PORT)`,
       );
     }
     const transport = options.transport ??

@@ -32,7 +32,11 @@ export interface FullMeshOptions {
 export interface HyParViewMembershipOptions extends HyParViewOptions {
   /** `"hyparview"`. */
   strategy: "hyparview";
-  /** A direct connection opened for `send`/`call` to a non-neighbour closes after this long unused (default 30000 ms). */
+  /**
+   * A direct connection opened for `send`/`call` to a non-neighbour closes after this long unused.
+   *
+   * @default 30000
+   */
   directIdleMs?: number;
 }
 
@@ -57,7 +61,11 @@ export interface NodeOptions {
   name: string;
   /** Shared secret; peers without it are refused. */
   cookie: string;
-  /** Cluster name; peers of another cluster are refused (default `"murmur"`). */
+  /**
+   * Cluster name; peers of another cluster are refused.
+   *
+   * @default `"murmur"`
+   */
   cluster?: string;
   /** Where to listen (default `{ hostname: "127.0.0.1", port: 0 }`; port 0 is any free port). */
   listen?: Address;
@@ -67,9 +75,17 @@ export interface NodeOptions {
    * dial. A port of 0 stands for the bound port.
    */
   advertise?: Address[];
-  /** Channels and their settings; `default` is always present (default `{ default: {} }`). */
+  /**
+   * Channels and their settings; `default` is always present.
+   *
+   * @default `{ default: {} }`
+   */
   channels?: Record<string, ChannelOptions>;
-  /** The membership strategy (default `{ strategy: "full-mesh" }`). */
+  /**
+   * The membership strategy.
+   *
+   * @default `{ strategy: "full-mesh" }`
+   */
   membership?: MembershipOptions;
   /** TLS for every connection (ignored when `transport` is given). */
   tls?: TlsOptions;
@@ -87,43 +103,103 @@ export interface NodeOptions {
   incarnation?: number;
   /** Receives log records (default {@linkcode consoleLogger}: `info` and above). */
   logger?: Logger;
-  /** Period of anti-entropy gossip to `gossipFanout` random peers (default 1000 ms). */
+  /**
+   * Period of anti-entropy gossip to `gossipFanout` random peers.
+   *
+   * @default 1000
+   */
   gossipIntervalMs?: number;
-  /** Peers that receive each gossip round and each change (default 4). */
+  /**
+   * Peers that receive each gossip round and each change.
+   *
+   * @default 4
+   */
   gossipFanout?: number;
-  /** Period of pings on each idle connection, and of liveness checks (default 1000 ms). */
+  /**
+   * Period of pings on each idle connection, and of liveness checks.
+   *
+   * @default 1000
+   */
   pingIntervalMs?: number;
-  /** A peer silent this long is down (default 5000 ms). */
+  /**
+   * A peer silent this long is down.
+   *
+   * @default 5000
+   */
   failureTimeoutMs?: number;
   /**
    * A member down (or never reached) this long is removed from the view, by a
-   * tombstone that gossip spreads (default 60000 ms).
+   * tombstone that gossip spreads.
+   *
+   * @default 60000
    */
   deadMemberRemoveMs?: number;
-  /** Tombstones (departed and removed members) are forgotten after this long (default 600000 ms). */
+  /**
+   * Tombstones (departed and removed members) are forgotten after this long.
+   *
+   * @default 600000
+   */
   tombstoneTtlMs?: number;
   /**
    * Period at which a few removed members are probed, so that a partition
-   * longer than `deadMemberRemoveMs` still heals (default 10000 ms).
+   * longer than `deadMemberRemoveMs` still heals.
+   *
+   * @default 10000
    */
   deadProbeIntervalMs?: number;
-  /** Time for one outgoing connection attempt including the handshake (default 5000 ms). */
+  /**
+   * Time for one outgoing connection attempt including the handshake.
+   *
+   * @default 5000
+   */
   connectTimeoutMs?: number;
-  /** Time an incoming connection has to complete its handshake (default 3000 ms). */
+  /**
+   * Time an incoming connection has to complete its handshake.
+   *
+   * @default 3000
+   */
   handshakeTimeoutMs?: number;
-  /** First reconnection delay; doubles per failure with jitter (default 100 ms). */
+  /**
+   * First reconnection delay; doubles per failure with jitter.
+   *
+   * @default 100
+   */
   reconnectBackoffMinMs?: number;
-  /** Largest reconnection delay (default 5000 ms). */
+  /**
+   * Largest reconnection delay.
+   *
+   * @default 5000
+   */
   reconnectBackoffMaxMs?: number;
-  /** Period of retransmission of unacknowledged `ack: true` sends (default 1000 ms). */
+  /**
+   * Period of retransmission of unacknowledged `ack: true` sends.
+   *
+   * @default 1000
+   */
   retransmitIntervalMs?: number;
-  /** Default `call` timeout (default 5000 ms). */
+  /**
+   * Default `call` timeout.
+   *
+   * @default 5000
+   */
   callTimeoutMs?: number;
-  /** Default timeout of `ack: true` sends (default 30000 ms). */
+  /**
+   * Default timeout of `ack: true` sends.
+   *
+   * @default 30000
+   */
   ackTimeoutMs?: number;
-  /** Largest frame body (default 1 MiB). */
+  /**
+   * Largest frame body.
+   *
+   * @default 1 MiB
+   */
   frameBytesMax?: number;
-  /** Largest frame body before the handshake succeeds (default 16 KiB). */
+  /**
+   * Largest frame body before the handshake succeeds.
+   *
+   * @default 16 KiB
+   */
   handshakeFrameBytesMax?: number;
   /**
    * Queued bytes per connection past which `send` waits for room (default
@@ -142,35 +218,83 @@ export interface NodeOptions {
   /**
    * Senders waiting on one full connection (or on one peer's acknowledgement
    * bound) past which an acknowledged send or a call fails with
-   * `QueueFullError` and a fire-and-forget send is dropped (default 1024).
+   * `QueueFullError` and a fire-and-forget send is dropped.
+   *
+   * @default 1024
    */
   sendWaitersMax?: number;
-  /** Bytes written per batch (default 256 KiB). */
+  /**
+   * Bytes written per batch.
+   *
+   * @default 256 KiB
+   */
   writeBatchBytesMax?: number;
-  /** Calls waiting for a reply (default 65536). */
+  /**
+   * Calls waiting for a reply.
+   *
+   * @default 65536
+   */
   callsOutstandingMax?: number;
-  /** Acknowledged sends waiting for their acknowledgement, all peers together (default 65536). */
+  /**
+   * Acknowledged sends waiting for their acknowledgement, all peers together.
+   *
+   * @default 65536
+   */
   acksOutstandingMax?: number;
-  /** Bytes of unacknowledged `ack: true` sends per peer; past it, sends wait (default 16 MiB). */
+  /**
+   * Bytes of unacknowledged `ack: true` sends per peer; past it, sends wait.
+   *
+   * @default 16 MiB
+   */
   ackBytesMax?: number;
-  /** Acknowledged message ids remembered per sender for deduplication (default 65536). */
+  /**
+   * Acknowledged message ids remembered per sender for deduplication.
+   *
+   * @default 65536
+   */
   dedupWindow?: number;
-  /** Live members in the view (default 4096). */
+  /**
+   * Live members in the view.
+   *
+   * @default 4096
+   */
   membersMax?: number;
-  /** Tombstones in the view; the oldest are forgotten first (default 4096). */
+  /**
+   * Tombstones in the view; the oldest are forgotten first.
+   *
+   * @default 4096
+   */
   tombstonesMax?: number;
-  /** Open connections, all peers together (default 4096). */
+  /**
+   * Open connections, all peers together.
+   *
+   * @default 4096
+   */
   connectionsMax?: number;
-  /** Incoming connections still in their handshake (default 256). */
+  /**
+   * Incoming connections still in their handshake.
+   *
+   * @default 256
+   */
   handshakesPendingMax?: number;
-  /** Incoming connections in their handshake from one remote address (default 32). */
+  /**
+   * Incoming connections in their handshake from one remote address.
+   *
+   * @default 32
+   */
   handshakesPendingPerAddressMax?: number;
-  /** Outgoing connection attempts at once (default 64). */
+  /**
+   * Outgoing connection attempts at once.
+   *
+   * @default 64
+   */
   connectsPendingMax?: number;
   /**
    * Causal delivery (`send`'s `causalLabel`): messages of one label waiting for
    * a predecessor, per label; past it the oldest is delivered and the
-   * predecessors it waits for are skipped (`stats().causalSkips`) (default 1000).
+   * predecessors it waits for are skipped (`stats().causalSkips`).
+   *
+   * @default 1000
    */
   causalBufferMax?: number;
   /**
@@ -180,13 +304,23 @@ export interface NodeOptions {
    * `Infinity`: wait for ever, bounded by `causalBufferMax`).
    */
   causalWaitMs?: number;
-  /** Causal delivery: labels with state on this node; a send with one more throws `RangeError` (default 1024). */
+  /**
+   * Causal delivery: labels with state on this node; a send with one more throws `RangeError`.
+   *
+   * @default 1024
+   */
   causalLabelsMax?: number;
-  /** Causal delivery: entries of one label's vector clock and order buffer (default 1024). */
+  /**
+   * Causal delivery: entries of one label's vector clock and order buffer.
+   *
+   * @default 1024
+   */
   causalClockEntriesMax?: number;
   /**
    * `transitive` sends and calls: hops a routed message takes at most before
-   * it is dropped (`stats().routeDrops`) (default 10).
+   * it is dropped (`stats().routeDrops`).
+   *
+   * @default 10
    */
   transitiveHopsMax?: number;
 }

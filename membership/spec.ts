@@ -42,7 +42,7 @@ export const NAME_LENGTH_MAX = 255;
  *
  * @example
  * ```ts
- * import { validateSpec } from "@murmur/murmur/membership";
+ * import { validateSpec } from "@murmur/murmur/protocol";
  * const s = validateSpec({ name: "a", listenAddrs: [], incarnation: 1, channels: {} });
  * console.log(s.name); // a
  * ```

@@ -35,7 +35,11 @@ export interface TlsOptions {
 export interface TcpTransportOptions {
   /** Use TLS on every connection (Deno.listenTls / Deno.connectTls). */
   tls?: TlsOptions;
-  /** Read buffer size per connection in bytes (default 65536). */
+  /**
+   * Read buffer size per connection in bytes.
+   *
+   * @default 65536
+   */
   readBufferBytes?: number;
 }
 

@@ -26,7 +26,7 @@ export const DEFAULT_FRAME_BYTES_MAX = 1024 * 1024;
  *
  * @example Echo one frame back
  * ```ts
- * import { MemoryNetwork } from "@murmur/murmur/membership";
+ * import { MemoryNetwork } from "@murmur/murmur/testing";
  * const net = new MemoryNetwork();
  * const t = net.transport("10.0.0.1");
  * const listener = await t.listen({ hostname: "10.0.0.1", port: 1 });
@@ -76,7 +76,7 @@ export interface FrameConnection {
  *
  * @example
  * ```ts
- * import { MemoryNetwork } from "@murmur/murmur/membership";
+ * import { MemoryNetwork } from "@murmur/murmur/testing";
  * const t = new MemoryNetwork().transport("h");
  * const l = await t.listen({ hostname: "h", port: 0 });
  * console.log(l.addr.port > 0);

@@ -24,7 +24,7 @@ export interface TransportFixture {
  *
  * @example Run the suite against the memory transport
  * ```ts ignore
- * import { MemoryNetwork, testTransport } from "@murmur/murmur/membership";
+ * import { MemoryNetwork, testTransport } from "@murmur/murmur/testing";
  * let n = 0;
  * const net = new MemoryNetwork();
  * testTransport("memory", {

@@ -1,4 +1,5 @@
-import { MemoryNetwork, type MemoryTransport, TcpTransport, testTransport } from "./mod.ts";
+import { MemoryNetwork, type MemoryTransport, testTransport } from "../testing.ts";
+import { TcpTransport } from "./mod.ts";
 
 testTransport("tcp", {
   transport: () => new TcpTransport(),

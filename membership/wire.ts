@@ -57,7 +57,7 @@ function isEndpoint(v: unknown): v is string {
  *
  * @example
  * ```ts
- * import { decodeMessage, encodeValue, Tag } from "@murmur/murmur/membership";
+ * import { decodeMessage, encodeValue, Tag } from "@murmur/murmur/protocol";
  * console.log(decodeMessage(encodeValue([Tag.Ping, 1]))); // { tag: 6, stamp: 1 }
  * ```
  */

@@ -49,7 +49,11 @@ export const METRICS_SCOPE_VERSION = "0.1.0";
  * `metrics.setGlobalMeterProvider`.
  */
 export interface MetricsOptions {
-  /** How often durable servers' storage is read for queue length and dead letters (default 10000 ms). */
+  /**
+   * How often durable servers' storage is read for queue length and dead letters.
+   *
+   * @default 10000
+   */
   pollMs?: number;
   /**
    * Record the per-event histograms, call and delivery durations (default

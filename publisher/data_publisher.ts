@@ -60,18 +60,28 @@ export interface PublisherStats {
 
 /** Options of {@linkcode DataPublisher.start}. */
 export interface DataPublisherOptions {
-  /** One node, no network (default false). */
+  /**
+   * One node, no network.
+   *
+   * @default false
+   */
   standalone?: boolean;
   /**
    * Wait this long before removing a down peer's contribution; if the node
-   * comes back within it, only the difference is applied (default 0).
+   * comes back within it, only the difference is applied.
+   *
+   * @default 0
    */
   downGraceMs?: number;
   /** Options passed to `initLocalData` and `initGlobalView`. */
   moduleOptions?: Record<string, unknown>;
   /** Timers (default the system clock). */
   clock?: Clock;
-  /** Period of the sequence tick that reveals lost updates (default 2000 ms). */
+  /**
+   * Period of the sequence tick that reveals lost updates.
+   *
+   * @default 2000
+   */
   syncIntervalMs?: number;
   /** Receives log records (default: the node's logger). */
   logger?: Logger;

@@ -15,6 +15,34 @@
  * @module
  */
 
-export * from "./data_publisher.ts";
-export * from "./process_groups.ts";
-export * from "./presence.ts";
+export { DataPublisher, type DataPublisherOptions, type PublisherStats } from "./data_publisher.ts";
+export {
+  isVersion,
+  type Listener,
+  type PlainMessages,
+  type PublisherModule,
+  Subscriptions,
+  type TranslatedMessage,
+  type Version,
+} from "./module.ts";
+export {
+  GROUP_NAME_LENGTH_MAX,
+  type Member,
+  type PgEvent,
+  type PgLocal,
+  pgModule,
+  type PgSub,
+  type PgUpdate,
+  type PgView,
+  ProcessGroups,
+} from "./process_groups.ts";
+export {
+  Presence,
+  PRESENCE_NAME_LENGTH_MAX,
+  type PresenceDiff,
+  type PresenceLocal,
+  type PresenceMeta,
+  presenceModule,
+  type PresenceUpdate,
+  type PresenceView,
+} from "./presence.ts";

@@ -193,7 +193,11 @@ export class Presence implements AsyncDisposable {
     this.#pub = pub;
   }
 
-  /** Starts presence for `scope` (default `"presence"`) on `node`. */
+  /**
+   * Starts presence for `scope` on `node`.
+   *
+   * @default `"presence"`
+   */
   static async start(
     node: Node,
     scope = "presence",

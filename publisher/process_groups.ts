@@ -200,7 +200,11 @@ export class ProcessGroups implements AsyncDisposable {
     this.#off = node.onUnregister((id) => pub.message(["unregistered", id]));
   }
 
-  /** Starts the groups of `scope` (default `"pg"`) on `node`. */
+  /**
+   * Starts the groups of `scope` on `node`.
+   *
+   * @default `"pg"`
+   */
   static async start(
     node: Node,
     scope = "pg",

@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * import { runScenario, scenario } from "@murmur/murmur/sim";
+ * import { runScenario, scenario } from "@murmur/murmur/protocol";
  * const r = runScenario(scenario("one", 20, "hyparview"), 1);
  * console.log(r.missed, r.delivered); // 0 1881
  * ```

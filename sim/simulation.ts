@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * import { Simulation } from "@murmur/murmur/sim";
+ * import { Simulation } from "@murmur/murmur/protocol";
  * const sim = new Simulation({ seed: 1, strategy: "hyparview" });
  * for (let i = 0; i < 20; i++) sim.addNode();
  * sim.runFor(10_000);
@@ -24,6 +24,14 @@
  * @module
  */
 
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_DEAD_MEMBER_REMOVE_MS,
+  DEFAULT_FAILURE_TIMEOUT_MS,
+  DEFAULT_GOSSIP_INTERVAL_MS,
+  DEFAULT_PING_INTERVAL_MS,
+} from "../membership/defaults.ts";
+import { DEFAULT_LAZY_TICK_MS } from "../broadcast/defaults.ts";
 import { type Random, seededRandom } from "../base/clock.ts";
 import { FullMesh } from "../membership/full_mesh.ts";
 import { HyParView, type HyParViewOptions } from "../membership/hyparview.ts";
@@ -56,21 +64,53 @@ export interface SimulationOptions {
   plumtree?: Omit<PlumtreeCoreOptions, "random">;
   /** One-way latency, drawn uniformly per frame (default [10, 50] ms). */
   latencyMs?: [number, number];
-  /** Probability that a Plumtree frame is lost (default 0); membership frames ride a reliable stream. */
+  /**
+   * Probability that a Plumtree frame is lost; membership frames ride a reliable stream.
+   *
+   * @default 0
+   */
   loss?: number;
-  /** Period of liveness checks and strategy ticks (default 1000 ms). */
+  /**
+   * Period of liveness checks and strategy ticks.
+   *
+   * @default 1000
+   */
   pingIntervalMs?: number;
-  /** A silent link (crashed peer, partition) is declared down after this long (default 5000 ms). */
+  /**
+   * A silent link (crashed peer, partition) is declared down after this long.
+   *
+   * @default 5000
+   */
   failureTimeoutMs?: number;
-  /** A connect to an unreachable (partitioned) node fails after this long (default 5000 ms). */
+  /**
+   * A connect to an unreachable (partitioned) node fails after this long.
+   *
+   * @default 5000
+   */
   connectTimeoutMs?: number;
-  /** Full mesh: reconnect backoff after a failure (default 1000 ms). */
+  /**
+   * Full mesh: reconnect backoff after a failure.
+   *
+   * @default 1000
+   */
   reconnectMs?: number;
-  /** Plumtree's lazy tick (default 1000 ms). */
+  /**
+   * Plumtree's lazy tick.
+   *
+   * @default 1000
+   */
   lazyTickMs?: number;
-  /** Full-mesh gossip period (default 1000 ms). */
+  /**
+   * Full-mesh gossip period.
+   *
+   * @default 1000
+   */
   gossipIntervalMs?: number;
-  /** Full mesh: a member down this long is removed (default 60000 ms). */
+  /**
+   * Full mesh: a member down this long is removed.
+   *
+   * @default 60000
+   */
   deadMemberRemoveMs?: number;
 }
 
@@ -133,6 +173,13 @@ interface Broadcast {
 
 const HANDLER = "sim";
 
+/**
+ * The simulator's reconnection delay after a failure (its one setting a node
+ * has no equivalent of: a node backs off between `reconnectBackoffMinMs` and
+ * `reconnectBackoffMaxMs`).
+ */
+const SIM_RECONNECT_MS = 1000;
+
 /** A simulated cluster. */
 export class Simulation {
   readonly #o: Required<Omit<SimulationOptions, "hyparview" | "plumtree">> & {
@@ -168,13 +215,13 @@ export class Simulation {
       plumtree: options.plumtree ?? {},
       latencyMs: options.latencyMs ?? [10, 50],
       loss: options.loss ?? 0,
-      pingIntervalMs: options.pingIntervalMs ?? 1000,
-      failureTimeoutMs: options.failureTimeoutMs ?? 5000,
-      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
-      reconnectMs: options.reconnectMs ?? 1000,
-      lazyTickMs: options.lazyTickMs ?? 1000,
-      gossipIntervalMs: options.gossipIntervalMs ?? 1000,
-      deadMemberRemoveMs: options.deadMemberRemoveMs ?? 60_000,
+      pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+      failureTimeoutMs: options.failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      reconnectMs: options.reconnectMs ?? SIM_RECONNECT_MS,
+      lazyTickMs: options.lazyTickMs ?? DEFAULT_LAZY_TICK_MS,
+      gossipIntervalMs: options.gossipIntervalMs ?? DEFAULT_GOSSIP_INTERVAL_MS,
+      deadMemberRemoveMs: options.deadMemberRemoveMs ?? DEFAULT_DEAD_MEMBER_REMOVE_MS,
     };
     if (options.strategy !== "hyparview" && options.strategy !== "full-mesh") {
       throw new TypeError(`unknown strategy ${JSON.stringify(options.strategy)}`);

@@ -5,7 +5,8 @@
 // end with a reply or a named error.
 
 import assert from "node:assert/strict";
-import { type DurableBehaviour, durableKeyPrefix, DurableServer, type Storage } from "../mod.ts";
+import { type DurableBehaviour, DurableServer, type Storage } from "../mod.ts";
+import { durableKeyPrefix } from "../durable/mod.ts";
 import type { CounterCast, CounterState } from "./durable_worker.ts";
 import { JsonProcess } from "./_helpers.ts";
 

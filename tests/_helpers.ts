@@ -107,7 +107,7 @@ export class JsonProcess {
     this.#pump = this.#read();
   }
 
-  /** Writes one JSON command (examples/node.ts --control) and waits for its result line. */
+  /** Writes one JSON command (cli/mod.ts (agent) --control) and waits for its result line. */
   async command(cmd: Record<string, unknown>, timeoutMs = 15000): Promise<Record<string, unknown>> {
     if (this.#stdin === undefined) throw new Error("process started without stdin");
     const id = this.#nextId++;
@@ -186,12 +186,12 @@ export class JsonProcess {
   }
 }
 
-/** A node running in its own `deno` process (examples/node.ts --json). */
+/** A node running in its own `deno` process (cli/mod.ts (agent) --json). */
 export class NodeProcess extends JsonProcess {
-  /** Starts examples/node.ts with the test cookie and `args`. */
+  /** Starts cli/mod.ts (agent) with the test cookie and `args`. */
   constructor(args: string[]) {
     super(
-      new URL("../examples/node.ts", import.meta.url),
+      new URL("../cli/mod.ts", import.meta.url),
       ["--allow-net=127.0.0.1", "--allow-env"],
       ["--json", "--cookie", "test-cookie", ...args],
     );
@@ -209,8 +209,9 @@ export async function rawPeer(
   addr: { hostname: string; port: number },
   name = "mallory",
   cookie = "test-cookie",
-): Promise<import("../mod.ts").FrameConnection> {
-  const { clientHandshake, TcpTransport } = await import("../mod.ts");
+): Promise<import("../membership/mod.ts").FrameConnection> {
+  const { clientHandshake } = await import("../protocol.ts");
+  const { TcpTransport } = await import("../membership/mod.ts");
   const conn = await new TcpTransport().connect(addr);
   try {
     await clientHandshake(

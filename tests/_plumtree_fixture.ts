@@ -4,13 +4,13 @@
 import {
   type BroadcastHandler,
   KvHandler,
-  MemoryNetwork,
   Node,
   Plumtree,
   type PlumtreeOptions,
   seededRandom,
-  SimulatedClock,
 } from "../mod.ts";
+import { MemoryNetwork } from "../testing.ts";
+import { SimulatedClock } from "../protocol.ts";
 
 /** Records each message the application receives. */
 export class LogHandler implements BroadcastHandler<{ id: string; body: string }, string, string> {

@@ -4,19 +4,10 @@
 // node is left out of a tree, and heartbeats run with the server.
 
 import assert from "node:assert/strict";
-import {
-  encodeValue,
-  HeartbeatHandler,
-  KvHandler,
-  MemoryNetwork,
-  Node,
-  Plumtree,
-  PLUMTREE_ENDPOINT,
-  PT,
-  seededRandom,
-  SimulatedClock,
-  Tag,
-} from "../mod.ts";
+import { encodeValue, PT, SimulatedClock, Tag } from "../protocol.ts";
+import { HeartbeatHandler, KvHandler, Node, Plumtree, seededRandom } from "../mod.ts";
+import { MemoryNetwork } from "../testing.ts";
+import { PLUMTREE_ENDPOINT } from "../broadcast/mod.ts";
 import { converged, eventually, rawPeer, startNode } from "./_helpers.ts";
 import { LogHandler, simCluster } from "./_plumtree_fixture.ts";
 

@@ -1,7 +1,9 @@
 // Plumtree under faults, on a simulated network in virtual time (seeded) and over TCP.
 
 import assert from "node:assert/strict";
-import { encodeValue, Plumtree, PLUMTREE_ENDPOINT, PT, seededRandom, Tag } from "../mod.ts";
+import { encodeValue, PT, Tag } from "../protocol.ts";
+import { Plumtree, seededRandom } from "../mod.ts";
+import { PLUMTREE_ENDPOINT } from "../broadcast/mod.ts";
 import { relayOf } from "../membership/relay.ts";
 import { converged, eventually, startNode } from "./_helpers.ts";
 import { LogHandler, simCluster, type SimNode } from "./_plumtree_fixture.ts";

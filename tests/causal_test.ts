@@ -2,7 +2,9 @@
 // that heals, and a property test over MemoryNetwork with random delays.
 
 import assert from "node:assert/strict";
-import { MemoryNetwork, Node, seededRandom, SimulatedClock } from "../mod.ts";
+import { MemoryNetwork } from "../testing.ts";
+import { Node, seededRandom } from "../mod.ts";
+import { SimulatedClock } from "../protocol.ts";
 import { converged, eventually, startNode } from "./_helpers.ts";
 
 Deno.test("causalLabel: m2 sent after delivering m1 is delivered after m1 at a node that gets m1 late (a partition that heals)", async () => {

@@ -15,7 +15,7 @@ import {
 import { type DashboardState, serveDashboard } from "../dashboard/mod.ts";
 import { converged, JsonProcess, nextEvent, NodeProcess, startNode } from "./_helpers.ts";
 
-const CLI = new URL("../examples/node.ts", import.meta.url).pathname;
+const CLI = new URL("../cli/mod.ts", import.meta.url).pathname;
 import { LogHandler } from "./_plumtree_fixture.ts";
 import { Chromium, findChromium } from "./_chromium.ts";
 

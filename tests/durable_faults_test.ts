@@ -8,16 +8,15 @@ import {
   DeadLetterError,
   DenoKvStorage,
   type DurableBehaviour,
-  durableKeyPrefix,
   DurableKilledError,
   DurableServer,
   DurableStoppedError,
   DurableTimeoutError,
-  encodeKey,
   type Key,
   MemoryStorage,
   type Storage,
 } from "../mod.ts";
+import { durableKeyPrefix, encodeKey } from "../durable/mod.ts";
 
 const backends: [string, () => Promise<{ storage: Storage; done: () => Promise<void> }>][] = [
   ["memory", () => {

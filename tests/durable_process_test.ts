@@ -1,7 +1,8 @@
 // Durable servers across real processes on one file-backed Deno KV.
 
 import assert from "node:assert/strict";
-import { DenoKvStorage, type DurableBehaviour, durableKeyPrefix, DurableServer } from "../mod.ts";
+import { DenoKvStorage, type DurableBehaviour, DurableServer } from "../mod.ts";
+import { durableKeyPrefix } from "../durable/mod.ts";
 import type { CounterCast, CounterState } from "./durable_worker.ts";
 import { crashRun, DurableWorker, Reader } from "./_durable_crash.ts";
 

@@ -2,7 +2,8 @@
 // the reason printed, where etcd is not installed).
 
 import assert from "node:assert/strict";
-import { type DurableBehaviour, DurableServer, testStorage } from "../durable/mod.ts";
+import { type DurableBehaviour, DurableServer } from "../durable/mod.ts";
+import { testStorage } from "../testing.ts";
 import { EtcdStorage } from "../durable/etcd.ts";
 import { sleep } from "../durable/_etcd_client.ts";
 import type { Key, Storage } from "../durable/storage.ts";

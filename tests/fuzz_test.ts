@@ -3,15 +3,9 @@
 // stays bounded.
 
 import assert from "node:assert/strict";
-import {
-  clientHandshake,
-  encodeFrames,
-  encodeValue,
-  PROTOCOL_VERSION,
-  seededRandom,
-  Tag,
-  TcpTransport,
-} from "../mod.ts";
+import { clientHandshake, encodeValue, PROTOCOL_VERSION, Tag } from "../protocol.ts";
+import { encodeFrames, TcpTransport } from "../membership/mod.ts";
+import { seededRandom } from "../mod.ts";
 import { converged, startNode } from "./_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? Date.now() % 2 ** 31);

@@ -2,14 +2,10 @@
 // per-address bounds, and a clear refusal for addresses nobody can dial.
 
 import assert from "node:assert/strict";
-import {
-  encodeFrames,
-  encodeValue,
-  HandshakeError,
-  MemoryNetwork,
-  Node,
-  PROTOCOL_VERSION,
-} from "../mod.ts";
+import { encodeFrames } from "../membership/mod.ts";
+import { encodeValue, PROTOCOL_VERSION } from "../protocol.ts";
+import { HandshakeError, Node } from "../mod.ts";
+import { MemoryNetwork } from "../testing.ts";
 import { converged, median, rawPeer, startNode } from "./_helpers.ts";
 
 /** CBOR for a positive bignum (tag 2) of `n` bytes. */

@@ -7,11 +7,10 @@ import {
   entriesForWire,
   initialState,
   type MembershipState,
-  type Node,
-  type NodeSpec,
   step,
   Tag,
-} from "../mod.ts";
+} from "../protocol.ts";
+import type { Node, NodeSpec } from "../mod.ts";
 import { converged, eventually, nextEvent, rawPeer, startNode } from "./_helpers.ts";
 
 const REAP = { deadMemberRemoveMs: 1000 };

@@ -100,7 +100,7 @@ Deno.test({
           ...(i > 0 ? ["--join", `${SUBNET}.1:7000`] : []),
         ];
         const p = new JsonProcess(
-          new URL("../examples/node.ts", import.meta.url),
+          new URL("../cli/mod.ts", import.meta.url),
           ["--allow-net", "--allow-read", "--allow-env"],
           args,
           { prefix: ["ip", "netns", "exec", ns[i]!], stdin: true },

@@ -3,7 +3,9 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { MemoryNetwork, Node, ProcessGroups, seededRandom, SimulatedClock } from "../mod.ts";
+import { MemoryNetwork } from "../testing.ts";
+import { Node, ProcessGroups, seededRandom } from "../mod.ts";
+import { SimulatedClock } from "../protocol.ts";
 
 const SEED = Number(Deno.env.get("FC_SEED") ?? Date.now() % 2 ** 31);
 const N = 4;

@@ -2,7 +2,7 @@
 // full-mesh and Plumtree cores (`deno task sim` runs the full set).
 
 import assert from "node:assert/strict";
-import { runScenario, scenario, type ScenarioKind, Simulation } from "../sim/mod.ts";
+import { runScenario, scenario, type ScenarioKind, Simulation } from "../protocol.ts";
 
 const SEEDS = (Deno.env.get("SIM_SEEDS") ?? "1,2").split(",").map(Number);
 

@@ -1,7 +1,9 @@
 // Nodes on a MemoryNetwork driven by a SimulatedClock: virtual time, seeded.
 
 import assert from "node:assert/strict";
-import { MemoryNetwork, Node, seededRandom, SimulatedClock } from "../mod.ts";
+import { MemoryNetwork } from "../testing.ts";
+import { Node, seededRandom } from "../mod.ts";
+import { SimulatedClock } from "../protocol.ts";
 
 const SEED = Number(Deno.env.get("SIM_SEED") ?? Date.now() % 2 ** 31);
 

@@ -1,9 +1,9 @@
 /**
- * `node.ts status URL`: asks a running node's dashboard for its state
+ * `status URL`: asks a running node's dashboard for its state
  * (`/api/state`) and prints members, connections and counters as tables.
  *
- *   deno task node status http://127.0.0.1:8080/
- *   deno task node status --json http://10.0.0.1:8080/?token=...
+ *   deno task cli status http://127.0.0.1:8080/
+ *   deno task cli status --json http://10.0.0.1:8080/?token=...
  *
  * @module
  */

@@ -1,0 +1,344 @@
+/**
+ * `agent`: one murmur node you can run on any machine (the CLI's default
+ * command):
+ *
+ *   deno task cli agent --name a --port 7000 --cookie s3cret
+ *   deno task cli agent --name b --port 7001 --join 127.0.0.1:7000 --cookie s3cret
+ *
+ * Across hosts, listen on every interface and advertise the address the other
+ * hosts reach this one at (a node that advertised 0.0.0.0 would make every
+ * peer dial itself, so the node refuses to start without --advertise):
+ *
+ *   deno task cli agent --name a --host 0.0.0.0 --port 7000 --advertise 10.0.0.1:7000 --cookie s3cret
+ *   deno task cli agent --name b --host 0.0.0.0 --port 7000 --advertise 10.0.0.2:7000 \
+ *     --join 10.0.0.1:7000 --cookie s3cret
+ *
+ * `--dashboard PORT` serves a live dashboard (members, traffic, broadcast
+ * trees, groups) on 127.0.0.1:PORT; `--dashboard-host 0.0.0.0` exposes it,
+ * with the token from `--dashboard-token` or MURMUR_DASHBOARD_TOKEN (required
+ * off loopback). From another shell, `status` prints the node's state:
+ *
+ *   deno task cli agent --name a --port 7000 --cookie s3cret --dashboard 8080
+ *   deno task cli status http://127.0.0.1:8080/
+ *
+ * TLS between nodes: `--tls-cert FILE --tls-key FILE [--tls-ca FILE]...`.
+ * Metrics: run with `OTEL_DENO=true` (and OTEL_EXPORTER_OTLP_ENDPOINT) to
+ * export murmur's OpenTelemetry metrics.
+ *
+ * `--membership hyparview` runs HyParView partial views (for large clusters:
+ * a node connects to a few neighbours only; process groups and presence, which
+ * need the full mesh, are then off).
+ *
+ * It logs membership changes, answers `echo` and `info` calls, and with
+ * `--json` prints one JSON object per line (used by the demo and the tests).
+ * With `--control` it also reads one JSON command per line on stdin
+ * (`{ "id": 1, "op": "call", "to": "b", "endpoint": "echo", "msg": "hi" }`,
+ * `{ "id": 2, "op": "members" }`, `{ "id": 3, "op": "stats" }`,
+ * `{ "id": 4, "op": "join", "target": "127.0.0.1:7000" }`) and answers
+ * with a `result` line carrying the same id.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import {
+  createConsoleLogger,
+  type LogLevel,
+  Node,
+  Plumtree,
+  Presence,
+  ProcessGroups,
+} from "../mod.ts";
+import { parseAddress } from "../membership/mod.ts";
+import { ChatLog } from "./chat.ts";
+import { type Dashboard, serveDashboard } from "../dashboard/mod.ts";
+import { instrumentMetrics } from "../metrics/mod.ts";
+
+/**
+ * Runs the agent with the command-line `args` (see the module documentation);
+ * resolves once it is up. It stops on SIGTERM or SIGINT (the process exits).
+ *
+ * @example
+ * ```ts ignore
+ * import { agent } from "@murmur/murmur/cli";
+ * await agent(["--name", "a", "--port", "7000", "--cookie", "s3cret"]);
+ * ```
+ */
+export async function agent(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      name: { type: "string" },
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string", default: "0" },
+      advertise: { type: "string", multiple: true, default: [] },
+      join: { type: "string", multiple: true, default: [] },
+      cookie: { type: "string", default: Deno.env.get("MURMUR_COOKIE") ?? "" },
+      "failure-timeout-ms": { type: "string", default: "2000" },
+      "ping-interval-ms": { type: "string", default: "300" },
+      "dead-member-remove-ms": { type: "string", default: "60000" },
+      "log-level": { type: "string", default: "info" },
+      membership: { type: "string", default: "full-mesh" },
+      "lazy-tick-ms": { type: "string", default: "200" },
+      json: { type: "boolean", default: false },
+      control: { type: "boolean", default: false },
+      dashboard: { type: "string" },
+      "dashboard-host": { type: "string", default: "127.0.0.1" },
+      "dashboard-token": { type: "string", default: Deno.env.get("MURMUR_DASHBOARD_TOKEN") },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "tls-ca": { type: "string", multiple: true, default: [] },
+    },
+  });
+
+  const USAGE = "usage: node.ts --name NAME --cookie SECRET [--host 127.0.0.1] [--port 0] " +
+    "[--advertise HOST:PORT]... [--join HOST:PORT]... [--membership full-mesh|hyparview] " +
+    "[--log-level info] [--dashboard PORT [--dashboard-host H] [--dashboard-token T]] " +
+    "[--tls-cert FILE --tls-key FILE [--tls-ca FILE]...] [--json] [--control]\n" +
+    "       node.ts status [--json] DASHBOARD_URL";
+  if (!values.name || !values.cookie) {
+    console.error(USAGE);
+    Deno.exit(2);
+  }
+  const logLevel = values["log-level"] as LogLevel;
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    console.error(`--log-level must be debug, info, warn or error\n${USAGE}`);
+    Deno.exit(2);
+  }
+
+  if (values.membership !== "full-mesh" && values.membership !== "hyparview") {
+    console.error(`--membership must be full-mesh or hyparview\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const hyparview = values.membership === "hyparview";
+  if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+    console.error(`--tls-cert and --tls-key go together\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const dashboardPort = values.dashboard === undefined ? undefined : Number(values.dashboard);
+  if (dashboardPort !== undefined && !(Number.isInteger(dashboardPort) && dashboardPort >= 0)) {
+    console.error(`--dashboard must be a port number, got ${values.dashboard}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  const tls = values["tls-cert"] === undefined ? undefined : {
+    certFile: values["tls-cert"],
+    keyFile: values["tls-key"]!,
+    ...(values["tls-ca"].length > 0
+      ? { caCerts: values["tls-ca"].map((f) => Deno.readTextFileSync(f)) }
+      : {}),
+  };
+
+  const started = Date.now();
+  function emit(event: string, fields: Record<string, unknown> = {}): void {
+    if (values.json) console.log(JSON.stringify({ t: Date.now(), event, ...fields }));
+    else {
+      const extra = Object.entries(fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");
+      console.log(
+        `${((Date.now() - started) / 1000).toFixed(3)}s ${values.name} ${event} ${extra}`,
+      );
+    }
+  }
+
+  const console_ = createConsoleLogger({ level: logLevel });
+  const node = await Node.start({
+    name: values.name,
+    cookie: values.cookie,
+    listen: { hostname: values.host, port: Number(values.port) },
+    ...(values.advertise.length > 0 ? { advertise: values.advertise.map(parseAddress) } : {}),
+    failureTimeoutMs: Number(values["failure-timeout-ms"]),
+    pingIntervalMs: Number(values["ping-interval-ms"]),
+    deadMemberRemoveMs: Number(values["dead-member-remove-ms"]),
+    reconnectBackoffMaxMs: 1000,
+    membership: hyparview ? { strategy: "hyparview" } : { strategy: "full-mesh" },
+    ...(tls === undefined ? {} : { tls }),
+    logger: (r) => {
+      if (!values.json) return console_(r);
+      if (r.level === "warn" || r.level === "error") {
+        emit("log", { level: r.level, msg: r.msg, peer: r.peer, error: String(r.error ?? "") });
+      }
+    },
+  }).catch((e) => {
+    console.error(`murmur agent: ${(e as Error).message}`);
+    Deno.exit(2);
+  });
+  node.register("echo", (msg) => msg);
+
+  // Plumtree broadcast with a chat handler: `chat.say` broadcasts, `chat.stats` reports.
+  const chat = new ChatLog();
+  const plumtree = await Plumtree.start(node, {
+    handlers: [chat],
+    lazyTickMs: Number(values["lazy-tick-ms"]),
+    logger: () => {},
+  });
+  node.register("chat.say", async (msg) => {
+    const { count, tag } = msg as { count: number; tag: string };
+    for (let i = 0; i < count; i++) {
+      await plumtree.broadcast({ id: `${node.name}/${tag}/${i}`, text: `hello ${i}` }, "chat");
+    }
+    return count;
+  });
+  node.register(
+    "chat.stats",
+    () => ({ received: chat.lines.size, delivered: chat.delivered, plumtree: plumtree.stats() }),
+  );
+  // Process groups and presence (full mesh only): `pg.join` registers a local member endpoint
+  // and joins it to a group; `presence.track` tracks a key; `groups` reports what this node sees.
+  const publishers = hyparview ? [] : await startPublishers();
+  async function startPublishers(): Promise<[ProcessGroups, Presence]> {
+    const pg = await ProcessGroups.start(node, "demo-pg");
+    const presence = await Presence.start(node, "demo-presence", { downGraceMs: 1000 });
+    node.register("pg.join", async (msg) => {
+      const { group, id } = msg as { group: string; id: string };
+      if (!node.registered(id)) node.register(id, (m) => m);
+      await pg.join(group, id);
+      return pg.getMembers(group);
+    });
+    node.register("presence.track", async (msg) => {
+      const { topic, key, meta } = msg as { topic: string; key: string; meta: unknown };
+      await presence.track(topic, key, meta);
+      return presence.list(topic);
+    });
+    node.register("groups", (msg) => {
+      const { group, topic } = msg as { group: string; topic: string };
+      return {
+        groups: pg.whichGroups(),
+        members: pg.getMembers(group),
+        presences: presence.list(topic),
+      };
+    });
+    return [pg, presence];
+  }
+  node.register(
+    "info",
+    () => ({ name: node.name, incarnation: node.spec.incarnation, pid: Deno.pid }),
+  );
+
+  let lastMembers = "";
+  function reportMembers(): void {
+    const m = node.members().join(",");
+    if (m !== lastMembers) {
+      lastMembers = m;
+      emit("members", { members: node.members() });
+    }
+  }
+  node.onUp("*", (peer) => {
+    emit("up", { peer, incarnation: node.memberSpec(peer)?.incarnation });
+    reportMembers();
+  });
+  node.onDown("*", (peer) => {
+    emit("down", { peer });
+    reportMembers();
+  });
+  // Membership changes are reported as they happen (coalesced per task); a slow
+  // poll catches the rest (a HyParView passive view changes without events).
+  let reportQueued = false;
+  node.onMemberChange(() => {
+    if (reportQueued) return;
+    reportQueued = true;
+    queueMicrotask(() => {
+      reportQueued = false;
+      reportMembers();
+    });
+  });
+  const poll = setInterval(reportMembers, 1000);
+
+  // OpenTelemetry metrics (only when OTEL_DENO=true; otherwise nothing is registered).
+  const parts = {
+    node,
+    plumtree,
+    ...(publishers.length > 0
+      ? { publishers: { pg: publishers[0]!, presence: publishers[1]! } }
+      : {}),
+  };
+  const metrics = instrumentMetrics(parts);
+  let dashboard: Dashboard | undefined;
+  if (dashboardPort !== undefined) {
+    try {
+      dashboard = await serveDashboard(parts, {
+        hostname: values["dashboard-host"],
+        port: dashboardPort,
+        ...(values["dashboard-token"] ? { token: values["dashboard-token"] } : {}),
+      });
+    } catch (e) {
+      console.error(`murmur agent: dashboard: ${(e as Error).message}`);
+      await node.close();
+      Deno.exit(2);
+    }
+  }
+
+  emit("ready", {
+    name: node.name,
+    port: node.listenAddr.port,
+    advertised: node.spec.listenAddrs,
+    incarnation: node.spec.incarnation,
+    pid: Deno.pid,
+    ...(dashboard ? { dashboard: dashboard.url } : {}),
+    metrics: metrics.enabled,
+  });
+
+  for (const target of values.join) {
+    for (let attempt = 1;; attempt++) {
+      try {
+        await node.join(target);
+        emit("joined", { target });
+        break;
+      } catch (e) {
+        if (attempt >= 20) {
+          emit("join-failed", { target, error: String(e) });
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  /** `--control`: one JSON command per line on stdin, one `result` line per command. */
+  async function control(): Promise<void> {
+    let buf = "";
+    const dec = new TextDecoder();
+    for await (const chunk of Deno.stdin.readable) {
+      buf += dec.decode(chunk, { stream: true });
+      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line === "") continue;
+        let cmd: { id?: unknown; op?: unknown; to?: string; endpoint?: string; msg?: unknown };
+        try {
+          cmd = JSON.parse(line);
+        } catch {
+          emit("result", { ok: false, error: "not JSON" });
+          continue;
+        }
+        const id = cmd.id;
+        try {
+          let value: unknown;
+          if (cmd.op === "call") {
+            value = await node.call(String(cmd.to), String(cmd.endpoint), cmd.msg ?? null);
+          } else if (cmd.op === "members") {
+            value = { members: node.members(), connected: node.connectedMembers() };
+          } else if (cmd.op === "stats") value = node.stats();
+          else if (cmd.op === "join") {
+            value = await node.join(String((cmd as { target?: unknown }).target));
+          } else throw new TypeError(`unknown op ${JSON.stringify(cmd.op)}`);
+          emit("result", { id, ok: true, value });
+        } catch (e) {
+          emit("result", { id, ok: false, error: String(e) });
+        }
+      }
+    }
+  }
+  if (values.control) void control();
+
+  async function shutdown(): Promise<void> {
+    clearInterval(poll);
+    emit("stopping");
+    await dashboard?.close();
+    await metrics.close();
+    await plumtree.close();
+    for (const p of publishers) await p.close();
+    await node.close();
+    Deno.exit(0);
+  }
+  Deno.addSignalListener("SIGTERM", shutdown);
+  Deno.addSignalListener("SIGINT", shutdown);
+}
