@@ -79,6 +79,7 @@ export {
 export { PlumtreeCore, type PlumtreeCoreOptions } from "./broadcast/plumtree_core.ts";
 export {
   type IHaveGroup,
+  ihaveGroups,
   type PlumtreeMessage,
   type PlumtreeStats,
   PT,

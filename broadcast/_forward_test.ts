@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { decodeValue, encodeValue } from "../base/codec.ts";
 import { Tag } from "../membership/wire.ts";
 import { bumpRound } from "./_forward.ts";
-import { PT } from "./plumtree_core.ts";
+import { PT } from "./wire.ts";
 import { PLUMTREE_ENDPOINT } from "./plumtree.ts";
 
 const SEED = Number(Deno.env.get("FC_SEED") ?? Date.now() % 2 ** 31);

@@ -10,13 +10,8 @@
  */
 
 import type { GraftResult } from "./handler.ts";
-import {
-  type IHaveGroup,
-  type PlumtreeCore,
-  type PlumtreeMessage,
-  PT,
-  type Send,
-} from "./plumtree_core.ts";
+import { type IHaveGroup, type PlumtreeMessage, PT, type Send } from "./wire.ts";
+import type { PlumtreeCore } from "./plumtree_core.ts";
 
 /** What the dispatch asks of a node's broadcast handlers. */
 export interface PlumtreeHandlers {

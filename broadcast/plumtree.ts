@@ -18,13 +18,8 @@ import { type ExchangeInfo, Exchanges, type ExchangeSelector } from "./_exchange
 
 export type { ExchangeInfo, ExchangeSelector } from "./_exchange.ts";
 import { type PlumtreeHandlers, type Received, receivePlumtree } from "./dispatch.ts";
-import {
-  PlumtreeCore,
-  type PlumtreeCoreOptions,
-  type PlumtreeStats,
-  PT,
-  type Send,
-} from "./plumtree_core.ts";
+import { PlumtreeCore, type PlumtreeCoreOptions } from "./plumtree_core.ts";
+import { type PlumtreeStats, PT, type Send } from "./wire.ts";
 
 /** The endpoint Plumtree registers on its node. */
 export const PLUMTREE_ENDPOINT = "murmur.plumtree";

@@ -18,24 +18,9 @@
 
 import * as D from "./defaults.ts";
 import type { Random } from "../base/clock.ts";
-import {
-  type IHaveGroup,
-  type PlumtreeMessage,
-  type PlumtreeStats,
-  PT,
-  type Send,
-} from "./wire.ts";
+import { ihaveGroups, type PlumtreeMessage, type PlumtreeStats, PT, type Send } from "./wire.ts";
 import { idKey, idSlot, RecentIds } from "./_recent.ts";
 import { MissingIds } from "./_missing.ts";
-
-export {
-  type IHaveGroup,
-  type PlumtreeMessage,
-  type PlumtreeStats,
-  PT,
-  type Send,
-} from "./wire.ts";
-export { idKey } from "./_recent.ts";
 
 /** Options of {@linkcode PlumtreeCore}. Every per-peer structure has a bound; what is shed is counted. */
 export interface PlumtreeCoreOptions {
@@ -659,26 +644,7 @@ export class PlumtreeCore {
   /** One IHAVE frame of `chunk` to `peer`, its ids grouped by handler and root; unacknowledged until IGNORED. */
   #ihave(peer: string, out: Outstanding, chunk: Lazy[]): Send {
     const batch = ++this.#batchSeq;
-    const groups: IHaveGroup[] = [];
-    // Runs of one handler and root (the common case: one of each) need no lookup.
-    let g: IHaveGroup | undefined;
-    let byKey: Map<string, IHaveGroup> | undefined;
-    for (const e of chunk) {
-      if (g === undefined || g[0] !== e.handler || g[1] !== e.root) {
-        const key = e.handler + "\u0000" + e.root;
-        if (byKey === undefined) {
-          byKey = new Map();
-          for (const x of groups) byKey.set(x[0] + "\u0000" + x[1], x);
-        }
-        g = byKey.get(key);
-        if (g === undefined) {
-          groups.push(g = [e.handler, e.root, [], []]);
-          byKey.set(key, g);
-        }
-      }
-      g[2].push(e.id);
-      g[3].push(e.round);
-    }
+    const groups = ihaveGroups(chunk);
     out.unacked.set(batch, chunk);
     this.stats.lazy += chunk.length;
     this.stats.ihaveFrames++;

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { seededRandom } from "../base/clock.ts";
 import { encodeValue } from "../base/codec.ts";
-import { type IHaveGroup, PlumtreeCore, PT } from "./plumtree_core.ts";
+import { type IHaveGroup, PT } from "./wire.ts";
+import { PlumtreeCore } from "./plumtree_core.ts";
 
 Deno.test("plumtree core: past lazyOutstandingMax the oldest announcements go, the newest are announced in order", () => {
   const core = new PlumtreeCore("a", {
@@ -167,7 +168,7 @@ function settledBurst(seed: number): { payloads: number; receivers: number; miss
     seq: number;
     from: string;
     to: string;
-    msg: import("./plumtree_core.ts").PlumtreeMessage;
+    msg: import("./wire.ts").PlumtreeMessage;
   };
   let queue: Ev[] = [];
   let seq = 0, now = 0, payloads = 0;

@@ -71,3 +71,39 @@ export interface PlumtreeStats {
   /** Trees forgotten by `rootsMax`. */
   rootsDropped: number;
 }
+
+/**
+ * The IHAVE form of announcements: grouped by handler and root, ids and
+ * their rounds side by side.
+ *
+ * @example
+ * ```ts
+ * import { ihaveGroups } from "@murmur/murmur/protocol";
+ * console.log(ihaveGroups([{ handler: "log", root: "a", id: "m1", round: 2 }])); // [ [ "log", "a", [ "m1" ], [ 2 ] ] ]
+ * ```
+ */
+export function ihaveGroups(
+  chunk: readonly { handler: string; root: string; id: unknown; round: number }[],
+): IHaveGroup[] {
+  const groups: IHaveGroup[] = [];
+  // Runs of one handler and root (the common case: one of each) need no lookup.
+  let g: IHaveGroup | undefined;
+  let byKey: Map<string, IHaveGroup> | undefined;
+  for (const e of chunk) {
+    if (g === undefined || g[0] !== e.handler || g[1] !== e.root) {
+      const key = e.handler + "\u0000" + e.root;
+      if (byKey === undefined) {
+        byKey = new Map();
+        for (const x of groups) byKey.set(x[0] + "\u0000" + x[1], x);
+      }
+      g = byKey.get(key);
+      if (g === undefined) {
+        groups.push(g = [e.handler, e.root, [], []]);
+        byKey.set(key, g);
+      }
+    }
+    g[2].push(e.id);
+    g[3].push(e.round);
+  }
+  return groups;
+}

@@ -11,7 +11,7 @@ import {
   StorageLimitError,
   type Value,
 } from "./storage.ts";
-import { b64, type Json, stampToRev } from "./_etcd_client.ts";
+import { b64, CODE_INVALID_ARGUMENT, EtcdError, type Json, stampToRev } from "./_etcd_client.ts";
 
 // Stored values: a kind byte, then the bytes or an 8-byte little-endian counter.
 const KIND_BYTES = 0;
@@ -211,4 +211,34 @@ export function buildTxn(
     );
   }
   return { txn: { compare, success, failure }, watched, written };
+}
+
+/** The error a failed etcd operation becomes: a named limit when etcd refused for size, else a StorageError. */
+export function wrapError(
+  e: unknown,
+  what: string,
+  closed: boolean,
+  o: { maxTxnOps: number; maxRequestBytes: number },
+): Error {
+  if (e instanceof StorageError || e instanceof TypeError || e instanceof RangeError) return e;
+  if (closed) return new StorageError("storage is closed", { cause: e });
+  if (e instanceof EtcdError && e.code === CODE_INVALID_ARGUMENT) {
+    if (/too many operations/.test(e.message)) {
+      return new StorageLimitError(
+        "mutationsMax",
+        o.maxTxnOps + 1,
+        o.maxTxnOps,
+        `etcd refused the transaction (${e.message}); is the cluster's --max-txn-ops lower than maxTxnOps?`,
+      );
+    }
+    if (/request is too large/.test(e.message)) {
+      return new StorageLimitError(
+        "commitBytesMax",
+        o.maxRequestBytes + 1,
+        o.maxRequestBytes,
+        `etcd refused the request (${e.message}); is the cluster's --max-request-bytes lower than maxRequestBytes?`,
+      );
+    }
+  }
+  return new StorageError(`${what}: ${(e as Error)?.message ?? e}`, { cause: e });
 }

@@ -38,7 +38,6 @@ import {
   type Mutation,
   type Storage,
   StorageError,
-  StorageLimitError,
   type StorageLimits,
 } from "./storage.ts";
 import { checkCommitLimits } from "./limits.ts";
@@ -47,7 +46,6 @@ import { rangeOf } from "./memory_storage.ts";
 import {
   b64,
   classify,
-  CODE_INVALID_ARGUMENT,
   CODE_NOT_FOUND,
   EtcdClient,
   EtcdError,
@@ -69,6 +67,7 @@ import {
   type TxnOf,
   unpackValue,
   utf8,
+  wrapError,
 } from "./_etcd_txn.ts";
 
 export { EtcdError } from "./_etcd_client.ts";
@@ -314,27 +313,7 @@ export class EtcdStorage implements Storage {
 
   /** Any error of a request, as a StorageError (limits as StorageLimitError). */
   #wrap(e: unknown, what: string): Error {
-    if (e instanceof StorageError || e instanceof TypeError || e instanceof RangeError) return e;
-    if (this.#closing.signal.aborted) return new StorageError("storage is closed", { cause: e });
-    if (e instanceof EtcdError && e.code === CODE_INVALID_ARGUMENT) {
-      if (/too many operations/.test(e.message)) {
-        return new StorageLimitError(
-          "mutationsMax",
-          this.#o.maxTxnOps + 1,
-          this.#o.maxTxnOps,
-          `etcd refused the transaction (${e.message}); is the cluster's --max-txn-ops lower than maxTxnOps?`,
-        );
-      }
-      if (/request is too large/.test(e.message)) {
-        return new StorageLimitError(
-          "commitBytesMax",
-          this.#o.maxRequestBytes + 1,
-          this.#o.maxRequestBytes,
-          `etcd refused the request (${e.message}); is the cluster's --max-request-bytes lower than maxRequestBytes?`,
-        );
-      }
-    }
-    return new StorageError(`${what}: ${(e as Error)?.message ?? e}`, { cause: e });
+    return wrapError(e, what, this.#closing.signal.aborted, this.#o);
   }
 
   #entry(key: Key, kv: Json | undefined): Entry {

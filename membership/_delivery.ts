@@ -120,7 +120,7 @@ export class Delivery {
       dropped: (why) => this.#log("debug", `routed message dropped: ${why}`),
     }, cfg.routing);
     this.endpoints.setInternal(ROUTE_ENDPOINT, (msg, ctx) => this.router.receive(ctx.from, msg));
-    this.#fanOutHost = {
+    this.fanOutHost = {
       cfg,
       peers,
       endpoints: this.endpoints,
@@ -330,7 +330,7 @@ export class Delivery {
         throw new TypeError("sendMany options must be an object");
       }
       checkOptionKeys(options, SEND_MANY_OPTIONS, "sendMany");
-      waits = this.fanOut(to, endpoint, msg, options, undefined, (node, error) => {
+      waits = fanOut(this.fanOutHost, to, endpoint, msg, options, undefined, (node, error) => {
         (failures ??= []).push({ node, error });
       });
     } catch (e) {
@@ -340,20 +340,8 @@ export class Delivery {
     return Promise.resolve(failures ?? []);
   }
 
-  /** The work of `sendMany` without its promise (see `fanOut` in _fanout.ts); Plumtree's relay uses it. */
-  fanOut(
-    to: readonly string[],
-    endpoint: string,
-    msg: unknown,
-    options: Omit<SendOptions, "ack" | "signal" | "timeoutMs">,
-    encoded: Uint8Array | undefined,
-    fail: (node: string, error: unknown) => void,
-  ): Promise<void>[] | undefined {
-    return fanOut(this.#fanOutHost, to, endpoint, msg, options, encoded, fail);
-  }
-
-  /** What the fan-out reads of this delivery layer. */
-  readonly #fanOutHost: FanOutHost;
+  /** What a fan-out (`fanOut` in _fanout.ts) reads of this delivery layer; Plumtree's relay uses it too. */
+  readonly fanOutHost: FanOutHost;
 
   call(to: string, endpoint: string, msg: unknown, options: CallOptions): Promise<unknown> {
     try {

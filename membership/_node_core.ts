@@ -20,6 +20,7 @@ import type { Link } from "./_link.ts";
 import { DEFAULT_CHANNEL, logAs, type NodeConfig } from "./_config.ts";
 import { timeoutOption } from "../base/options.ts";
 import { Delivery } from "./_delivery.ts";
+import { fanOut } from "./_fanout.ts";
 import type { Relay } from "./relay.ts";
 import { admit } from "./_admission.ts";
 import { DirectLinks } from "./_direct.ts";
@@ -582,7 +583,8 @@ export class NodeCore {
     return {
       register: (endpoint, handler) => delivery.register(endpoint, handler as Handler),
       sendMany: (to, endpoint, msg, frame, channel, failed) =>
-        void delivery.fanOut(
+        void fanOut(
+          delivery.fanOutHost,
           to,
           endpoint,
           msg,

@@ -34,16 +34,6 @@ import {
 } from "./module.ts";
 import { isPlain, isWire, type Wire } from "./_wire.ts";
 
-export {
-  isVersion,
-  type Listener,
-  type PlainMessages,
-  type PublisherModule,
-  Subscriptions,
-  type TranslatedMessage,
-  type Version,
-} from "./module.ts";
-
 /** Counters of a {@linkcode DataPublisher}. */
 export interface PublisherStats {
   /** Updates applied on this node (`update`). */

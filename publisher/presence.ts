@@ -9,12 +9,8 @@
 
 import { checkSendable, encodeValue } from "../base/codec.ts";
 import type { Node } from "../membership/node.ts";
-import {
-  DataPublisher,
-  type DataPublisherOptions,
-  type Listener,
-  type PublisherModule,
-} from "./data_publisher.ts";
+import { DataPublisher, type DataPublisherOptions } from "./data_publisher.ts";
+import type { Listener, PublisherModule } from "./module.ts";
 
 /**
  * This node's presences: topic to key to metadata. `Map`s, here and on the

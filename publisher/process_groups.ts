@@ -8,12 +8,8 @@
  */
 
 import type { Node } from "../membership/node.ts";
-import {
-  DataPublisher,
-  type DataPublisherOptions,
-  type Listener,
-  type PublisherModule,
-} from "./data_publisher.ts";
+import { DataPublisher, type DataPublisherOptions } from "./data_publisher.ts";
+import type { Listener, PublisherModule } from "./module.ts";
 
 /** A member: an endpoint on a node. */
 export interface Member {

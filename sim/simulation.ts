@@ -43,13 +43,8 @@ import {
   type StrategyEffects,
 } from "../membership/strategy.ts";
 import { type PlumtreeHandlers, receivePlumtree } from "../broadcast/dispatch.ts";
-import {
-  PlumtreeCore,
-  type PlumtreeCoreOptions,
-  type PlumtreeMessage,
-  PT,
-  type Send,
-} from "../broadcast/plumtree_core.ts";
+import { PlumtreeCore, type PlumtreeCoreOptions } from "../broadcast/plumtree_core.ts";
+import { type PlumtreeMessage, PT, type Send } from "../broadcast/wire.ts";
 import { EventQueue } from "./_queue.ts";
 
 /** Options of a {@linkcode Simulation}. */

@@ -71,6 +71,21 @@ export async function converged(nodes: Node[], names: string[], timeoutMs = 5000
   );
 }
 
+/**
+ * A node `a` (with `options`) that saw its peer `b` join and then close: `b`
+ * is a member that is down.
+ */
+export async function withPeerDown(options: Partial<NodeOptions> = {}): Promise<Node> {
+  const a = await startNode("a", options);
+  const b = await startNode("b");
+  await b.join(a.spec);
+  await converged([a, b], ["a", "b"]);
+  const down = nextEvent(a, "down", "b");
+  await b.close();
+  await down;
+  return a;
+}
+
 /** A `deno` subprocess that prints one JSON object per line; its lines become `events`. */
 export class JsonProcess {
   readonly child: Deno.ChildProcess;

@@ -5,16 +5,10 @@
 
 import assert from "node:assert/strict";
 import { consoleLogger, type LogRecord, MurmurError, Node, QueueFullError } from "../mod.ts";
-import { converged, nextEvent, NodeProcess, startNode } from "./_helpers.ts";
+import { converged, nextEvent, NodeProcess, startNode, withPeerDown } from "./_helpers.ts";
 
 Deno.test("an unawaited send to a down or unknown node never rejects; the drop is counted", async () => {
-  await using a = await startNode("a");
-  const b = await startNode("b");
-  await b.join(a.spec);
-  await converged([a, b], ["a", "b"]);
-  const down = nextEvent(a, "down", "b");
-  await b.close();
-  await down;
+  await using a = await withPeerDown();
   const before = a.stats().sendDrops;
   // Unawaited on purpose, as Erlang's `!`: neither may become an unhandled rejection.
   a.send("b", "echo", "to a down node");

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { type Node, NodeDownError, UnknownNodeError } from "../mod.ts";
-import { converged, eventually, nextEvent, startNode } from "./_helpers.ts";
+import { converged, eventually, nextEvent, startNode, withPeerDown } from "./_helpers.ts";
 
 /** Four nodes a, b, c and d; d joins through a while b watches for it. */
 async function fourth(
@@ -86,13 +86,7 @@ Deno.test("a call and an acknowledged send right after members() lists a new mem
 });
 
 Deno.test("an unawaited acknowledged send that fails never kills the process; a caller that awaits learns why", async () => {
-  await using a = await startNode("a", { ackTimeoutMs: 200 });
-  const b = await startNode("b");
-  await b.join(a.spec);
-  await converged([a, b], ["a", "b"]);
-  const down = nextEvent(a, "down", "b");
-  await b.close();
-  await down;
+  await using a = await withPeerDown({ ackTimeoutMs: 200 });
   const before = a.stats().ackFailures;
   // Not awaited, not caught: as Partisan's acked forward_message. On main this is an
   // "Uncaught (in promise)" that fails the test (and ends a process).
@@ -179,13 +173,7 @@ Deno.test("under HyParView members() is the active view and self; the passive vi
 });
 
 Deno.test("a send to a member that is really down is dropped and counted at once", async () => {
-  await using a = await startNode("a");
-  const b = await startNode("b");
-  await b.join(a.spec);
-  await converged([a, b], ["a", "b"]);
-  const down = nextEvent(a, "down", "b");
-  await b.close();
-  await down;
+  await using a = await withPeerDown();
   const before = a.stats().sendDrops;
   await a.send("b", "echo", 1);
   assert.equal(a.stats().sendDrops - before, 1);
