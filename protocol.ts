@@ -2,8 +2,9 @@
  * The protocol, for people who build shells or simulators: the node wire and
  * its handshake, the value codec, the membership CRDT, the membership
  * strategies as pure state machines with the one interpreter of their effects,
- * Plumtree's pure core with the one dispatch of its messages, and the
- * simulator that runs them for thousands of nodes in virtual time.
+ * Plumtree's pure core with the one dispatch of its messages, the data
+ * publishers' core over a partial view with its wire, and the simulator that
+ * runs them for thousands of nodes in virtual time.
  *
  * @example The simulator: 20 HyParView nodes, one broadcast
  * ```ts
@@ -94,6 +95,27 @@ export {
   receivePlumtree,
 } from "./broadcast/dispatch.ts";
 export {
+  type ProbeAnswer,
+  PublisherCore,
+  type PublisherCoreOptions,
+  type PublisherCoreStats,
+  type PublisherEffects,
+} from "./publisher/core.ts";
+export {
+  type AntiEntropy,
+  type Body,
+  BUCKETS,
+  BYE_LIFE,
+  type Entry,
+  type FullItem,
+  isAntiEntropy,
+  isPushId,
+  isPushPayload,
+  type PushId,
+  type PushKind,
+  type PushPayload,
+} from "./publisher/overlay_wire.ts";
+export {
   type BroadcastReport,
   Simulation,
   type SimulationCounters,
@@ -107,4 +129,17 @@ export {
   type ScenarioResult,
   standardScenarios,
 } from "./sim/scenarios.ts";
+export {
+  type SimCore,
+  type SimKeys,
+  simKeysModule,
+  type SimKeysUpdate,
+  type SimPublisherOptions,
+} from "./sim/_publishers.ts";
+export {
+  type PublisherScenarioKind,
+  type PublisherScenarioOptions,
+  type PublisherScenarioResult,
+  runPublisherScenario,
+} from "./sim/publisher_scenarios.ts";
 export { type Clock, type Random, seededRandom, SimulatedClock } from "./base/clock.ts";

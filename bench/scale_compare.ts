@@ -12,6 +12,14 @@
 //    messages through Plumtree, every node must have them; a third are
 //    SIGKILLed; after the failure timeout one survivor broadcasts 20 more,
 //    and every survivor must have them.
+// 3. Presence over HyParView: --presence-n processes (default 48) each track
+//    one presence (topic "bench", key = its name) once all joined; the time
+//    until every process lists all of them; then a third are SIGKILLed and the
+//    time until every survivor lists exactly the survivors (the agent's
+//    downGraceMs is 1 s, the failure timeout 5 s); then a late joiner tracks
+//    one, and the time until every process (it too) lists all. Then for each of
+//    --presence-sizes (default 16,32,48) processes, presence tracked and
+//    settled, the bytes each sends per second idle (node stats, every frame).
 // Runs with -A: Deno guards /proc, where the CPU times are read.
 import { parseArgs } from "node:util";
 import { JsonProcess } from "../tests/_helpers.ts";
@@ -23,6 +31,8 @@ const { values } = parseArgs({
     strategies: { type: "string", default: "full-mesh,hyparview" },
     "idle-s": { type: "string", default: "10" },
     "kill-n": { type: "string", default: "48" },
+    "presence-n": { type: "string", default: "48" },
+    "presence-sizes": { type: "string", default: "16,32,48" },
     seed: { type: "string", default: String(Date.now() % 100_000) },
   },
 });
@@ -76,10 +86,14 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : 0;
 }
 
-async function startCluster(n: number, strategy: string): Promise<NodeProcess[]> {
+async function startCluster(
+  n: number,
+  strategy: string,
+  first = 0,
+): Promise<NodeProcess[]> {
   const procs = Array.from(
     { length: n },
-    (_, i) => new NodeProcess(`p${String(i).padStart(2, "0")}`, strategy),
+    (_, i) => new NodeProcess(`p${String(first + i).padStart(2, "0")}`, strategy),
   );
   for (const p of procs) await p.waitEvent("ready", 120_000);
   for (let i = 1; i < n; i++) {
@@ -142,7 +156,7 @@ async function idleCores(pids: number[]): Promise<number> {
   const ticks = pids.map((pid, i) => cpuTicks(pid) - before[i]!);
   return ticks.reduce((a, b) => a + b, 0) / CLK_TCK / idleS;
 }
-for (const n of values.sizes.split(",").map(Number)) {
+for (const n of values.sizes.split(",").filter(Boolean).map(Number)) {
   const bare = Array.from({ length: n }, () =>
     new Deno.Command(Deno.execPath(), {
       args: ["eval", "setInterval(() => {}, 1000)"],
@@ -165,7 +179,7 @@ for (const n of values.sizes.split(",").map(Number)) {
   }
 }
 for (const strategy of values.strategies.split(",")) {
-  for (const n of values.sizes.split(",").map(Number)) {
+  for (const n of values.sizes.split(",").filter(Boolean).map(Number)) {
     const procs = await startCluster(n, strategy);
     try {
       const settleMs = await waitSettled(procs, strategy);
@@ -238,5 +252,77 @@ if (killN > 0) {
     );
   } finally {
     await stopAll(procs);
+  }
+}
+
+// Presence over HyParView.
+const nameOf = (p: NodeProcess) => p.events[0]!.name as string;
+const presences = (p: NodeProcess) =>
+  p.value({ op: "presences", topic: "bench" }) as unknown as Promise<string[]>;
+/** Ms until every process in `ps` lists exactly `want`; throws after 60 s. */
+async function presenceAgrees(ps: NodeProcess[], want: string[]): Promise<number> {
+  const t0 = performance.now(), w = JSON.stringify([...want].sort());
+  let seen: string[][] = [];
+  for (let i = 0; i < 600 && performance.now() - t0 < 60_000; i++) {
+    seen = await Promise.all(ps.map(presences));
+    if (seen.every((l) => JSON.stringify(l) === w)) return performance.now() - t0;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const off = seen.filter((l) => JSON.stringify(l) !== w).length;
+  throw new Error(`presence: ${off} of ${ps.length} processes disagree after 60 s`);
+}
+const presenceN = Number(values["presence-n"]);
+if (presenceN > 0) {
+  const procs = await startCluster(presenceN, "hyparview");
+  try {
+    await waitSettled(procs, "hyparview");
+    await Promise.all(procs.map((p) => p.value({ op: "track", topic: "bench", key: nameOf(p) })));
+    const joined = await presenceAgrees(procs, procs.map(nameOf));
+    const victims = new Set<NodeProcess>();
+    while (victims.size < Math.floor(presenceN / 3)) {
+      victims.add(procs[1 + Math.floor(next() * (presenceN - 1))]!);
+    }
+    for (const v of victims) await v.kill("SIGKILL");
+    const survivors = procs.filter((p) => !victims.has(p));
+    const afterKill = await presenceAgrees(survivors, survivors.map(nameOf));
+    const [late] = await startCluster(1, "hyparview", presenceN);
+    procs.push(late!);
+    await late!.value({ op: "join", target: `127.0.0.1:${survivors[0]!.port}` });
+    await late!.value({ op: "track", topic: "bench", key: nameOf(late!) });
+    const all = [...survivors, late!];
+    const lateMs = await presenceAgrees(all, all.map(nameOf));
+    console.log(
+      `\nPresence over HyParView, ${presenceN} processes: every process lists all ${presenceN} ` +
+        `presences ${(joined / 1000).toFixed(1)} s after they were tracked; ${victims.size} ` +
+        `SIGKILLed: every survivor lists exactly the ${survivors.length} survivors after ` +
+        `${(afterKill / 1000).toFixed(1)} s (failure timeout 5 s, downGraceMs 1 s); a late ` +
+        `joiner: every process lists all ${all.length} after ${(lateMs / 1000).toFixed(1)} s.`,
+    );
+  } finally {
+    await stopAll(procs);
+  }
+  console.log(
+    "\n| HyParView, presence tracked | processes | bytes sent per node per second, idle |",
+  );
+  console.log("| --- | ---: | ---: |");
+  for (const n of values["presence-sizes"].split(",").map(Number)) {
+    const ps = await startCluster(n, "hyparview");
+    try {
+      await waitSettled(ps, "hyparview");
+      await Promise.all(ps.map((p) => p.value({ op: "track", topic: "bench", key: nameOf(p) })));
+      await presenceAgrees(ps, ps.map(nameOf));
+      await new Promise((r) => setTimeout(r, 5000)); // the tracking's traffic dies down
+      const out = async () =>
+        (await Promise.all(ps.map((p) => p.value({ op: "stats" })))).reduce(
+          (a, s) => a + (s.bytesOut as number),
+          0,
+        );
+      const b0 = await out();
+      await new Promise((r) => setTimeout(r, idleS * 1000));
+      const perNode = (await out() - b0) / n / idleS;
+      console.log(`| | ${n} | ${perNode.toFixed(0)} B/s |`);
+    } finally {
+      await stopAll(ps);
+    }
   }
 }

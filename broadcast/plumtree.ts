@@ -14,6 +14,7 @@ import type { Node } from "../membership/node.ts";
 import { type Relay, relayOf } from "../membership/relay.ts";
 import { bumpRound } from "./_forward.ts";
 import type { BroadcastHandler, BroadcastServer } from "./handler.ts";
+import { SerialInbox } from "./_inbox.ts";
 import { type ExchangeInfo, Exchanges, type ExchangeSelector } from "./_exchange.ts";
 
 export type { ExchangeInfo, ExchangeSelector } from "./_exchange.ts";
@@ -23,7 +24,6 @@ import { type PlumtreeStats, PT, type Send } from "./wire.ts";
 
 /** The endpoint Plumtree registers on its node. */
 export const PLUMTREE_ENDPOINT = "murmur.plumtree";
-const DEBUG_ENDPOINT = "murmur.plumtree.peers";
 
 /** Options of {@linkcode Plumtree.start}. */
 export interface PlumtreeOptions extends Omit<PlumtreeCoreOptions, "random"> {
@@ -54,6 +54,13 @@ export interface PlumtreeOptions extends Omit<PlumtreeCoreOptions, "random"> {
    * @default 10000
    */
   inboxMax?: number;
+  /**
+   * The endpoint this server registers on its node; two Plumtree servers on
+   * one node (each with its own trees) need two endpoints.
+   *
+   * @default "murmur.plumtree"
+   */
+  endpoint?: string;
   /** Default channel (default `"broadcast"` if the node has it, else `"default"`). */
   channel?: string;
   /** Timers (default: the system clock). */
@@ -134,21 +141,14 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   // deno-lint-ignore no-explicit-any
   readonly #handlers = new Map<string, BroadcastHandler<any, any, any>>();
   readonly #channel: string;
+  readonly #endpoint: string;
   readonly #lazyTickMs: number;
-  readonly #inboxMax: number;
   #lazyTimer: TimerId | undefined;
   readonly #exchanges: Exchanges;
   #graftTimer: { id: TimerId; at: number } | undefined;
-  #inbox: Promise<void> = Promise.resolve();
-  /**
-   * The inbox, flat, four slots per message: from, message, arrival time (-1
-   * when nobody observes deliveries) and the frame it came in. Only used while a handler's promise
-   * holds the queue: otherwise a message is handled as it arrives.
-   */
-  #queue: unknown[] = [];
-  #queueHead = 0;
+  /** One message at a time, in arrival order (a handler's promise holds the rest). */
+  readonly #inbox: SerialInbox;
   readonly #deliveryObservers = new Set<DeliveryObserver>();
-  #draining = false;
   readonly #offs: (() => void)[] = [];
   #closed = false;
   readonly #extra = { exchanges: 0, sendFailures: 0, inboxDropped: 0 };
@@ -173,16 +173,25 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     this.#lazyTickMs = options.lazyTickMs ?? D.DEFAULT_LAZY_TICK_MS;
     const exchangeTickMs = options.exchangeTickMs ?? D.DEFAULT_EXCHANGE_TICK_MS;
     const exchangesMax = options.exchangesMax ?? D.DEFAULT_EXCHANGES_MAX;
-    this.#inboxMax = options.inboxMax ?? D.DEFAULT_INBOX_MAX;
+    const inboxMax = options.inboxMax ?? D.DEFAULT_INBOX_MAX;
     for (
       const [k, v] of Object.entries({
         lazyTickMs: this.#lazyTickMs,
         exchangeTickMs,
         exchangesMax,
-        inboxMax: this.#inboxMax,
+        inboxMax,
       })
     ) {
       if (!(v > 0)) throw new RangeError(`${k} must be > 0, got ${v}`);
+    }
+    this.#inbox = new SerialInbox(
+      inboxMax,
+      (from, raw, at, frame) => this.#handle(from, raw, at, frame),
+      (from, e) => this.#failed(from, e),
+    );
+    this.#endpoint = options.endpoint ?? PLUMTREE_ENDPOINT;
+    if (typeof this.#endpoint !== "string" || this.#endpoint.length === 0) {
+      throw new TypeError(`endpoint must be a non-empty string, got ${String(this.#endpoint)}`);
     }
     this.#channel = options.channel ?? (node.spec.channels["broadcast"] ? "broadcast" : "default");
     for (const h of options.handlers) {
@@ -224,9 +233,9 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       return Promise.reject(e);
     }
     p.#offs.push(
-      p.#relay.register(PLUMTREE_ENDPOINT, (msg, ctx, frame) => p.#receive(ctx.from, msg, frame)),
+      p.#relay.register(p.#endpoint, (msg, ctx, frame) => p.#receive(ctx.from, msg, frame)),
     );
-    p.#offs.push(node.register(DEBUG_ENDPOINT, (root) => p.#core.peers(String(root))));
+    p.#offs.push(node.register(`${p.#endpoint}.peers`, (root) => p.#core.peers(String(root))));
     p.#offs.push(
       node.onUp("*", (peer) => {
         p.#refreshMembers();
@@ -280,7 +289,10 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   /** The eager and lazy peers of `node` for the tree rooted at `root` (asks `node` when remote). */
   async debugGetPeers(node: string, root: string): Promise<{ eager: string[]; lazy: string[] }> {
     if (node === this.#node.name) return this.#core.peers(root);
-    return await this.#node.call(node, DEBUG_ENDPOINT, root) as { eager: string[]; lazy: string[] };
+    return await this.#node.call(node, `${this.#endpoint}.peers`, root) as {
+      eager: string[];
+      lazy: string[];
+    };
   }
 
   /**
@@ -374,7 +386,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       roots: this.#core.rootCount,
       outstanding: this.#core.outstandingCount,
       exchanges: this.#exchanges.pending,
-      inbox: (this.#queue.length - this.#queueHead) / 4,
+      inbox: this.#inbox.size,
     };
   }
 
@@ -399,7 +411,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       if (t !== undefined) this.#clock.clearTimeout(t);
     }
     await this.#exchanges.close();
-    await this.#inbox;
+    await this.#inbox.settled;
   }
 
   /** Same as `close()`. */
@@ -442,7 +454,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       try {
         const frame = i === 0 ? pushed : undefined;
         const channel = h?.channel ?? this.#channel;
-        this.#relay.sendMany(to, PLUMTREE_ENDPOINT, msg, frame, channel, this.#sendFailed);
+        this.#relay.sendMany(to, this.#endpoint, msg, frame, channel, this.#sendFailed);
       } catch {
         this.#sendFailed(); // an unsendable message (merge style: checked at broadcast)
       }
@@ -472,36 +484,8 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
 
   /** `frame`: the bytes `raw` arrived in, forwarded (round patched) when it is a new push. */
   #receive(from: string, raw: unknown, frame: Uint8Array | undefined): void {
-    // One message at a time, in arrival order. Handlers that answer
-    // synchronously are served synchronously; a promise holds the queue.
     const at = this.#deliveryObservers.size > 0 ? this.#clock.now() : -1;
-    if (!this.#draining) {
-      // Nothing queued: handle it now, without a trip through the queue.
-      this.#draining = true;
-      if (this.#handleOne(from, raw, at, frame)) this.#drain();
-      return;
-    }
-    if (this.#queue.length - this.#queueHead >= this.#inboxMax * 4) {
-      this.#extra.inboxDropped++;
-      return;
-    }
-    this.#queue.push(from, raw, at, frame);
-  }
-
-  /** Handles one message; false when its promise now holds the queue (it drains on). */
-  #handleOne(from: string, raw: unknown, at: number, frame: Uint8Array | undefined): boolean {
-    let r: void | Promise<void>;
-    try {
-      r = this.#handle(from, raw, at, frame);
-    } catch (e) {
-      this.#failed(from, e);
-      return true;
-    }
-    if (r instanceof Promise) {
-      this.#inbox = r.catch((e) => this.#failed(from, e)).then(() => this.#drain());
-      return false;
-    }
-    return true;
+    if (!this.#inbox.push(from, raw, at, frame)) this.#extra.inboxDropped++;
   }
 
   #failed(from: string, error: unknown): void {
@@ -512,26 +496,6 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       msg: "plumtree message failed",
       error,
     });
-  }
-
-  #drain(): void {
-    this.#draining = true;
-    const q = this.#queue;
-    while (this.#queueHead < q.length) {
-      const h = this.#queueHead;
-      const from = q[h] as string, raw = q[h + 1], at = q[h + 2] as number;
-      const frame = q[h + 3] as Uint8Array | undefined;
-      this.#queueHead += 4;
-      if (this.#queueHead === q.length) {
-        q.length = 0;
-        this.#queueHead = 0;
-      } else if (this.#queueHead > 4096 && this.#queueHead * 2 > q.length) {
-        q.splice(0, this.#queueHead);
-        this.#queueHead = 0;
-      }
-      if (!this.#handleOne(from, raw, at, frame)) return;
-    }
-    this.#draining = false;
   }
 
   /** What a received message came to: the sends, and a new payload forwarded as its bytes. */

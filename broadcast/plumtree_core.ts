@@ -103,9 +103,19 @@ export interface PlumtreeCoreOptions {
   random: Random;
 }
 
-interface Tree {
-  eager: Set<string>;
-  lazy: Set<string>;
+/**
+ * A root's tree: its eager peers, in the order they became eager (a plain
+ * array: a view holds a handful of peers, and a node can hold a tree per
+ * node of the cluster). Every other neighbour is lazy.
+ */
+type Tree = string[];
+
+/** Removes `peer` from `t`; true when it was there. */
+function drop(t: Tree, peer: string): boolean {
+  const i = t.indexOf(peer);
+  if (i < 0) return false;
+  t.splice(i, 1);
+  return true;
 }
 
 interface Lazy {
@@ -270,7 +280,10 @@ export class PlumtreeCore {
   peers(root: string): { eager: string[]; lazy: string[] } {
     const t = this.#trees.get(root);
     if (t === undefined) return { eager: this.neighbours(), lazy: [] };
-    return { eager: [...t.eager].sort(), lazy: [...t.lazy].sort() };
+    return {
+      eager: [...t].sort(),
+      lazy: [...this.#neighbours].filter((p) => !t.includes(p)).sort(),
+    };
   }
 
   /**
@@ -294,7 +307,11 @@ export class PlumtreeCore {
     if (now !== undefined) this.#now = now;
     const next = [...new Set(members)].sort();
     if (!next.includes(this.self)) next.push(this.self), next.sort();
-    const gone = this.#members.filter((m) => !next.includes(m));
+    // Neighbours that are not members any more go too, those added because
+    // they sent something (they would be announced to forever).
+    const gone = [...new Set([...this.#members, ...this.#neighbours])].filter((m) =>
+      !next.includes(m)
+    );
     this.#members = next;
     for (const g of gone) this.#forget(g);
     const others = next.filter((m) => m !== this.self);
@@ -330,10 +347,7 @@ export class PlumtreeCore {
     this.#neighbours.delete(peer);
     if (this.#outstanding.delete(peer)) this.#outs = [...this.#outstanding.values()];
     this.#heard.delete(peer);
-    for (const t of this.#trees.values()) {
-      t.eager.delete(peer);
-      t.lazy.delete(peer);
-    }
+    for (const t of this.#trees.values()) drop(t, peer);
     this.#missing.forget(peer);
   }
 
@@ -342,8 +356,7 @@ export class PlumtreeCore {
     this.#neighbours.add(peer);
     this.#outstanding.set(peer, { peer, pending: [], head: 0, unacked: new Map(), size: 0 });
     this.#outs = [...this.#outstanding.values()];
-    // Existing trees take the new link as lazy: they stay as they are.
-    for (const t of this.#trees.values()) if (!t.eager.has(peer)) t.lazy.add(peer);
+    // Existing trees take the new link as lazy (not eager there): they stay as they are.
     this.#catchUp(peer);
   }
 
@@ -365,7 +378,7 @@ export class PlumtreeCore {
   #tree(root: string): Tree {
     let t = this.#trees.get(root);
     if (t === undefined) {
-      t = { eager: new Set(this.#neighbours), lazy: new Set() };
+      t = [...this.#neighbours];
       if (this.#trees.size >= this.#rootsMax) {
         this.#trees.delete(this.#trees.keys().next().value!);
         this.stats.rootsDropped++;
@@ -430,7 +443,7 @@ export class PlumtreeCore {
     const sends: Send[] = [];
     // One message object for every destination: the caller can encode it once.
     const msg: PlumtreeMessage = [PT.Broadcast, handler, id, payload, root, round + 1];
-    for (const p of t.eager) {
+    for (const p of t) {
       if (p === from || p === this.self) continue;
       sends.push({ to: p, msg });
       this.stats.eager++;
@@ -499,7 +512,7 @@ export class PlumtreeCore {
         // now on: it becomes lazy here too (a GRAFT makes it eager again).
         prune = kept.from;
         const t = this.#trees.get(root);
-        if (t !== undefined && t.eager.delete(prune)) t.lazy.add(prune);
+        if (t !== undefined) drop(t, prune);
         kept.from = from;
         kept.round = round;
       }
@@ -517,8 +530,7 @@ export class PlumtreeCore {
     this.#hear(from);
     const t = this.#trees.get(root);
     if (t === undefined) return;
-    t.eager.delete(from);
-    t.lazy.add(from);
+    drop(t, from);
   }
 
   /**
@@ -603,8 +615,7 @@ export class PlumtreeCore {
   ): Send[] {
     this.#hear(from);
     const t = this.#tree(root);
-    t.lazy.delete(from);
-    t.eager.add(from);
+    if (!t.includes(from)) t.push(from);
     if (typeof result === "object" && "ok" in result) {
       this.stats.eager++;
       return [{ to: from, msg: [PT.Broadcast, handler, id, result.ok, root, round] }];

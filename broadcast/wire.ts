@@ -88,22 +88,28 @@ export function ihaveGroups(
   const groups: IHaveGroup[] = [];
   // Runs of one handler and root (the common case: one of each) need no lookup.
   let g: IHaveGroup | undefined;
-  let byKey: Map<string, IHaveGroup> | undefined;
+  let byHandler: Map<string, Map<string, IHaveGroup>> | undefined;
   for (const e of chunk) {
     if (g === undefined || g[0] !== e.handler || g[1] !== e.root) {
-      const key = e.handler + "\u0000" + e.root;
-      if (byKey === undefined) {
-        byKey = new Map();
-        for (const x of groups) byKey.set(x[0] + "\u0000" + x[1], x);
+      if (byHandler === undefined) {
+        byHandler = new Map();
+        for (const x of groups) group(byHandler, x[0]).set(x[1], x);
       }
-      g = byKey.get(key);
+      const roots = group(byHandler, e.handler);
+      g = roots.get(e.root);
       if (g === undefined) {
         groups.push(g = [e.handler, e.root, [], []]);
-        byKey.set(key, g);
+        roots.set(e.root, g);
       }
     }
     g[2].push(e.id);
     g[3].push(e.round);
   }
   return groups;
+}
+
+function group(byHandler: Map<string, Map<string, IHaveGroup>>, handler: string) {
+  let m = byHandler.get(handler);
+  if (m === undefined) byHandler.set(handler, m = new Map());
+  return m;
 }

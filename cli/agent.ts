@@ -13,6 +13,13 @@
  *   deno task cli agent --name b --host 0.0.0.0 --port 7000 --advertise 10.0.0.2:7000 \
  *     --join 10.0.0.1:7000 --cookie s3cret
  *
+ * `--join` targets that do not answer yet are tried again, with a backoff
+ * capped at 5 s, until they do (a `join-retry` line each time with `--json`):
+ * start order does not matter. `--dns NAME` polls a DNS name for members
+ * (`SRV` records by default, or `--dns-type A --dns-port 7000`; a Kubernetes
+ * headless service), `--dns-server IP:PORT` naming another server. SIGTERM and
+ * SIGINT leave the cluster before the process exits.
+ *
  * `--dashboard PORT` serves a live dashboard (members, traffic, broadcast
  * trees, groups) on 127.0.0.1:PORT; `--dashboard-host 0.0.0.0` exposes it,
  * with the token from `--dashboard-token` or MURMUR_DASHBOARD_TOKEN (required
@@ -26,15 +33,17 @@
  * export murmur's OpenTelemetry metrics.
  *
  * `--membership hyparview` runs HyParView partial views (for large clusters:
- * a node connects to a few neighbours only; process groups and presence, which
- * need the full mesh, are then off).
+ * a node connects to a few neighbours only; process groups and presence then
+ * travel through the overlay).
  *
  * It logs membership changes, answers `echo` and `info` calls, and with
  * `--json` prints one JSON object per line (used by the demo and the tests).
  * With `--control` it also reads one JSON command per line on stdin
  * (`{ "id": 1, "op": "call", "to": "b", "endpoint": "echo", "msg": "hi" }`,
  * `{ "id": 2, "op": "members" }`, `{ "id": 3, "op": "stats" }`,
- * `{ "id": 4, "op": "join", "target": "127.0.0.1:7000" }`) and answers
+ * `{ "id": 4, "op": "join", "target": "127.0.0.1:7000" }`,
+ * `{ "id": 5, "op": "track", "topic": "t", "key": "k" }`,
+ * `{ "id": 6, "op": "presences", "topic": "t" }`) and answers
  * with a `result` line carrying the same id.
  *
  * @module
@@ -54,18 +63,37 @@ import { ChatLog } from "./chat.ts";
 import { type Dashboard, serveDashboard } from "../dashboard/mod.ts";
 import { instrumentMetrics } from "../metrics/mod.ts";
 
+/** The longest wait between two attempts of a `--join` target. */
+const JOIN_RETRY_MAX_MS = 5000;
+
+/** The agent's usage, printed by `--help` and with an error. */
+const AGENT_USAGE =
+  "usage: murmur agent --name NAME --cookie SECRET [--host 127.0.0.1] [--port 0] " +
+  "[--advertise HOST:PORT]... [--join HOST:PORT]... [--membership full-mesh|hyparview] " +
+  "[--log-level info] [--dashboard PORT [--dashboard-host H] [--dashboard-token T]] " +
+  "[--tls-cert FILE --tls-key FILE [--tls-ca FILE]...] " +
+  "[--dns NAME [--dns-type SRV|A|AAAA] [--dns-port PORT] [--dns-server IP:PORT]] [--json] " +
+  "[--control]\n" +
+  "       murmur status [--json] DASHBOARD_URL";
+
 /**
- * Runs the agent with the command-line `args` (see the module documentation);
- * resolves once it is up. It stops on SIGTERM or SIGINT (the process exits).
+ * Checks agent command-line `args` without starting anything: throws a
+ * `TypeError` naming an unknown option or one without its value (used to
+ * check deployment files against the flags).
  *
  * @example
- * ```ts ignore
- * import { agent } from "@murmur/murmur/cli";
- * await agent(["--name", "a", "--port", "7000", "--cookie", "s3cret"]);
+ * ```ts
+ * import { checkAgentArgs } from "./agent.ts";
+ * checkAgentArgs(["--name", "a", "--port", "7000"]); // fine
  * ```
  */
-export async function agent(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+export function checkAgentArgs(args: string[]): void {
+  parseAgentArgs(args);
+}
+
+/** The agent's options parsed (the defaults read the environment); throws on an unknown one. */
+function parseAgentArgs(args: string[]) {
+  return parseArgs({
     args,
     options: {
       name: { type: "string" },
@@ -88,14 +116,40 @@ export async function agent(args: string[]): Promise<void> {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "tls-ca": { type: "string", multiple: true, default: [] },
+      dns: { type: "string" },
+      "dns-type": { type: "string" },
+      "dns-port": { type: "string" },
+      "dns-server": { type: "string" },
     },
   });
+}
 
-  const USAGE = "usage: node.ts --name NAME --cookie SECRET [--host 127.0.0.1] [--port 0] " +
-    "[--advertise HOST:PORT]... [--join HOST:PORT]... [--membership full-mesh|hyparview] " +
-    "[--log-level info] [--dashboard PORT [--dashboard-host H] [--dashboard-token T]] " +
-    "[--tls-cert FILE --tls-key FILE [--tls-ca FILE]...] [--json] [--control]\n" +
-    "       node.ts status [--json] DASHBOARD_URL";
+/**
+ * Runs the agent with the command-line `args` (see the module documentation);
+ * resolves once it is up. On SIGTERM or SIGINT it leaves the cluster (the
+ * others see it `left` at once), closes and exits.
+ *
+ * @example
+ * ```ts ignore
+ * import { agent } from "@murmur/murmur/cli";
+ * await agent(["--name", "a", "--port", "7000", "--cookie", "s3cret"]);
+ * ```
+ */
+export async function agent(args: string[]): Promise<void> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(AGENT_USAGE);
+    Deno.exit(0);
+  }
+  let values: ReturnType<typeof parseAgentArgs>["values"];
+  try {
+    values = parseAgentArgs(args).values;
+  } catch (e) {
+    // An unknown option, or one without its value: named, with the usage.
+    console.error(`murmur agent: ${(e as Error).message}\n${AGENT_USAGE}`);
+    Deno.exit(2);
+  }
+  const USAGE = AGENT_USAGE;
+
   if (!values.name || !values.cookie) {
     console.error(USAGE);
     Deno.exit(2);
@@ -151,6 +205,23 @@ export async function agent(args: string[]): Promise<void> {
     reconnectBackoffMaxMs: 1000,
     membership: hyparview ? { strategy: "hyparview" } : { strategy: "full-mesh" },
     ...(tls === undefined ? {} : { tls }),
+    ...(values.dns === undefined ? {} : {
+      discovery: {
+        dns: {
+          name: values.dns,
+          ...(values["dns-type"] ? { type: values["dns-type"] as "A" | "AAAA" | "SRV" } : {}),
+          ...(values["dns-port"] ? { port: Number(values["dns-port"]) } : {}),
+          ...(values["dns-server"]
+            ? {
+              nameServer: {
+                ipAddr: parseAddress(values["dns-server"]).hostname,
+                port: parseAddress(values["dns-server"]).port,
+              },
+            }
+            : {}),
+        },
+      },
+    }),
     logger: (r) => {
       if (!values.json) return console_(r);
       if (r.level === "warn" || r.level === "error") {
@@ -181,9 +252,9 @@ export async function agent(args: string[]): Promise<void> {
     "chat.stats",
     () => ({ received: chat.lines.size, delivered: chat.delivered, plumtree: plumtree.stats() }),
   );
-  // Process groups and presence (full mesh only): `pg.join` registers a local member endpoint
-  // and joins it to a group; `presence.track` tracks a key; `groups` reports what this node sees.
-  const publishers = hyparview ? [] : await startPublishers();
+  // Process groups and presence: `pg.join` registers a local member endpoint and joins it to a
+  // group; `presence.track` tracks a key; `groups` reports what this node sees.
+  const publishers = await startPublishers();
   async function startPublishers(): Promise<[ProcessGroups, Presence]> {
     const pg = await ProcessGroups.start(node, "demo-pg");
     const presence = await Presence.start(node, "demo-presence", { downGraceMs: 1000 });
@@ -246,9 +317,7 @@ export async function agent(args: string[]): Promise<void> {
   const parts = {
     node,
     plumtree,
-    ...(publishers.length > 0
-      ? { publishers: { pg: publishers[0]!, presence: publishers[1]! } }
-      : {}),
+    publishers: { pg: publishers[0], presence: publishers[1] },
   };
   const metrics = instrumentMetrics(parts);
   let dashboard: Dashboard | undefined;
@@ -266,6 +335,20 @@ export async function agent(args: string[]): Promise<void> {
     }
   }
 
+  // SIGTERM and SIGINT: leave (the others see `left` at once), close, exit. Installed before
+  // "ready": a supervisor may stop the process as soon as it is up.
+  node.leaveOnSignals({
+    drainMs: 5000,
+    beforeClose: async () => {
+      clearInterval(poll);
+      emit("stopping");
+      await dashboard?.close();
+      await metrics.close();
+      await plumtree.close();
+      for (const p of publishers) await p.close();
+    },
+  });
+
   emit("ready", {
     name: node.name,
     port: node.listenAddr.port,
@@ -276,21 +359,27 @@ export async function agent(args: string[]): Promise<void> {
     metrics: metrics.enabled,
   });
 
-  for (const target of values.join) {
-    for (let attempt = 1;; attempt++) {
-      try {
-        await node.join(target);
-        emit("joined", { target });
-        break;
-      } catch (e) {
-        if (attempt >= 20) {
-          emit("join-failed", { target, error: String(e) });
+  // --join: each target retried until joined (a seed may start later: compose, Kubernetes),
+  // with a capped exponential backoff and jitter; in the background (control answers meanwhile).
+  void (async () => {
+    for (const target of values.join) {
+      for (let attempt = 1;; attempt++) {
+        try {
+          await node.join(target);
+          emit("joined", { target, attempt });
           break;
+        } catch (e) {
+          const step = Math.min(JOIN_RETRY_MAX_MS, 250 * 2 ** Math.min(attempt - 1, 10));
+          const nextMs = Math.round(step * (0.5 + Math.random() / 2));
+          emit("join-retry", { target, attempt, error: String(e), nextMs });
+          if (!values.json) {
+            console.error(`murmur agent: join ${target}: ${e}; again in ${nextMs} ms`);
+          }
+          await new Promise((r) => setTimeout(r, nextMs));
         }
-        await new Promise((r) => setTimeout(r, 250));
       }
     }
-  }
+  })().catch(() => {}); // the node closed
 
   /** `--control`: one JSON command per line on stdin, one `result` line per command. */
   async function control(): Promise<void> {
@@ -317,7 +406,15 @@ export async function agent(args: string[]): Promise<void> {
           } else if (cmd.op === "members") {
             value = { members: node.members(), connected: node.connectedMembers() };
           } else if (cmd.op === "stats") value = node.stats();
-          else if (cmd.op === "join") {
+          else if (cmd.op === "track" || cmd.op === "presences") {
+            const { topic, key } = cmd as { topic?: unknown; key?: unknown };
+            if (typeof topic !== "string") throw new TypeError("topic must be a string");
+            if (cmd.op === "track") {
+              if (typeof key !== "string") throw new TypeError("key must be a string");
+              await publishers[1].track(topic, key, null);
+            }
+            value = Object.keys(publishers[1].list(topic)).sort();
+          } else if (cmd.op === "join") {
             value = await node.join(String((cmd as { target?: unknown }).target));
           } else throw new TypeError(`unknown op ${JSON.stringify(cmd.op)}`);
           emit("result", { id, ok: true, value });
@@ -328,17 +425,4 @@ export async function agent(args: string[]): Promise<void> {
     }
   }
   if (values.control) void control();
-
-  async function shutdown(): Promise<void> {
-    clearInterval(poll);
-    emit("stopping");
-    await dashboard?.close();
-    await metrics.close();
-    await plumtree.close();
-    for (const p of publishers) await p.close();
-    await node.close();
-    Deno.exit(0);
-  }
-  Deno.addSignalListener("SIGTERM", shutdown);
-  Deno.addSignalListener("SIGINT", shutdown);
 }

@@ -108,12 +108,21 @@ export function formatStatus(st: DashboardState): string {
 
 /** Runs the subcommand: returns the exit code. */
 export async function status(args: string[]): Promise<number> {
+  const usage = "usage: murmur status [--json] DASHBOARD_URL (http://HOST:PORT/, with ?token=... " +
+    "if set, or a bare port on 127.0.0.1)";
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage);
+    return 0;
+  }
   const json = args.includes("--json");
+  const unknown = args.find((a) => a.startsWith("-") && a !== "--json");
+  if (unknown !== undefined) {
+    console.error(`status: unknown option ${unknown}\n${usage}`);
+    return 2;
+  }
   const target = args.find((a) => !a.startsWith("--"));
   if (target === undefined) {
-    console.error(
-      "usage: node.ts status [--json] DASHBOARD_URL (http://HOST:PORT/, with ?token=... if set)",
-    );
+    console.error(usage);
     return 2;
   }
   let url: URL;

@@ -46,6 +46,14 @@ export interface DashboardOptions {
    * @default 16
    */
   clientsMax?: number;
+  /**
+   * Each event stream ends after this long (the page's EventSource
+   * reconnects at once): a client that never reads holds a slot at most this
+   * long, since the server cannot tell a reader from a full socket buffer.
+   *
+   * @default 30000
+   */
+  streamMaxMs?: number;
 }
 
 /** A running dashboard. */
@@ -102,7 +110,11 @@ function checkOptions(o: DashboardOptions): Required<Omit<DashboardOptions, "tok
   if (!Number.isInteger(clientsMax) || clientsMax < 1) {
     throw new RangeError(`dashboard clientsMax must be an integer >= 1, got ${clientsMax}`);
   }
-  return { hostname, port, token, intervalMs, clientsMax };
+  const streamMaxMs = o.streamMaxMs ?? 30_000;
+  if (typeof streamMaxMs !== "number" || !(streamMaxMs >= 100) || !Number.isFinite(streamMaxMs)) {
+    throw new RangeError(`dashboard streamMaxMs must be a number >= 100, got ${streamMaxMs}`);
+  }
+  return { hostname, port, token, intervalMs, clientsMax, streamMaxMs };
 }
 
 /**
@@ -138,6 +150,8 @@ export async function serveDashboard(
   const clock = node.clock;
   const history = new RateHistory(60_000, Math.ceil(60_000 / o.intervalMs) + 2);
   const clients = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  /** Each stream's end (`streamMaxMs`). */
+  const expiries = new Map<ReadableStreamDefaultController<Uint8Array>, TimerId>();
   const enc = new TextEncoder();
   let closed = false;
   let timer: TimerId | undefined;
@@ -225,9 +239,23 @@ export async function serveDashboard(
             me = c;
             clients.add(c);
             c.enqueue(enc.encode("retry: 1000\n\n"));
+            // A bounded life: the slot comes back even from a client that never reads.
+            expiries.set(
+              c,
+              clock.setTimeout(() => {
+                expiries.delete(c);
+                if (!clients.delete(c)) return;
+                try {
+                  c.close();
+                } catch { /* already closed */ }
+              }, o.streamMaxMs),
+            );
           },
           cancel() {
             clients.delete(me);
+            const t = expiries.get(me);
+            if (t !== undefined) clock.clearTimeout(t);
+            expiries.delete(me);
           },
         }, { highWaterMark: 8, size: () => 1 });
         pushSoon();
@@ -268,6 +296,8 @@ export async function serveDashboard(
       } catch { /* already closed */ }
     }
     clients.clear();
+    for (const t of expiries.values()) clock.clearTimeout(t);
+    expiries.clear();
     await pushing;
     await server.shutdown();
   };

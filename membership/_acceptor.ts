@@ -9,9 +9,16 @@ import { type Accepted, serverHandshake } from "./handshake.ts";
 import { formatAddress, type FrameConnection, type FrameListener } from "./transport.ts";
 import { instanceHex, type PeerRegistry } from "./_peer.ts";
 
+/** The longest pause of the accept loop after accepts that keep failing (out of descriptors). */
+const ACCEPT_BACKOFF_MAX_MS = 1000;
+/** At most one "accept failed" warning per this many ms. */
+const ACCEPT_LOG_INTERVAL_MS = 5000;
+
 interface Pending {
   readonly conn: FrameConnection;
   readonly host: string;
+  /** When it was accepted. */
+  readonly at: number;
   progressed: boolean;
 }
 
@@ -20,6 +27,8 @@ export class Acceptor {
   readonly #p: PeerRegistry;
   readonly #listener: FrameListener;
   readonly #pending = new Map<FrameConnection, Pending>();
+  #evictLoggedAt = -Infinity;
+  #evictSuppressed = 0;
 
   constructor(registry: PeerRegistry, listener: FrameListener) {
     this.#p = registry;
@@ -33,13 +42,32 @@ export class Acceptor {
   }
 
   async run(): Promise<void> {
+    let failures = 0, suppressed = 0, lastLog = -Infinity;
     for (;;) {
       let conn: FrameConnection | null;
       try {
         conn = await this.#listener.accept();
+        failures = 0;
       } catch (e) {
         if (this.#p.closed) return;
-        this.#p.cfg.log({ level: "warn", node: this.#p.cfg.name, msg: "accept failed", error: e });
+        // Out of descriptors (EMFILE, ENFILE) accept fails at once, again and again: back off
+        // (doubling up to ACCEPT_BACKOFF_MAX_MS) and log once per ACCEPT_LOG_INTERVAL_MS.
+        failures++;
+        const { clock } = this.#p.cfg;
+        const now = clock.now();
+        if (now - lastLog >= ACCEPT_LOG_INTERVAL_MS) {
+          const more = suppressed > 0 ? ` (${suppressed} more since the last report)` : "";
+          this.#p.cfg.log({
+            level: "warn",
+            node: this.#p.cfg.name,
+            msg: `accept failed${more}; backing off`,
+            error: e,
+          });
+          lastLog = now;
+          suppressed = 0;
+        } else suppressed++;
+        const wait = Math.min(ACCEPT_BACKOFF_MAX_MS, 5 * 2 ** Math.min(failures, 20));
+        await new Promise<void>((r) => clock.setTimeout(r, wait));
         continue;
       }
       if (conn === null) return;
@@ -76,11 +104,26 @@ export class Acceptor {
     const perHostFull = sameHost >= this.#p.cfg.handshakesPendingPerAddressMax;
     const totalFull = this.#pending.size >= this.#p.cfg.handshakesPendingMax;
     if (!perHostFull && !totalFull) return true;
+    const now = this.#p.cfg.clock.now();
     for (const p of this.#pending.values()) { // insertion order: oldest first
       if (p.progressed || (perHostFull && p.host !== host)) continue;
       this.#pending.delete(p.conn);
       p.conn.close();
       this.#p.counters.handshakesEvicted++;
+      // Under a flood this happens per connection: logged at most once per interval.
+      if (now - this.#evictLoggedAt >= ACCEPT_LOG_INTERVAL_MS) {
+        const more = this.#evictSuppressed > 0 ? ` (and ${this.#evictSuppressed} more before)` : "";
+        this.#p.cfg.log({
+          level: "warn",
+          node: this.#p.cfg.name,
+          msg: `a handshake from ${p.host} that had not sent its hello after ${now - p.at} ms ` +
+            `was closed to make room (${
+              perHostFull ? "handshakesPendingPerAddressMax" : "handshakesPendingMax"
+            })${more}`,
+        });
+        this.#evictLoggedAt = now;
+        this.#evictSuppressed = 0;
+      } else this.#evictSuppressed++;
       return true;
     }
     this.#p.counters.handshakesRefused++;
@@ -96,7 +139,12 @@ export class Acceptor {
   }
 
   async #acceptOne(conn: FrameConnection): Promise<void> {
-    const pending: Pending = { conn, host: conn.remoteAddr.hostname, progressed: false };
+    const pending: Pending = {
+      conn,
+      host: conn.remoteAddr.hostname,
+      at: this.#p.cfg.clock.now(),
+      progressed: false,
+    };
     this.#pending.set(conn, pending);
     const { clock, handshakeTimeoutMs } = this.#p.cfg;
     let timedOut = false;

@@ -250,10 +250,15 @@ export function resolveConfig(options: NodeOptions): NodeConfig {
       o.handshakesPendingMax,
       D.DEFAULT_HANDSHAKES_PENDING_MAX,
     ),
-    handshakesPendingPerAddressMax: n(
-      "handshakesPendingPerAddressMax",
-      o.handshakesPendingPerAddressMax,
-      D.DEFAULT_HANDSHAKES_PENDING_PER_ADDRESS_MAX,
+    // At least what one peer with this node's channels opens at once (every channel's
+    // connections, twice: a restart's new set beside the old).
+    handshakesPendingPerAddressMax: Math.max(
+      n(
+        "handshakesPendingPerAddressMax",
+        o.handshakesPendingPerAddressMax,
+        D.DEFAULT_HANDSHAKES_PENDING_PER_ADDRESS_MAX,
+      ),
+      2 * [...channels.values()].reduce((a, c) => a + c.parallelism, 0),
     ),
     connectsPendingMax: n(
       "connectsPendingMax",

@@ -6,6 +6,7 @@
 import type { ServerHello } from "./handshake.ts";
 import { clientHandshake } from "./handshake.ts";
 import { HandshakeError, NodeDownError } from "./errors.ts";
+import { namedForeign } from "./_foreign.ts";
 import type { Link } from "./_link.ts";
 import { type ChannelConfig, DEFAULT_CHANNEL } from "./_config.ts";
 import { PARALLELISM_MAX } from "./spec.ts";
@@ -171,7 +172,7 @@ export class Dialer {
             ch.name,
             index,
             peer.name,
-          );
+          ).catch((e) => Promise.reject(namedForeign(e, formatAddress(addr))));
         } finally {
           signal.removeEventListener("abort", onAbort);
         }
@@ -240,7 +241,7 @@ export class Dialer {
         DEFAULT_CHANNEL,
         PARALLELISM_MAX,
         expectName,
-      );
+      ).catch((e) => Promise.reject(namedForeign(e, formatAddress(addr))));
       if (after !== undefined) await after(c);
       return server;
     } catch (e) {

@@ -67,6 +67,8 @@ export class NodeCore {
   readonly callObservers = new Set<CallObserver>();
   readonly upListeners: NamedListeners;
   readonly downListeners: NamedListeners;
+  /** What runs before this node leaves (publishers say goodbye). */
+  readonly leaveHooks = new Set<() => Promise<void>>();
   readonly changeListeners: ChangeListeners;
   readonly partitions: Partitions;
   readonly joinWaiters: UpWaiters;
@@ -329,6 +331,12 @@ export class NodeCore {
       return;
     }
     if (!this.strategy.active) return;
+    if (this.leaveHooks.size > 0) {
+      const hooks = [...this.leaveHooks].map((fn) =>
+        fn().catch((e) => this.log("warn", "a leave hook failed", undefined, e))
+      );
+      await raceTimeout(Promise.all(hooks), this.clock, this.cfg.connectTimeoutMs);
+    }
     const fx = this.strategy.leave(this.clock.now());
     const flushes: Promise<void>[] = [];
     for (const s of fx.sends) {
@@ -581,7 +589,12 @@ export class NodeCore {
   relay(): Relay {
     const delivery = this.delivery;
     return {
+      frameBytesMax: this.cfg.frameBytesMax,
       register: (endpoint, handler) => delivery.register(endpoint, handler as Handler),
+      beforeLeave: (fn) => {
+        this.leaveHooks.add(fn);
+        return () => void this.leaveHooks.delete(fn);
+      },
       sendMany: (to, endpoint, msg, frame, channel, failed) =>
         void fanOut(
           delivery.fanOutHost,

@@ -26,9 +26,9 @@ export class FrameTooLargeError extends MurmurError {
   readonly bytes: number;
   /** The limit that was in force. */
   readonly limitBytes: number;
-  /** Creates the error. */
-  constructor(bytes: number, limitBytes: number) {
-    super(`frame of ${bytes} bytes exceeds the limit of ${limitBytes} bytes`);
+  /** Creates the error (`message`: what was too large, when the default does not say). */
+  constructor(bytes: number, limitBytes: number, message?: string) {
+    super(message ?? `frame of ${bytes} bytes exceeds the limit of ${limitBytes} bytes`);
     this.bytes = bytes;
     this.limitBytes = limitBytes;
   }

@@ -18,6 +18,9 @@
  */
 
 export { Node } from "./node.ts";
+export type { LeaveOnSignalsOptions } from "./_signals.ts";
+export type { UpdateMembersResult } from "./_update_members.ts";
+export type { DiscoveryOptions, DnsDiscoveryOptions } from "./discovery.ts";
 export { DEFAULT_CHANNEL } from "./_config.ts";
 export type {
   FullMeshOptions,

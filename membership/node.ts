@@ -11,6 +11,10 @@
  * @module
  */
 
+import { updateMembers, type UpdateMembersResult } from "./_update_members.ts";
+import { checkDiscovery, Discovery } from "./discovery.ts";
+import { mathRandom } from "../base/clock.ts";
+import { leaveOnSignals, type LeaveOnSignalsOptions } from "./_signals.ts";
 import type { Clock } from "../base/clock.ts";
 import { checkAddress, isWildcard, resolveConfig } from "./_config.ts";
 import { NodeCore } from "./_node_core.ts";
@@ -50,6 +54,7 @@ import type {
  */
 export class Node implements AsyncDisposable {
   readonly #core: NodeCore;
+  #discovery: Discovery | undefined;
 
   private constructor(core: NodeCore) {
     this.#core = core;
@@ -96,6 +101,7 @@ export class Node implements AsyncDisposable {
       );
     }
     const cfg = resolveConfig(options);
+    if (options.discovery !== undefined) checkDiscovery(options.discovery);
     const listen = checkAddress(options.listen ?? { hostname: "127.0.0.1", port: 0 }, "listen");
     if (isWildcard(listen.hostname) && options.advertise === undefined) {
       throw new TypeError(
@@ -117,6 +123,23 @@ export class Node implements AsyncDisposable {
     }
     node.#core.track(node.#core.peers.runAcceptLoop());
     node.#core.schedulePeriodic();
+    if (options.discovery !== undefined) {
+      const core = node.#core;
+      node.#discovery = new Discovery(
+        {
+          name: core.cfg.name,
+          members: () => node.members(),
+          knownAddresses: () =>
+            new Set(node.memberInfo().flatMap((m) => m.address === undefined ? [] : [m.address])),
+          join: (target) => node.join(target),
+          log: (level, msg) => core.log(level, msg),
+        },
+        options.discovery,
+        core.clock,
+        options.random ?? mathRandom,
+      );
+      node.#discovery.start();
+    }
     return node;
   }
 
@@ -340,6 +363,48 @@ export class Node implements AsyncDisposable {
   }
 
   /**
+   * Declarative membership (the seed's `update_members/1`): joins every
+   * listed node that is not an up member, and removes the members no longer
+   * listed that are down (a live member is not removed: it leaves by itself,
+   * and is reported in `kept`). Never this node. Joins run at once, each
+   * bounded by `timeoutMs`.
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur";
+   * await using a = await Node.start({ name: "a", cookie: "s3cret" });
+   * await using b = await Node.start({ name: "b", cookie: "s3cret" });
+   * const r = await b.updateMembers([a.spec]);
+   * console.log(r.joined); // [ "a" ]
+   * ```
+   */
+  updateMembers(
+    targets: readonly (NodeSpec | string)[],
+    options: { timeoutMs?: number } = {},
+  ): Promise<UpdateMembersResult> {
+    return updateMembers(this, targets, options);
+  }
+
+  /**
+   * Leaves the cluster when the process is asked to stop (SIGTERM, SIGINT:
+   * `docker stop`, systemd, Kubernetes, Ctrl-C): the leave goes out (others
+   * see `left` at once, not `down` after the failure timeout), then
+   * `beforeClose`, then the node closes and the process exits, each step
+   * bounded by `drainMs`. Returns a function that removes the listeners.
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur";
+   * await using node = await Node.start({ name: "a", cookie: "s3cret" });
+   * const off = node.leaveOnSignals({ drainMs: 3000, beforeClose: () => console.log("bye") });
+   * off(); // (in a real service: kept until the process stops)
+   * ```
+   */
+  leaveOnSignals(options: LeaveOnSignalsOptions = {}): () => void {
+    return leaveOnSignals(this, options);
+  }
+
+  /**
    * Sends `msg` to `endpoint` on node `to`. At most once and in order per
    * connection. Never rejects for delivery reasons: a message to an unknown or
    * down node, or past a queue's hard bound, is dropped and counted in
@@ -461,8 +526,9 @@ export class Node implements AsyncDisposable {
    * is pending with {@linkcode ClosedError}. Members see it down, not gone; a
    * restart under the same name replaces it. Idempotent.
    */
-  close(): Promise<void> {
-    return this.#core.close();
+  async close(): Promise<void> {
+    await this.#discovery?.close();
+    return await this.#core.close();
   }
 
   /** Same as {@linkcode Node.close}. */

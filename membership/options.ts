@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { DiscoveryOptions } from "./discovery.ts";
 import type { Clock, Random } from "../base/clock.ts";
 import type { Logger } from "../base/logger.ts";
 import type { ChannelOptions } from "./spec.ts";
@@ -59,6 +60,11 @@ export interface HyParViewMembershipOptions extends HyParViewOptions {
 export interface NodeOptions {
   /** Unique name of this node in the cluster (1-255 characters). */
   name: string;
+  /**
+   * Where to find the cluster: seeds retried with backoff while this node is
+   * alone, and a DNS name polled for members (see `DiscoveryOptions`).
+   */
+  discovery?: DiscoveryOptions;
   /** Shared secret; peers without it are refused. */
   cookie: string;
   /**
@@ -278,7 +284,10 @@ export interface NodeOptions {
    */
   handshakesPendingMax?: number;
   /**
-   * Incoming connections in their handshake from one remote address.
+   * Incoming connections in their handshake from one remote address; never
+   * below twice the connections this node's channels open to a peer (a peer
+   * with the same channels opens them all at once). At the bound, the oldest
+   * handshake whose hello has not arrived is closed to make room (logged).
    *
    * @default 32
    */

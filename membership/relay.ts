@@ -42,6 +42,14 @@ export interface Relay {
     channel: string | undefined,
     failed: () => void,
   ): void;
+  /**
+   * Runs `fn` when the node leaves the cluster (`leave()`), before it tells
+   * its neighbours; `leave()` waits for it, at most `connectTimeoutMs`.
+   * Returns a function that removes it.
+   */
+  beforeLeave(fn: () => Promise<void>): () => void;
+  /** The node's `frameBytesMax`: the largest frame it sends or accepts. */
+  readonly frameBytesMax: number;
 }
 
 /** Each node's relay, registered by the node itself when it starts. */

@@ -4,9 +4,10 @@
  * @module
  */
 
-import { FrameTooLargeError } from "./errors.ts";
+import { FrameTooLargeError, HandshakeError } from "./errors.ts";
 import { ProtocolError } from "../base/errors.ts";
 import { framedBytes, framesInto } from "./_framing.ts";
+import { namedConnectError } from "./_foreign.ts";
 import {
   type Address,
   type ConnectOptions,
@@ -97,7 +98,9 @@ export class TcpTransport implements Transport {
         ...(this.#tls.caCerts ? { caCerts: this.#tls.caCerts } : {}),
       })
       : Deno.connect({ hostname: addr.hostname, port: addr.port, transport: "tcp" });
-    const conn = await abortable(pending, options.signal, (c) => c.close());
+    const conn = await abortable(pending, options.signal, (c) => c.close()).catch((e) =>
+      Promise.reject(namedConnectError(e, addr))
+    );
     if (this.#tls !== undefined) {
       try {
         await abortable((conn as Deno.TlsConn).handshake(), options.signal);
@@ -105,6 +108,13 @@ export class TcpTransport implements Transport {
         try {
           conn.close();
         } catch { /* already closed */ }
+        // A plain murmur port reads the TLS hello as an oversized frame and closes.
+        if (e instanceof Deno.errors.InvalidData || e instanceof Deno.errors.UnexpectedEof) {
+          throw new HandshakeError(
+            `${addr.hostname}:${addr.port} did not answer TLS (is it a plain port?): ${e.message}`,
+            { code: "protocol", cause: e },
+          );
+        }
         throw e;
       }
     }

@@ -17,6 +17,17 @@
 
 export { DataPublisher, type DataPublisherOptions, type PublisherStats } from "./data_publisher.ts";
 export {
+  DEFAULT_FULL_BATCH_MAX,
+  DEFAULT_FUTURE_MAX,
+  DEFAULT_ORIGINS_MAX,
+  DEFAULT_PROBE_INTERVAL_MS,
+  DEFAULT_RECENT_MAX,
+  DEFAULT_SUMMARY_BUCKETS_MAX,
+  DEFAULT_SYNC_INTERVAL_MS,
+  DEFAULT_TOMBSTONE_MS,
+  DEFAULT_VERSIONS_MAX,
+} from "./defaults.ts";
+export {
   isVersion,
   type Listener,
   type PlainMessages,

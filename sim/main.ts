@@ -3,27 +3,75 @@
 //
 //   --scenario NAME   only scenarios whose name starts with NAME (repeatable: a,b)
 //   --seeds 1,2,3,4   the seeds (default 1,2,3,4)
-//   --large           also 10,000 nodes, one broadcaster (minutes)
+//   --large           also 10,000 nodes: one broadcaster, and presence with
+//                     100 trackers (minutes; see docs/BENCHMARKS.md)
+//
+// The publisher scenarios (presence-1000, presence-churn-1000) print the
+// usual fields and convergedMs, staleEntries and bytesPerNodePerSec.
 //   --baseline FILE   compare with the JSON lines of an earlier run
 import { parseArgs } from "node:util";
 import { runScenario, scenario, type ScenarioResult, standardScenarios } from "./scenarios.ts";
+import {
+  type PublisherScenarioKind,
+  type PublisherScenarioResult,
+  runPublisherScenario,
+} from "./publisher_scenarios.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    scenario: { type: "string" },
-    seeds: { type: "string", default: "1,2,3,4" },
-    large: { type: "boolean", default: false },
-    baseline: { type: "string" },
-  },
-});
+const USAGE = "usage: deno task sim [--scenario NAME[,NAME]...] [--seeds 1,2,3,4] [--large] " +
+  "[--baseline FILE]";
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+let parsed;
+try {
+  parsed = parseArgs({
+    args: Deno.args,
+    options: {
+      scenario: { type: "string" },
+      seeds: { type: "string", default: "1,2,3,4" },
+      large: { type: "boolean", default: false },
+      baseline: { type: "string" },
+    },
+  });
+} catch (e) {
+  console.error(`sim: ${(e as Error).message}\n${USAGE}`);
+  Deno.exit(2);
+}
+const { values } = parsed;
 const seeds = values.seeds.split(",").map(Number);
 if (seeds.some((s) => !Number.isInteger(s))) throw new TypeError("--seeds takes integers: 1,2,3");
 let list = standardScenarios();
 if (values.large) list.push(scenario("one", 10_000));
+/** The publisher scenarios: kind, nodes, trackers. */
+let pubList: { name: string; run: (seed: number) => PublisherScenarioResult }[] = [
+  ["presence", 1000],
+  ["presence-churn", 1000],
+  ...(values.large ? [["presence", 10_000, 100]] : []),
+].map(([kind, n, t]) => ({
+  name: `${kind}-${n}${t === undefined ? "" : `-t${t}`}`,
+  run: (seed: number) =>
+    runPublisherScenario(
+      kind as PublisherScenarioKind,
+      n as number,
+      seed,
+      t === undefined ? {} : { trackers: t as number },
+    ),
+}));
 if (values.scenario) {
   const wanted = values.scenario.split(",");
+  const known = [...new Set([...list, ...pubList].map((s) => s.name))];
+  const none = wanted.filter((w) => !known.some((k) => k.startsWith(w)));
+  if (none.length > 0) {
+    console.error(
+      `sim: no scenario starts with ${none.map((w) => `"${w}"`).join(", ")}; known: ${
+        known.join(", ")
+      }${values.large ? "" : " (--large adds the 10,000-node ones)"}`,
+    );
+    Deno.exit(2);
+  }
   list = list.filter((s) => wanted.some((w) => s.name.startsWith(w)));
+  pubList = pubList.filter((s) => wanted.some((w) => s.name.startsWith(w)));
 }
 const baseline = new Map<string, ScenarioResult>();
 if (values.baseline) {
@@ -63,11 +111,41 @@ for (const s of list) {
     console.log(line);
   }
 }
+if (pubList.length > 0) {
+  console.log(
+    `\n${"scenario".padEnd(24)}${pad("seed", 5)}${pad("converged ms", 14)}${pad("stale", 7)}${
+      pad("B/node/s", 10)
+    }${pad("wall s", 8)}`,
+  );
+}
+for (const s of pubList) {
+  for (const seed of seeds) {
+    const r = s.run(seed);
+    results.push(r);
+    const initial = r.convergedInitialMs === undefined ? "" : `${r.convergedInitialMs} / `;
+    let line = `${r.scenario.padEnd(24)}${pad(seed, 5)}${pad(initial + r.convergedMs, 14)}${
+      pad(r.staleEntries, 7)
+    }${pad(r.bytesPerNodePerSec, 10)}${pad((r.wallMs / 1000).toFixed(1), 8)}`;
+    const b = baseline.get(`${r.scenario}/${r.strategy}/${r.nodes}/${seed}`) as
+      | PublisherScenarioResult
+      | undefined;
+    if (b !== undefined) {
+      const bad = r.staleEntries > b.staleEntries || r.missed > b.missed ||
+        (r.convergedMs < 0) !== (b.convergedMs < 0);
+      if (bad) worse++;
+      line += `  vs baseline: converged ${signed(r.convergedMs - b.convergedMs)} ms, B/node/s ${
+        signed(r.bytesPerNodePerSec - b.bytesPerNodePerSec)
+      }${bad ? "  WORSE" : ""}`;
+    }
+    console.log(line);
+  }
+}
 console.log("");
 for (const r of results) console.log(JSON.stringify(r));
 if (values.baseline) {
   console.log(
-    `\n${worse} run(s) worse than the baseline (more missed, or rmr up by more than 0.005)`,
+    `\n${worse} run(s) worse than the baseline (more missed, or rmr up by more than 0.005; ` +
+      `publishers: more stale entries, or convergence lost)`,
   );
 }
 

@@ -46,125 +46,22 @@ import { type PlumtreeHandlers, receivePlumtree } from "../broadcast/dispatch.ts
 import { PlumtreeCore, type PlumtreeCoreOptions } from "../broadcast/plumtree_core.ts";
 import { type PlumtreeMessage, PT, type Send } from "../broadcast/wire.ts";
 import { EventQueue } from "./_queue.ts";
+import { encodeValue } from "../base/codec.ts";
+import { type SimCore, type SimKeysUpdate, SimPublishers } from "./_publishers.ts";
 
-/** Options of a {@linkcode Simulation}. */
-export interface SimulationOptions {
-  /** Seed of every random choice. */
-  seed: number;
-  /** Membership strategy of every node. */
-  strategy: "hyparview" | "full-mesh";
-  /** HyParView settings (the paper's defaults). */
-  hyparview?: HyParViewOptions;
-  /** Plumtree settings (besides `random`). */
-  plumtree?: Omit<PlumtreeCoreOptions, "random">;
-  /** One-way latency, drawn uniformly per frame (default [10, 50] ms). */
-  latencyMs?: [number, number];
-  /**
-   * Probability that a Plumtree frame is lost; membership frames ride a reliable stream.
-   *
-   * @default 0
-   */
-  loss?: number;
-  /**
-   * Period of liveness checks and strategy ticks.
-   *
-   * @default 1000
-   */
-  pingIntervalMs?: number;
-  /**
-   * A silent link (crashed peer, partition) is declared down after this long.
-   *
-   * @default 5000
-   */
-  failureTimeoutMs?: number;
-  /**
-   * A connect to an unreachable (partitioned) node fails after this long.
-   *
-   * @default 5000
-   */
-  connectTimeoutMs?: number;
-  /**
-   * Full mesh: reconnect backoff after a failure.
-   *
-   * @default 1000
-   */
-  reconnectMs?: number;
-  /**
-   * Plumtree's lazy tick.
-   *
-   * @default 1000
-   */
-  lazyTickMs?: number;
-  /**
-   * Full-mesh gossip period.
-   *
-   * @default 1000
-   */
-  gossipIntervalMs?: number;
-  /**
-   * Full mesh: a member down this long is removed.
-   *
-   * @default 60000
-   */
-  deadMemberRemoveMs?: number;
-}
-
-interface SimNode {
-  readonly name: string;
-  readonly index: number;
-  spec: NodeSpec;
-  alive: boolean;
-  readonly strategy: MembershipStrategy;
-  readonly pt: PlumtreeCore;
-  /** Outgoing links that are up. */
-  readonly up: Set<string>;
-  /** Outgoing links this node keeps (wants up), with their specs. */
-  readonly wanted: Map<string, NodeSpec>;
-  readonly connecting: Set<string>;
-  /** Nodes with an incoming link to this node (they count it as up). */
-  readonly inbound: Set<string>;
-  ptDeadline: number;
-  flushScheduled: boolean;
-  /** How this node carries out its strategy's effects (the interpreter a Node shares). */
-  effects: EffectsHost;
-  /** Its one broadcast handler, as the shared Plumtree dispatch asks it. */
-  handlers: PlumtreeHandlers;
-}
-
-/** One broadcast's outcome. */
-export interface BroadcastReport {
-  /** Nodes that received it (the origin excluded). */
-  delivered: number;
-  /** Nodes alive when it was sent and at the end that did not receive it. */
-  missed: number;
-  /** Payload frames sent for it (eager pushes and graft answers). */
-  payloads: number;
-  /** Hops of its last delivery. */
-  ldh: number;
-}
-
-/** Counters of a run. */
-export interface SimulationCounters {
-  /** Frames sent, all kinds. */
-  frames: number;
-  /** Membership frames. */
-  membershipFrames: number;
-  /** Plumtree frames. */
-  plumtreeFrames: number;
-  /** Frames lost to `loss`, partitions or dead nodes. */
-  lost: number;
-  /** Events processed. */
-  events: number;
-}
-
-interface Broadcast {
-  readonly origin: number;
-  /** Hop of delivery per node index; -1: not delivered. */
-  readonly hops: Int16Array;
-  /** Alive when it was sent. */
-  readonly expected: Uint8Array;
-  payloads: number;
-}
+export type { SimKeysUpdate, SimPublisherOptions } from "./_publishers.ts";
+import type {
+  Broadcast,
+  BroadcastReport,
+  SimNode,
+  SimulationCounters,
+  SimulationOptions,
+} from "./_simulation_types.ts";
+export type {
+  BroadcastReport,
+  SimulationCounters,
+  SimulationOptions,
+} from "./_simulation_types.ts";
 
 const HANDLER = "sim";
 
@@ -177,10 +74,14 @@ const SIM_RECONNECT_MS = 1000;
 
 /** A simulated cluster. */
 export class Simulation {
-  readonly #o: Required<Omit<SimulationOptions, "hyparview" | "plumtree">> & {
-    hyparview: HyParViewOptions;
-    plumtree: Omit<PlumtreeCoreOptions, "random">;
-  };
+  readonly #o:
+    & Required<
+      Omit<SimulationOptions, "hyparview" | "plumtree" | "publishers" | "measureBytes">
+    >
+    & {
+      hyparview: HyParViewOptions;
+      plumtree: Omit<PlumtreeCoreOptions, "random">;
+    };
   readonly #q = new EventQueue();
   readonly #random: Random;
   readonly #nodes: SimNode[] = [];
@@ -189,6 +90,11 @@ export class Simulation {
   readonly #lastArrival = new Map<number, number>();
   /** Partition group of each node index (undefined: no partition). */
   #group: Int32Array | undefined;
+  readonly #pubs: SimPublishers | undefined;
+  /** Whether `counters.bytes` counts (see the option; may be switched on for a window). */
+  measureBytes: boolean;
+  /** Encoded sizes of message objects sent to several peers. */
+  readonly #sizes = new WeakMap<object, number>();
   readonly #broadcasts: Broadcast[] = [];
   #now = 0;
   readonly #clock = (): number => this.#now;
@@ -197,6 +103,8 @@ export class Simulation {
     frames: 0,
     membershipFrames: 0,
     plumtreeFrames: 0,
+    publisherFrames: 0,
+    bytes: 0,
     lost: 0,
     events: 0,
   };
@@ -218,6 +126,7 @@ export class Simulation {
       gossipIntervalMs: options.gossipIntervalMs ?? DEFAULT_GOSSIP_INTERVAL_MS,
       deadMemberRemoveMs: options.deadMemberRemoveMs ?? DEFAULT_DEAD_MEMBER_REMOVE_MS,
     };
+    this.measureBytes = options.measureBytes ?? false;
     if (options.strategy !== "hyparview" && options.strategy !== "full-mesh") {
       throw new TypeError(`unknown strategy ${JSON.stringify(options.strategy)}`);
     }
@@ -243,6 +152,63 @@ export class Simulation {
       }
     }
     this.#random = seededRandom(options.seed);
+    if (options.publishers !== undefined) {
+      this.#pubs = new SimPublishers(
+        {
+          now: () => this.#now,
+          at: (delay, fn) => this.#at(delay, fn),
+          every: (n, period, fn) => this.#every(this.#nodes[n.index]!, period, fn),
+          send: (n, to, msg, kind) => this.#send(this.#nodes[n.index]!, to, msg, kind),
+          node: (name) => this.#byName.get(name),
+          cut: (a, b) => this.#cut(this.#nodes[a.index]!, this.#nodes[b.index]!),
+          latency: () => this.#latency(),
+          connectTimeoutMs: this.#o.connectTimeoutMs,
+          lazyTickMs: this.#o.lazyTickMs,
+        },
+        options.publishers,
+        options.seed,
+      );
+    }
+  }
+
+  /**
+   * Node `name` tracks and untracks keys in the simulated publisher scope
+   * (with `publishers` on).
+   */
+  publish(name: string, update: SimKeysUpdate): void {
+    const n = this.#byName.get(name);
+    if (this.#pubs === undefined) throw new TypeError("publish() needs the publishers option");
+    if (n === undefined || !n.alive) throw new Error(`${name} is not a live node`);
+    this.#pubs.update(n, update);
+  }
+
+  /** The publisher core of node `name` (with `publishers` on). */
+  publisher(name: string): SimCore | undefined {
+    const n = this.#byName.get(name);
+    return n === undefined ? undefined : this.#pubs?.core(n.index);
+  }
+
+  /**
+   * Publisher convergence: the live nodes whose view differs from the truth
+   * (every live node's data, at its last sequence), and the entries of dead
+   * nodes still shown (counted over every live node's view).
+   */
+  publisherState(): { differing: number; stale: number } {
+    if (this.#pubs === undefined) {
+      throw new TypeError("publisherState() needs the publishers option");
+    }
+    let truth = 0;
+    const live = this.#nodes.filter((n) => n.alive);
+    for (const n of live) truth ^= this.#pubs.core(n.index)!.selfViewHash;
+    let differing = 0, stale = 0;
+    for (const n of live) {
+      const c = this.#pubs.core(n.index)!;
+      if (c.viewHash !== (truth >>> 0)) {
+        differing++;
+        for (const o of c.shown()) if (this.#byName.get(o.node)?.alive !== true) stale++;
+      }
+    }
+    return { differing, stale };
   }
 
   /** Virtual time, in ms. */
@@ -332,6 +298,7 @@ export class Simulation {
     // Periodic work, each node at its own phase.
     this.#every(node, this.#o.pingIntervalMs, () => this.#tick(node));
     this.#every(node, this.#o.lazyTickMs, () => this.#sendPt(node, node.pt.lazyTick(this.#now)));
+    this.#pubs?.add(node);
     return name;
   }
 
@@ -492,7 +459,7 @@ export class Simulation {
       },
       connect: (spec) => this.#ensure(n, spec),
       changes: () => {},
-      send: (to, msg) => this.#send(n, to, msg, false),
+      send: (to, msg) => this.#send(n, to, msg, 0),
       refute: (above) => {
         n.spec = { ...n.spec, incarnation: Math.max(n.spec.incarnation + 1, above + 1) };
         this.#apply(n, n.strategy.setSelf(n.spec, this.#now));
@@ -562,8 +529,9 @@ export class Simulation {
     this.#apply(n, n.strategy.up(to, this.#now));
     if (!n.up.has(to)) return; // the strategy closed it again
     const hello = n.strategy.greeting(to);
-    if (hello !== undefined) this.#send(n, to, hello, false);
+    if (hello !== undefined) this.#send(n, to, hello, 0);
     this.#sendPt(n, n.pt.setMembers([n.name, ...n.up], this.#now));
+    this.#pubs?.up(n, to);
   }
 
   /** Closes this node's links with `to` (both directions), as Peers.drop does. */
@@ -574,9 +542,11 @@ export class Simulation {
     const t = this.#byName.get(to);
     const hadInbound = n.inbound.delete(to);
     if (t !== undefined && (wasUp || hadInbound)) {
-      // The other side sees its link to this node break.
-      const delay = this.#latency();
-      this.#at(delay, () => {
+      // The other side sees its link to this node break, after what this node
+      // sent it (a connection's close comes after its last frame).
+      const key = n.index * 0x100000 + t.index;
+      const at = Math.max(this.#now + this.#latency(), (this.#lastArrival.get(key) ?? 0) + 0.001);
+      this.#q.push(at, () => {
         t.inbound.delete(n.name);
         if (t.alive && t.up.has(n.name)) this.#linkDown(t, n.name, "closed");
       });
@@ -597,18 +567,27 @@ export class Simulation {
   #onDown(n: SimNode, to: string): void {
     this.#apply(n, n.strategy.down(to, this.#now));
     this.#sendPt(n, n.pt.setMembers([n.name, ...n.up], this.#now));
+    this.#pubs?.down(n, to);
   }
 
-  /** Sends one frame on `n`'s link to `to` (dropped when that link is not up). */
-  #send(n: SimNode, to: string, msg: unknown, plumtree: boolean): void {
+  /**
+   * Sends one frame on `n`'s link to `to` (dropped when that link is not up).
+   * Kind: 0 membership, 1 Plumtree, 2 the publishers' Plumtree, 3 publisher
+   * anti-entropy; Plumtree frames may be lost (`loss`), the others ride a
+   * reliable stream.
+   */
+  #send(n: SimNode, to: string, msg: unknown, kind: 0 | 1 | 2 | 3): void {
     if (!n.up.has(to)) return;
     const t = this.#byName.get(to)!;
     this.counters.frames++;
-    if (plumtree) this.counters.plumtreeFrames++;
-    else this.counters.membershipFrames++;
+    if (kind === 1) this.counters.plumtreeFrames++;
+    else if (kind === 0) this.counters.membershipFrames++;
+    else this.counters.publisherFrames++;
+    if (this.measureBytes) this.counters.bytes += this.#size(msg) + 8;
+    const lossy = kind === 1 || kind === 2;
     if (
       !t.alive || this.#cut(n, t) ||
-      (plumtree && this.#o.loss > 0 && this.#random.next() < this.#o.loss)
+      (lossy && this.#o.loss > 0 && this.#random.next() < this.#o.loss)
     ) {
       this.counters.lost++;
       return;
@@ -618,8 +597,9 @@ export class Simulation {
     this.#lastArrival.set(key, at);
     this.#q.push(at, () => {
       if (!t.alive || !n.alive) return;
-      if (plumtree) this.#receivePt(t, n.name, msg as PlumtreeMessage);
-      else this.#apply(t, t.strategy.receive(n.name, msg, this.#now));
+      if (kind === 1) this.#receivePt(t, n.name, msg as PlumtreeMessage);
+      else if (kind === 0) this.#apply(t, t.strategy.receive(n.name, msg, this.#now));
+      else this.#pubs!.receive(t, n.name, msg, kind);
     });
   }
 
@@ -630,7 +610,7 @@ export class Simulation {
         const b = this.#broadcasts[m[2] as number];
         if (b !== undefined) b.payloads++;
       }
-      this.#send(n, s.to, m, true);
+      this.#send(n, s.to, m, 1);
     }
     this.#armPt(n);
   }
@@ -644,6 +624,13 @@ export class Simulation {
       n.ptDeadline = Infinity;
       this.#sendPt(n, n.pt.timers(this.#now));
     });
+  }
+
+  #size(msg: unknown): number {
+    if (typeof msg !== "object" || msg === null) return encodeValue(msg).length;
+    let size = this.#sizes.get(msg);
+    if (size === undefined) this.#sizes.set(msg, size = encodeValue(msg).length);
+    return size;
   }
 
   /** A Plumtree frame arrives: the dispatch a Plumtree server uses, with this node's handler. */

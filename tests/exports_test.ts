@@ -66,6 +66,8 @@ Deno.test("./protocol holds the wire and the pure cores; ./testing the suites an
       "Simulation",
       "HyParView",
       "FullMesh",
+      "PublisherCore",
+      "runPublisherScenario",
     ]
   ) {
     assert.ok(protocol.includes(s), `./protocol exports ${s}`);

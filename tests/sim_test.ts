@@ -2,7 +2,13 @@
 // full-mesh and Plumtree cores (`deno task sim` runs the full set).
 
 import assert from "node:assert/strict";
-import { runScenario, scenario, type ScenarioKind, Simulation } from "../protocol.ts";
+import {
+  runPublisherScenario,
+  runScenario,
+  scenario,
+  type ScenarioKind,
+  Simulation,
+} from "../protocol.ts";
 
 const SEEDS = (Deno.env.get("SIM_SEEDS") ?? "1,2").split(",").map(Number);
 
@@ -99,4 +105,24 @@ Deno.test("sim: nodes short of neighbours do not stay cut off: of 300 small clus
     `split into full components (not repaired): ${full.length ? full.join("; ") : "none"}`,
   );
   assert.deepEqual(short, [], "clusters left split with nodes short of neighbours");
+});
+
+Deno.test(`sim: presence-churn-100 (publishers over HyParView): converges within 10 s after tracking and after churn, no stale entry; the same seed gives the same line (SIM_SEEDS=...)`, () => {
+  const strip = (r: Record<string, unknown>) => JSON.stringify({ ...r, wallMs: 0 });
+  for (const seed of SEEDS) {
+    const r = runPublisherScenario("presence-churn", 100, seed);
+    console.log(JSON.stringify(r));
+    assert.ok(r.convergedInitialMs! >= 0 && r.convergedInitialMs! <= 10_000, `seed ${seed}`);
+    assert.ok(r.convergedMs >= 0 && r.convergedMs <= 10_000, `seed ${seed}: ${r.convergedMs}`);
+    assert.equal(r.staleEntries, 0, `seed ${seed}: no dead node's entry is shown`);
+    assert.equal(r.missed, 0, `seed ${seed}: every live view equals the truth`);
+    assert.ok(r.bytesPerNodePerSec > 0);
+    if (seed === SEEDS[0]) {
+      assert.equal(
+        strip({ ...runPublisherScenario("presence-churn", 100, seed) }),
+        strip({ ...r }),
+      );
+    }
+  }
+  assert.throws(() => runPublisherScenario("presence", 10, 1, { trackers: 11 }), /trackers/);
 });

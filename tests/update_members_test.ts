@@ -1,0 +1,47 @@
+// Declarative membership (the seed's update_members/1): one call joins the
+// listed nodes and removes the unlisted ones that are down; a live member is
+// kept (it leaves by itself), this node is never touched.
+
+import assert from "node:assert/strict";
+import { eventually, startNode } from "./_helpers.ts";
+
+Deno.test("updateMembers: joins the listed, removes the unlisted that are down, keeps the live, reports failures", async () => {
+  const a = await startNode("um-a"), b = await startNode("um-b"), c = await startNode("um-c");
+  const d = await startNode("um-d");
+  try {
+    await b.join(a.spec);
+    await c.join(a.spec);
+    // d is told the list: a by spec, b by address, and one that answers nothing.
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const nobody = `127.0.0.1:${(l.addr as Deno.NetAddr).port}`;
+    l.close();
+    const r1 = await d.updateMembers([a.spec, `127.0.0.1:${b.listenAddr.port}`, nobody], {
+      timeoutMs: 3000,
+    });
+    assert.deepEqual(r1.joined, ["um-a", "um-b"]);
+    assert.equal(r1.failed.length, 1);
+    assert.equal(r1.failed[0]!.target, nobody);
+    await eventually(() => d.connectedMembers().length === 4, "d sees everyone", 5000);
+    // c crashes; the new list leaves c out and b too (b is alive: kept).
+    await c.close();
+    await eventually(
+      () => d.memberInfo().find((m) => m.name === "um-c")?.state === "down",
+      "c down at d",
+      10_000,
+    );
+    const r2 = await d.updateMembers([a.spec]);
+    assert.deepEqual(r2, { joined: [], removed: ["um-c"], kept: ["um-b"], failed: [] });
+    assert.equal(d.memberInfo().find((m) => m.name === "um-c")?.state, "removed");
+    // Listing only members that are up changes nothing.
+    assert.deepEqual(await d.updateMembers([a.spec, b.spec]), {
+      joined: [],
+      removed: [],
+      kept: [],
+      failed: [],
+    });
+    await assert.rejects(() => d.updateMembers("nope" as never), TypeError);
+    await assert.rejects(() => d.updateMembers([42 as never]), /neither a spec nor host:port/);
+  } finally {
+    for (const n of [d, c, b, a]) await n.close();
+  }
+});
