@@ -20,7 +20,16 @@ interface Pending {
   /** When it was accepted. */
   readonly at: number;
   progressed: boolean;
+  /** When its hello arrived (the challenge went out then). */
+  helloAt: number;
 }
+
+/**
+ * A handshake whose hello arrived but whose answer to the challenge has not
+ * for this long may be closed to make room too: a real node answers within
+ * a round trip, and a hello needs no cookie (slowloris past the hello).
+ */
+const CHALLENGE_GRACE_MS = 1000;
 
 /** The incoming side of one node's connections. */
 export class Acceptor {
@@ -105,8 +114,12 @@ export class Acceptor {
     const totalFull = this.#pending.size >= this.#p.cfg.handshakesPendingMax;
     if (!perHostFull && !totalFull) return true;
     const now = this.#p.cfg.clock.now();
-    for (const p of this.#pending.values()) { // insertion order: oldest first
-      if (p.progressed || (perHostFull && p.host !== host)) continue;
+    // The oldest that sent no hello; else the oldest whose challenge went unanswered too long.
+    const candidates = [...this.#pending.values()].filter((p) => !perHostFull || p.host === host);
+    const victim = candidates.find((p) => !p.progressed) ??
+      candidates.find((p) => now - p.helloAt >= CHALLENGE_GRACE_MS);
+    if (victim !== undefined) {
+      const p = victim;
       this.#pending.delete(p.conn);
       p.conn.close();
       this.#p.counters.handshakesEvicted++;
@@ -116,7 +129,10 @@ export class Acceptor {
         this.#p.cfg.log({
           level: "warn",
           node: this.#p.cfg.name,
-          msg: `a handshake from ${p.host} that had not sent its hello after ${now - p.at} ms ` +
+          msg:
+            `a handshake from ${p.host} that had not ${
+              p.progressed ? "answered the challenge" : "sent its hello"
+            } after ${now - p.at} ms ` +
             `was closed to make room (${
               perHostFull ? "handshakesPendingPerAddressMax" : "handshakesPendingMax"
             })${more}`,
@@ -144,6 +160,7 @@ export class Acceptor {
       host: conn.remoteAddr.hostname,
       at: this.#p.cfg.clock.now(),
       progressed: false,
+      helloAt: Infinity,
     };
     this.#pending.set(conn, pending);
     const { clock, handshakeTimeoutMs } = this.#p.cfg;
@@ -160,7 +177,12 @@ export class Acceptor {
         conn,
         this.#p.hooks.handshakeConfig(),
         (a) => this.#p.hooks.admit(a, instance = instanceHex(a.instance)),
-        { onHello: () => void (pending.progressed = true) },
+        {
+          onHello: () => {
+            pending.progressed = true;
+            pending.helloAt = this.#p.cfg.clock.now();
+          },
+        },
       );
     } catch (e) {
       const code = e instanceof HandshakeError ? e.code : undefined;
