@@ -17,7 +17,9 @@
  * capped at 5 s, until they do (a `join-retry` line each time with `--json`):
  * start order does not matter. `--dns NAME` polls a DNS name for members
  * (`SRV` records by default, or `--dns-type A --dns-port 7000`; a Kubernetes
- * headless service), `--dns-server IP:PORT` naming another server. SIGTERM and
+ * headless service), `--dns-server IP:PORT` naming another server.
+ * `--members-file FILE` (one `host:port` per line) is applied with
+ * `updateMembers` at start and whenever the file changes. SIGTERM and
  * SIGINT leave the cluster before the process exits.
  *
  * `--dashboard PORT` serves a live dashboard (members, traffic, broadcast
@@ -72,7 +74,8 @@ const AGENT_USAGE =
   "[--advertise HOST:PORT]... [--join HOST:PORT]... [--membership full-mesh|hyparview] " +
   "[--log-level info] [--dashboard PORT [--dashboard-host H] [--dashboard-token T]] " +
   "[--tls-cert FILE --tls-key FILE [--tls-ca FILE]...] " +
-  "[--dns NAME [--dns-type SRV|A|AAAA] [--dns-port PORT] [--dns-server IP:PORT]] [--json] " +
+  "[--dns NAME [--dns-type SRV|A|AAAA] [--dns-port PORT] [--dns-server IP:PORT]] " +
+  "[--members-file FILE] [--json] " +
   "[--control]\n" +
   "       murmur status [--json] DASHBOARD_URL";
 
@@ -120,6 +123,7 @@ function parseAgentArgs(args: string[]) {
       "dns-type": { type: "string" },
       "dns-port": { type: "string" },
       "dns-server": { type: "string" },
+      "members-file": { type: "string" },
     },
   });
 }
@@ -358,6 +362,35 @@ export async function agent(args: string[]): Promise<void> {
     ...(dashboard ? { dashboard: dashboard.url } : {}),
     metrics: metrics.enabled,
   });
+
+  // --members-file: the member list from outside (one host:port per line, # comments), applied
+  // with updateMembers at start and whenever the file changes.
+  const membersFile = values["members-file"];
+  if (membersFile !== undefined) {
+    const apply = async () => {
+      let text: string;
+      try {
+        text = await Deno.readTextFile(membersFile);
+      } catch (e) {
+        emit("members-file", { error: `cannot read ${membersFile}: ${(e as Error).message}` });
+        return;
+      }
+      const targets = text.split("\n").map((l) => l.replace(/#.*/, "").trim()).filter(Boolean);
+      try {
+        emit("members-file", { ...(await node.updateMembers(targets)) });
+      } catch (e) {
+        emit("members-file", { error: (e as Error).message });
+      }
+    };
+    await apply();
+    void (async () => {
+      let pending: ReturnType<typeof setTimeout> | undefined;
+      for await (const _ of Deno.watchFs(membersFile)) {
+        clearTimeout(pending); // an editor writes in several steps: apply once they settle
+        pending = setTimeout(() => void apply(), 100);
+      }
+    })().catch(() => {});
+  }
 
   // --join: each target retried until joined (a seed may start later: compose, Kubernetes),
   // with a capped exponential backoff and jitter; in the background (control answers meanwhile).

@@ -3,7 +3,7 @@
 // kept (it leaves by itself), this node is never touched.
 
 import assert from "node:assert/strict";
-import { eventually, startNode } from "./_helpers.ts";
+import { eventually, JsonProcess, startNode } from "./_helpers.ts";
 
 Deno.test("updateMembers: joins the listed, removes the unlisted that are down, keeps the live, reports failures", async () => {
   const a = await startNode("um-a"), b = await startNode("um-b"), c = await startNode("um-c");
@@ -43,5 +43,37 @@ Deno.test("updateMembers: joins the listed, removes the unlisted that are down, 
     await assert.rejects(() => d.updateMembers([42 as never]), /neither a spec nor host:port/);
   } finally {
     for (const n of [d, c, b, a]) await n.close();
+  }
+});
+
+Deno.test("updateMembers: the CLI's --members-file is applied at start and again when it changes", async () => {
+  const a = await startNode("mf-a"), b = await startNode("mf-b");
+  const file = await Deno.makeTempFile({ suffix: ".members" });
+  await Deno.writeTextFile(file, `# the cluster\n127.0.0.1:${a.listenAddr.port}\n`);
+  const p = new JsonProcess(
+    new URL("../cli/mod.ts", import.meta.url),
+    ["--allow-net=127.0.0.1", "--allow-env", `--allow-read=${file}`],
+    ["--name", "mf-cli", "--cookie", "test-cookie", "--json", "--members-file", file],
+  );
+  try {
+    const first = await p.waitEvent("members-file", 30_000);
+    assert.deepEqual(first.joined, ["mf-a"]);
+    await Deno.writeTextFile(
+      file,
+      `127.0.0.1:${a.listenAddr.port}\n127.0.0.1:${b.listenAddr.port}\n`,
+    );
+    const second = await p.waitFor(
+      (e) =>
+        e.event === "members-file" && (e.joined as string[] | undefined)?.includes("mf-b") === true,
+      "b joined from the changed file",
+      10_000,
+    );
+    assert.deepEqual(second.failed, []);
+    await eventually(() => b.connectedMembers().includes("mf-cli"), "b sees the agent", 5000);
+  } finally {
+    await p.kill();
+    await a.close();
+    await b.close();
+    await Deno.remove(file);
   }
 });
