@@ -14,6 +14,7 @@ import {
 } from "./state.ts";
 import { page } from "./page.ts";
 import type { TimerId } from "../base/clock.ts";
+import { numberOption } from "../base/options.ts";
 
 /** Options of {@linkcode serveDashboard}. */
 export interface DashboardOptions {
@@ -110,10 +111,7 @@ function checkOptions(o: DashboardOptions): Required<Omit<DashboardOptions, "tok
   if (!Number.isInteger(clientsMax) || clientsMax < 1) {
     throw new RangeError(`dashboard clientsMax must be an integer >= 1, got ${clientsMax}`);
   }
-  const streamMaxMs = o.streamMaxMs ?? 30_000;
-  if (typeof streamMaxMs !== "number" || !(streamMaxMs >= 100) || !Number.isFinite(streamMaxMs)) {
-    throw new RangeError(`dashboard streamMaxMs must be a number >= 100, got ${streamMaxMs}`);
-  }
+  const streamMaxMs = numberOption("dashboard streamMaxMs", o.streamMaxMs, 30_000, 100);
   return { hostname, port, token, intervalMs, clientsMax, streamMaxMs };
 }
 

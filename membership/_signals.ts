@@ -4,6 +4,8 @@
 // runs the caller's own shutdown, closes, and the process exits; bounded in
 // time. Module-private: `Node.leaveOnSignals` is the face.
 
+import { numberOption } from "../base/options.ts";
+
 /** Options of `Node.leaveOnSignals`. */
 export interface LeaveOnSignalsOptions {
   /**
@@ -39,10 +41,7 @@ export interface Leavable {
 /** Installs the listeners; returns a function that removes them. */
 export function leaveOnSignals(node: Leavable, options: LeaveOnSignalsOptions = {}): () => void {
   const signals = options.signals ?? ["SIGTERM", "SIGINT"];
-  const drainMs = options.drainMs ?? 5000;
-  if (!(drainMs >= 0) || !Number.isFinite(drainMs)) {
-    throw new RangeError(`drainMs must be a finite number >= 0, got ${drainMs}`);
-  }
+  const drainMs = numberOption("drainMs", options.drainMs, 5000, 0);
   if (!Array.isArray(signals) || signals.length === 0) {
     throw new TypeError("signals must name at least one signal");
   }

@@ -31,6 +31,7 @@
  */
 
 import type { Clock, Random, TimerId } from "../base/clock.ts";
+import { numberOption } from "../base/options.ts";
 import { type Address, formatAddress, parseAddress } from "./transport.ts";
 
 /** Where a node looks for its cluster (`Node.start({ discovery })`). */
@@ -122,13 +123,8 @@ export function checkDiscovery(o: DiscoveryOptions):
       throw new TypeError(`discovery.seeds[${i}]: ${(e as Error).message}`);
     }
   });
-  const retryMinMs = o.retryMinMs ?? 500, retryMaxMs = o.retryMaxMs ?? 30_000;
-  if (!(retryMinMs > 0) || !Number.isFinite(retryMinMs)) {
-    throw new RangeError(`discovery.retryMinMs must be a number > 0, got ${retryMinMs}`);
-  }
-  if (!(retryMaxMs >= retryMinMs) || !Number.isFinite(retryMaxMs)) {
-    throw new RangeError(`discovery.retryMaxMs must be >= retryMinMs, got ${retryMaxMs}`);
-  }
+  const retryMinMs = numberOption("discovery.retryMinMs", o.retryMinMs, 500);
+  const retryMaxMs = numberOption("discovery.retryMaxMs", o.retryMaxMs, 30_000, retryMinMs);
   if (o.dns !== undefined) {
     const d = o.dns;
     if (typeof d.name !== "string" || d.name.length === 0) {
@@ -141,9 +137,7 @@ export function checkDiscovery(o: DiscoveryOptions):
     if (type !== "SRV" && !(Number.isInteger(d.port) && d.port! > 0 && d.port! < 65536)) {
       throw new RangeError(`discovery.dns.port must be a port for ${type} records, got ${d.port}`);
     }
-    if (d.intervalMs !== undefined && !(d.intervalMs > 0)) {
-      throw new RangeError(`discovery.dns.intervalMs must be > 0, got ${d.intervalMs}`);
-    }
+    numberOption("discovery.dns.intervalMs", d.intervalMs, 5000);
   }
   if (seeds.length === 0 && o.dns === undefined) {
     throw new TypeError("discovery needs seeds or dns");

@@ -9,6 +9,7 @@ import type { Random } from "../base/clock.ts";
 import type { Logger } from "../base/logger.ts";
 import type { AntiEntropy, PushId, PushPayload } from "./overlay_wire.ts";
 import * as D from "./defaults.ts";
+import { numberOption } from "../base/options.ts";
 
 /** Options of a {@linkcode PublisherCore}. */
 export interface PublisherCoreOptions {
@@ -132,24 +133,18 @@ export type Limits = Required<
 
 /** The limits in `options`, defaults filled in; a RangeError names a bad one. */
 export function readLimits(options: PublisherCoreOptions): Limits {
-  const o: Limits = {
-    downGraceMs: options.downGraceMs ?? 0,
-    tombstoneMs: options.tombstoneMs ?? D.DEFAULT_TOMBSTONE_MS,
-    originsMax: options.originsMax ?? D.DEFAULT_ORIGINS_MAX,
-    futureMax: options.futureMax ?? D.DEFAULT_FUTURE_MAX,
-    recentMax: options.recentMax ?? D.DEFAULT_RECENT_MAX,
-    summaryBucketsMax: options.summaryBucketsMax ?? D.DEFAULT_SUMMARY_BUCKETS_MAX,
-    fullBatchMax: options.fullBatchMax ?? D.DEFAULT_FULL_BATCH_MAX,
-    versionsMax: options.versionsMax ?? D.DEFAULT_VERSIONS_MAX,
-    probeIntervalMs: options.probeIntervalMs ?? D.DEFAULT_PROBE_INTERVAL_MS,
+  const n = (k: keyof Limits, dflt: number, min = 1) => numberOption(k, options[k], dflt, min);
+  return {
+    downGraceMs: n("downGraceMs", 0, 0),
+    tombstoneMs: n("tombstoneMs", D.DEFAULT_TOMBSTONE_MS),
+    originsMax: n("originsMax", D.DEFAULT_ORIGINS_MAX),
+    futureMax: n("futureMax", D.DEFAULT_FUTURE_MAX),
+    recentMax: n("recentMax", D.DEFAULT_RECENT_MAX),
+    summaryBucketsMax: n("summaryBucketsMax", D.DEFAULT_SUMMARY_BUCKETS_MAX),
+    fullBatchMax: n("fullBatchMax", D.DEFAULT_FULL_BATCH_MAX),
+    versionsMax: n("versionsMax", D.DEFAULT_VERSIONS_MAX),
+    probeIntervalMs: n("probeIntervalMs", D.DEFAULT_PROBE_INTERVAL_MS),
   };
-  for (const [k, v] of Object.entries(o)) {
-    const min = k === "downGraceMs" ? 0 : 1;
-    if (!(v >= min) || !Number.isFinite(v)) {
-      throw new RangeError(`${k} must be a number >= ${min}, got ${v}`);
-    }
-  }
-  return o;
 }
 
 /** Counters at zero. */

@@ -110,13 +110,13 @@ export class MeshPublisher<Local, Update, View, Sub, SubResult>
     checkSendable(update, "update", `cannot update publisher "${this.#s.scope}"`);
     // Translations first: one that cannot cross the wire refuses the update before anything changes.
     const outgoing: [Peer<Local>, Wire][] = [];
-    this.#s.checkSize(update, "update");
+    const bytes = this.#s.checkSize(update, "update");
     for (const p of this.#peers.values()) {
       const w = this.#translated(p, "update", update);
-      this.#s.checkSize(w, "update");
+      if (p.version !== this.#s.version) this.#s.checkSize(w, "update"); // else: the update's size
       outgoing.push([p, w]);
     }
-    this.#s.applyLocal(this.#node.name, update, () => this.#others());
+    this.#s.applyLocal(this.#node.name, update, () => this.#others(), bytes);
     this.#seq++;
     this.#stats.localUpdates++;
     for (const [p, w] of outgoing) {

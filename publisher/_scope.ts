@@ -51,6 +51,8 @@ export class ScopeState<Local, Update, View, Sub, SubResult> {
   bytesMax = Infinity;
   /** The node's frame limit the bound comes from (named in the error). */
   frameBytesMax = Infinity;
+  /** The local data's size, as last measured plus the updates since (NaN: not measured yet). */
+  #localBytes = NaN;
   view: View;
   local: Local;
   readonly subs = new Subscriptions<Sub>();
@@ -110,7 +112,12 @@ export class ScopeState<Local, Update, View, Sub, SubResult> {
    * (restored from a snapshot, or rebuilt from `contributions`, on failure).
    * Throws the callback's error with nothing changed.
    */
-  applyLocal(self: string, update: Update, contributions: () => Iterable<[string, Local]>): void {
+  applyLocal(
+    self: string,
+    update: Update,
+    contributions: () => Iterable<[string, Local]>,
+    updateBytes = 0,
+  ): void {
     const m = this.module;
     const snapshot = m.atomicUpdates === true ? undefined : structuredClone(this.local);
     let viewSnapshot: { view: View } | undefined;
@@ -120,10 +127,14 @@ export class ScopeState<Local, Update, View, Sub, SubResult> {
       } catch { /* not cloneable: rebuilt on failure */ }
     }
     const oldLocal = this.local;
-    let local: Local;
+    let local: Local, localBytes: number;
     try {
       local = m.updateLocalData(update, this.local);
-      this.checkSize(local, "local data"); // sent whole to a node that (re)discovers this one
+      // The local data travels whole to a node that (re)discovers this one: it must fit. Its
+      // size is estimated (last measured, plus the updates since) and measured only when the
+      // estimate is past the bound, so that an update does not encode all of the data.
+      localBytes = this.#localBytes + updateBytes;
+      if (!(localBytes <= this.bytesMax)) localBytes = this.checkSize(local, "local data");
     } catch (e) {
       if (snapshot !== undefined) this.local = snapshot;
       throw e;
@@ -137,13 +148,17 @@ export class ScopeState<Local, Update, View, Sub, SubResult> {
       throw e;
     }
     this.local = local;
+    this.#localBytes = localBytes;
   }
 
-  /** Throws a `FrameTooLargeError` naming the limit when `value` encodes past `bytesMax`. */
-  checkSize(value: unknown, what: string): void {
-    if (this.bytesMax === Infinity) return;
+  /**
+   * The encoded size of `value` (0 without a bound); throws a
+   * `FrameTooLargeError` naming the limit when it is past `bytesMax`.
+   */
+  checkSize(value: unknown, what: string): number {
+    if (this.bytesMax === Infinity) return 0;
     const bytes = encodeValue(value).length;
-    if (bytes <= this.bytesMax) return;
+    if (bytes <= this.bytesMax) return bytes;
     throw new FrameTooLargeError(
       bytes,
       this.bytesMax,

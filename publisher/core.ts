@@ -334,8 +334,8 @@ export class PublisherCore<Local, Update, View, Sub, SubResult> {
   #local(update: Update, _now: number): void {
     checkSendable(update, "update", `cannot update publisher "${this.scope}"`);
     const bodies = this.#v.bodies("update", update);
-    this.#s.checkSize(bodies, "update");
-    this.#s.applyLocal(this.#name, update, () => this.#t.contributions());
+    const bytes = this.#s.checkSize(bodies, "update");
+    this.#s.applyLocal(this.#name, update, () => this.#t.contributions(), bytes);
     this.#seq++;
     this.#rehashSelf();
     this.stats.localUpdates++;

@@ -38,6 +38,19 @@ function symmetric(nodes: Node[]): Map<string, string[]> | undefined {
   return nb;
 }
 
+/** Prints every node's neighbours and members (when an overlay wait times out). */
+function printViews(nodes: Node[]): void {
+  for (const n of nodes) {
+    console.log(
+      n.name,
+      "connected",
+      n.connectedMembers().join(","),
+      "members",
+      n.members().join(","),
+    );
+  }
+}
+
 /** True when the neighbour graph (connectedMembers) is connected and symmetric. */
 function overlayOk(nodes: Node[]): boolean {
   const names = new Set(nodes.map((n) => n.name));
@@ -63,15 +76,7 @@ Deno.test(`hyparview: 12 nodes, partial views, broadcasts reach all, direct send
   try {
     await eventually(() => overlayOk(nodes), "a connected, symmetric overlay", 15_000, 50)
       .catch((e) => {
-        for (const n of nodes) {
-          console.log(
-            n.name,
-            "active:",
-            n.connectedMembers().join(","),
-            "known:",
-            n.members().length,
-          );
-        }
+        printViews(nodes);
         throw e;
       });
     for (const n of nodes) {
@@ -134,15 +139,7 @@ Deno.test(`hyparview: 12 nodes, partial views, broadcasts reach all, direct send
     try {
       await eventually(() => overlayOk(live), "the survivors' overlay repaired", 20_000, 50);
     } catch (e) {
-      for (const n of live) {
-        console.log(
-          n.name,
-          "connected",
-          n.connectedMembers().join(","),
-          "members",
-          n.members().join(","),
-        );
-      }
+      printViews(live);
       throw e;
     }
   } finally {
