@@ -35,6 +35,8 @@ export {
   ClosedError,
   type DiscoveryOptions,
   type DnsDiscoveryOptions,
+  type Endpoint,
+  endpoint,
   type FullMeshOptions,
   type Handler,
   HandshakeError,
@@ -56,14 +58,19 @@ export {
   type PartitionInfo,
   ProtocolError,
   QueueFullError,
+  type RegisterOptions,
   RemoteHandlerError,
+  type Schema,
   type SendOptions,
   type TlsOptions,
+  type TypedHandler,
   UnknownEndpointError,
   UnknownNodeError,
   type UpdateMembersResult,
   type UpDownCallback,
   type UpDownOptions,
+  ValidationError,
+  type ValidationIssue,
 } from "./membership/mod.ts";
 // Time, randomness and logs.
 export {
@@ -110,6 +117,16 @@ export {
   type TranslatedMessage,
   type Version,
 } from "./publisher/mod.ts";
+// Topic pub/sub.
+export {
+  type PublishOptions,
+  type PublishResult,
+  PubSub,
+  type PubSubContext,
+  type PubSubOptions,
+  type Topic,
+  topic,
+} from "./pubsub/mod.ts";
 // Durable servers and their storage.
 export {
   type Action,

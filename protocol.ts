@@ -28,6 +28,7 @@ export {
   encodeForWire,
   encodeValue,
 } from "./base/codec.ts";
+export { isSchema, validate, type Validated } from "./base/schema.ts";
 export {
   decodeMessage,
   ENDPOINT_NAME_BYTES_MAX,

@@ -7,9 +7,9 @@ import type { TimerId } from "../base/clock.ts";
 import {
   CallTimeoutError,
   type ClosedError,
+  handlerFailure,
   NodeDownError,
   QueueFullError,
-  RemoteHandlerError,
   UnknownEndpointError,
 } from "./errors.ts";
 import type { Link } from "./_link.ts";
@@ -134,12 +134,7 @@ export class Calls {
     c.cleanup();
     if (status === 0) c.resolve(value);
     else if (status === 1) c.reject(new UnknownEndpointError(c.node, c.endpoint));
-    else {
-      const [name, message] = Array.isArray(value) ? value : [];
-      c.reject(
-        new RemoteHandlerError(c.node, c.endpoint, String(name ?? "Error"), String(message ?? "")),
-      );
-    }
+    else c.reject(handlerFailure(c.node, c.endpoint, value));
   }
 
   /** A peer went down, or left: its calls fail. */

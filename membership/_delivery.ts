@@ -21,6 +21,7 @@ import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
 import type { NodeSpec } from "./spec.ts";
 import { Acks } from "./_acks.ts";
 import { Calls } from "./_calls.ts";
+import type { Schema } from "../base/schema.ts";
 import { CAUSAL_ENDPOINT, checkEndpoint, Endpoints } from "./_endpoints.ts";
 import { OpeningWaits } from "./_opening.ts";
 import { ROUTE_ENDPOINT, Router } from "./_routing.ts";
@@ -139,8 +140,8 @@ export class Delivery {
     return this.#peers.peers.get(name) ?? this.#hooks.reach?.(name);
   }
 
-  register(endpoint: string, handler: Handler): () => void {
-    return this.endpoints.register(endpoint, handler);
+  register(endpoint: string, handler: Handler, schema?: Schema): () => void {
+    return this.endpoints.register(endpoint, handler, schema);
   }
 
   channelOf(channel: string | undefined): string {

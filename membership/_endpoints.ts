@@ -6,6 +6,7 @@
 import type { TimerId } from "../base/clock.ts";
 import { decodeValue, encodeForWire, encodeValue } from "../base/codec.ts";
 import { FrameTooLargeError, RemoteHandlerError, UnknownEndpointError } from "./errors.ts";
+import { checkSchema, type Schema, validate, ValidationError } from "../base/schema.ts";
 import type { Link } from "./_link.ts";
 import { logAs, type NodeConfig } from "./_config.ts";
 import type { Handler, MessageContext } from "./messaging.ts";
@@ -61,19 +62,54 @@ export class Endpoints {
     this.#internal.set(endpoint, handler);
   }
 
-  register(endpoint: string, handler: Handler): () => void {
+  /** Messages refused by an endpoint's schema (sends dropped, calls answered with the error). */
+  invalidMessages = 0;
+  #lastInvalidLog = -Infinity;
+
+  register(endpoint: string, handler: Handler, schema?: Schema): () => void {
     checkEndpoint(endpoint);
     if (typeof handler !== "function") throw new TypeError("handler must be a function");
+    checkSchema(schema, `the schema of endpoint "${endpoint}"`);
     if (this.#internal.has(endpoint)) {
       throw new TypeError(`endpoint "${endpoint}" is reserved by murmur`);
     }
     if (this.handlers.has(endpoint)) {
       throw new TypeError(`endpoint "${endpoint}" is already registered`);
     }
-    this.handlers.set(endpoint, handler);
+    const h = schema === undefined ? handler : this.#checked(endpoint, handler, schema);
+    this.handlers.set(endpoint, h);
     return () => {
-      if (this.handlers.get(endpoint) === handler) this.unregister(endpoint);
+      if (this.handlers.get(endpoint) === h) this.unregister(endpoint);
     };
+  }
+
+  /** The handler behind a schema: a message that fails throws a `ValidationError` and never reaches it. */
+  #checked(endpoint: string, handler: Handler, schema: Schema): Handler {
+    const node = this.#cfg.name;
+    return (msg, ctx) => {
+      const r = validate(schema, msg, { node, endpoint });
+      if (r instanceof Promise) {
+        return r.then((v) => {
+          if (!v.ok) throw v.error;
+          return handler(v.value, ctx);
+        });
+      }
+      if (!r.ok) throw r.error;
+      return handler(r.value, ctx);
+    };
+  }
+
+  /** A handler failed on a send: a refused message is counted and logged (at most once a second); anything else is logged. */
+  #failed(endpoint: string, from: string, e: unknown, how: string): void {
+    if (!(e instanceof ValidationError)) {
+      this.#log("error", `handler "${endpoint}" ${how}`, from, e);
+      return;
+    }
+    this.invalidMessages++;
+    const now = this.#cfg.clock.now();
+    if (now - this.#lastInvalidLog < 1000) return;
+    this.#lastInvalidLog = now;
+    this.#log("warn", `message refused by the schema of "${endpoint}" (${e.message})`, from);
   }
 
   unregister(endpoint: string): boolean {
@@ -107,11 +143,9 @@ export class Endpoints {
     }
     try {
       const r = (h as RelayHandler)(payload, ctx, frame);
-      if (r instanceof Promise) {
-        r.catch((e) => this.#log("error", `handler "${endpoint}" failed`, ctx.from, e));
-      }
+      if (r instanceof Promise) r.catch((e) => this.#failed(endpoint, ctx.from, e, "failed"));
     } catch (e) {
-      this.#log("error", `handler "${endpoint}" threw`, ctx.from, e);
+      this.#failed(endpoint, ctx.from, e, "threw");
     }
   }
 
@@ -131,6 +165,10 @@ export class Endpoints {
     try {
       r = await h(m.payload, { from: this.#cfg.name, channel });
     } catch (e) {
+      if (e instanceof ValidationError) {
+        this.invalidMessages++;
+        throw e;
+      }
       const err = e instanceof Error ? e : new Error(String(e));
       throw new RemoteHandlerError(this.#cfg.name, endpoint, err.name, err.message);
     }
@@ -147,8 +185,7 @@ export class Endpoints {
       try {
         reply = [Tag.Reply, id, 0, await h(payload, link.context)];
       } catch (e) {
-        const err = e instanceof Error ? e : new Error(String(e));
-        reply = [Tag.Reply, id, 2, [err.name, err.message.slice(0, 4096)]];
+        reply = [Tag.Reply, id, 2, this.#errorValue(e)];
       }
     }
     if (link.closed || this.#isPartitioned(link.peer)) return;
@@ -171,6 +208,20 @@ export class Endpoints {
     link.enqueueControl(frame);
   }
 
+  /**
+   * What a reply says of a handler's error: `[name, message]`, and for a
+   * refused message a third element, its issues (a peer of an older version
+   * reads the first two: a `RemoteHandlerError` named `ValidationError`).
+   */
+  #errorValue(e: unknown): unknown[] {
+    if (e instanceof ValidationError) {
+      this.invalidMessages++;
+      return [e.name, e.message.slice(0, 4096), e.issues];
+    }
+    const err = e instanceof Error ? e : new Error(String(e));
+    return [err.name, err.message.slice(0, 4096)];
+  }
+
   /** A routed call arrived here: the handler's answer as `[status, value]`. */
   async answerRouted(
     endpoint: string,
@@ -183,8 +234,7 @@ export class Endpoints {
     try {
       value = await h(payload, ctx);
     } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      return [2, [err.name, err.message.slice(0, 4096)]];
+      return [2, this.#errorValue(e)];
     }
     try {
       encodeForWire(value, "reply", `reply of endpoint "${endpoint}"`);

@@ -241,6 +241,7 @@ export class NodeCore {
       ...this.delivery.endpoints.causal.counters,
       forwarded: this.delivery.router.counters.forwarded,
       routeDrops: this.delivery.router.counters.routeDrops,
+      invalidMessages: this.delivery.endpoints.invalidMessages,
       retransmits: this.delivery.acks.counters.retransmits,
       duplicates: this.delivery.acks.counters.duplicates,
       acksOutstanding: this.delivery.acks.outstanding,

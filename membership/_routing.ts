@@ -19,10 +19,11 @@ import {
   AckTimeoutError,
   CallTimeoutError,
   type ClosedError,
-  RemoteHandlerError,
+  handlerFailure,
   UnknownEndpointError,
 } from "./errors.ts";
 import { ProtocolError } from "../base/errors.ts";
+
 import type { MessageContext } from "./messaging.ts";
 
 /** The reserved endpoint of routed messages. */
@@ -162,10 +163,7 @@ export class Router {
         reject,
         failed: (status, value) => {
           if (status === 1) return reject(new UnknownEndpointError(dest, endpoint));
-          const [name, message] = Array.isArray(value) ? value : [];
-          reject(
-            new RemoteHandlerError(dest, endpoint, String(name ?? "Error"), String(message ?? "")),
-          );
+          reject(handlerFailure(dest, endpoint, value));
         },
       };
       // Sent again until answered (the overlay may change on the way): the destination

@@ -9,6 +9,7 @@
 import { MurmurError } from "../base/errors.ts";
 import type { NodeSpec } from "./spec.ts";
 import type { Address } from "./transport.ts";
+import { issuesFromWire, ValidationError } from "../base/schema.ts";
 
 /**
  * A frame was larger than the connection's limit (`frameBytesMax`, or the small
@@ -299,3 +300,15 @@ export class QueueFullError extends MurmurError {
  * ```
  */
 export class ClosedError extends MurmurError {}
+
+/**
+ * The error of a reply that says a handler failed (`[name, message]`, and the
+ * issues of a message its schema refused): a `ValidationError` or a
+ * `RemoteHandlerError`.
+ */
+export function handlerFailure(node: string, endpoint: string, value: unknown): Error {
+  const [name, message, issues] = Array.isArray(value) ? value : [];
+  const list = name === "ValidationError" ? issuesFromWire(issues) : undefined;
+  if (list !== undefined) return new ValidationError(list, { node, endpoint });
+  return new RemoteHandlerError(node, endpoint, String(name ?? "Error"), String(message ?? ""));
+}

@@ -29,6 +29,14 @@ export type {
   NodeOptions,
 } from "./options.ts";
 export type { CallOptions, Handler, MessageContext, SendOptions } from "./messaging.ts";
+export { type Endpoint, endpoint, type RegisterOptions, type TypedHandler } from "./endpoint.ts";
+export {
+  type Schema,
+  type SchemaIssue,
+  type SchemaResult,
+  ValidationError,
+  type ValidationIssue,
+} from "../base/schema.ts";
 export type {
   CallObservation,
   CallObserver,

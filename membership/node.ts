@@ -22,7 +22,14 @@ import { provideRelay } from "./relay.ts";
 import type { Logger } from "../base/logger.ts";
 import { isName, type NodeSpec } from "./spec.ts";
 import type { MembershipChange } from "./membership_state.ts";
-import type { CallOptions, Handler, SendOptions } from "./messaging.ts";
+import type { CallOptions, Handler, MessageContext, SendOptions } from "./messaging.ts";
+import {
+  type Endpoint,
+  endpointName,
+  type RegisterOptions,
+  type TypedHandler,
+} from "./endpoint.ts";
+import type { Schema } from "../base/schema.ts";
 import type { NodeOptions } from "./options.ts";
 import { TcpTransport } from "./tcp_transport.ts";
 import type { Address } from "./transport.ts";
@@ -307,18 +314,57 @@ export class Node implements AsyncDisposable {
   }
 
   /**
+   * Registers a typed endpoint (see {@linkcode endpoint}): the handler gets a
+   * `Req` and answers a `Res`. Its schema (`options.schema`, else the
+   * endpoint's) checks each message first: one that fails never reaches the
+   * handler; a call is answered with a `ValidationError` naming the path, a
+   * send is dropped, counted in `stats().invalidMessages` and logged.
+   * Returns an unregister function.
+   *
+   * @throws {TypeError} on an invalid name, a name already registered, or a schema that is not a Standard Schema.
+   *
+   * @example
+   * ```ts
+   * import { endpoint, Node } from "@murmur/murmur";
+   * const greet = endpoint<string, string>("greet");
+   * await using node = await Node.start({ name: "a", cookie: "c" });
+   * node.register(greet, (who) => `hello ${who}`);
+   * console.log(await node.call("a", greet, "ada")); // hello ada
+   * ```
+   */
+  register<Req, Res>(
+    endpoint: Endpoint<Req, Res>,
+    handler: TypedHandler<Req, Res>,
+    options?: RegisterOptions<Req>,
+  ): () => void;
+  /**
+   * Registers an endpoint by name, its messages checked by `options.schema`
+   * (the handler gets the schema's output).
+   */
+  register<T>(
+    endpoint: string,
+    handler: (msg: T, ctx: MessageContext) => unknown,
+    options: RegisterOptions<T> & { schema: Schema<unknown, T> },
+  ): () => void;
+  /**
    * Registers an endpoint. Sends to it call `handler(msg, ctx)`; calls to it
    * reply with the handler's (awaited) return value. Returns an unregister function.
    *
    * @throws {TypeError} on an invalid name or a name already registered.
    */
-  register(endpoint: string, handler: Handler): () => void {
-    return this.#core.delivery.register(endpoint, handler);
+  register(endpoint: string, handler: Handler, options?: RegisterOptions): () => void;
+  register(
+    endpoint: string | Endpoint<unknown, unknown>,
+    handler: Handler,
+    options: RegisterOptions = {},
+  ): () => void {
+    const schema = options.schema ?? (typeof endpoint === "string" ? undefined : endpoint.schema);
+    return this.#core.delivery.register(endpointName(endpoint), handler, schema);
   }
 
   /** Removes an endpoint. Returns whether it was registered. */
-  unregister(endpoint: string): boolean {
-    return this.#core.delivery.endpoints.unregister(endpoint);
+  unregister(endpoint: string | Endpoint<unknown, unknown>): boolean {
+    return this.#core.delivery.endpoints.unregister(endpointName(endpoint));
   }
 
   /** Calls `fn(endpoint)` whenever an endpoint of this node is unregistered. Returns an unsubscribe function. */
@@ -327,8 +373,8 @@ export class Node implements AsyncDisposable {
   }
 
   /** Whether an endpoint is registered on this node. */
-  registered(endpoint: string): boolean {
-    return this.#core.delivery.endpoints.handlers.has(endpoint);
+  registered(endpoint: string | Endpoint<unknown, unknown>): boolean {
+    return this.#core.delivery.endpoints.handlers.has(endpointName(endpoint));
   }
 
   /**
@@ -423,8 +469,22 @@ export class Node implements AsyncDisposable {
    *   cannot cross the wire (naming the endpoint and the path: `msg.items[3].callback is a function`).
    * @throws {FrameTooLargeError} synchronously, when the encoded message is over `frameBytesMax`.
    */
-  send(to: string, endpoint: string, msg: unknown, options: SendOptions = {}): Promise<void> {
-    return this.#core.delivery.send(to, endpoint, msg, options);
+  send<Req>(
+    to: string,
+    endpoint: Endpoint<Req, unknown>,
+    msg: Req,
+    options?: SendOptions,
+  ): Promise<void>;
+  /** Sends `msg` to the endpoint named `endpoint` on node `to` (as above). */
+  send(to: string, endpoint: string, msg: unknown, options?: SendOptions): Promise<void>;
+  send(
+    to: string,
+    endpoint: string | Endpoint<unknown, unknown>,
+    msg: unknown,
+    options: SendOptions = {},
+  ): Promise<void> {
+    const name = typeof endpoint === "string" ? endpoint : endpointName(endpoint);
+    return this.#core.delivery.send(to, name, msg, options);
   }
 
   /**
@@ -440,13 +500,26 @@ export class Node implements AsyncDisposable {
    * console.log(await a.sendMany(["zz"], "echo", 1)); // one UnknownNodeError failure
    * ```
    */
+  sendMany<Req>(
+    to: readonly string[],
+    endpoint: Endpoint<Req, unknown>,
+    msg: Req,
+    options?: Omit<SendOptions, "ack" | "signal" | "timeoutMs">,
+  ): Promise<{ node: string; error: unknown }[]>;
+  /** Sends the same message to the endpoint named `endpoint` on several nodes (as above). */
   sendMany(
     to: readonly string[],
     endpoint: string,
     msg: unknown,
+    options?: Omit<SendOptions, "ack" | "signal" | "timeoutMs">,
+  ): Promise<{ node: string; error: unknown }[]>;
+  sendMany(
+    to: readonly string[],
+    endpoint: string | Endpoint<unknown, unknown>,
+    msg: unknown,
     options: Omit<SendOptions, "ack" | "signal" | "timeoutMs"> = {},
   ): Promise<{ node: string; error: unknown }[]> {
-    return this.#core.delivery.sendMany(to, endpoint, msg, options);
+    return this.#core.delivery.sendMany(to, endpointName(endpoint), msg, options);
   }
 
   /**
@@ -457,8 +530,23 @@ export class Node implements AsyncDisposable {
    * @throws {UnknownEndpointError} `to` has no such endpoint.
    * @throws {RemoteHandlerError} the handler threw.
    * @throws {CallTimeoutError} no reply within `timeoutMs` (`Infinity`: never).
+   * @throws {ValidationError} the endpoint's schema refused `msg` (the handler did not run).
    */
-  call(to: string, endpoint: string, msg: unknown, options: CallOptions = {}): Promise<unknown> {
+  call<Req, Res>(
+    to: string,
+    endpoint: Endpoint<Req, Res>,
+    msg: Req,
+    options?: CallOptions,
+  ): Promise<Res>;
+  /** Calls the endpoint named `endpoint` on node `to` (as above). */
+  call(to: string, endpoint: string, msg: unknown, options?: CallOptions): Promise<unknown>;
+  call(
+    to: string,
+    ep: string | Endpoint<unknown, unknown>,
+    msg: unknown,
+    options: CallOptions = {},
+  ): Promise<unknown> {
+    const endpoint = typeof ep === "string" ? ep : endpointName(ep);
     if (this.#core.callObservers.size === 0) {
       return this.#core.delivery.call(to, endpoint, msg, options);
     }

@@ -128,6 +128,8 @@ export interface NodeStats {
   forwarded: number;
   /** Routed messages dropped: past `transitiveHopsMax`, no neighbour left to try, or duplicate copies of a flood. */
   routeDrops: number;
+  /** Messages refused by an endpoint's schema: sends dropped, calls answered with a `ValidationError`. */
+  invalidMessages: number;
   /** Acknowledged messages retransmitted. */
   retransmits: number;
   /** Duplicate acknowledged messages suppressed at this receiver. */

@@ -39,6 +39,7 @@ export {
 export {
   GROUP_NAME_LENGTH_MAX,
   type Member,
+  type MemberIds,
   type PgEvent,
   type PgLocal,
   pgModule,
@@ -54,6 +55,7 @@ export {
   type PresenceLocal,
   type PresenceMeta,
   presenceModule,
+  type PresenceOptions,
   type PresenceUpdate,
   type PresenceView,
 } from "./presence.ts";

@@ -11,6 +11,7 @@ import { checkSendable, encodeValue } from "../base/codec.ts";
 import type { Node } from "../membership/node.ts";
 import { DataPublisher, type DataPublisherOptions } from "./data_publisher.ts";
 import type { Listener, PublisherModule } from "./module.ts";
+import { checkSchema, type Schema, validate } from "../base/schema.ts";
 
 /**
  * This node's presences: topic to key to metadata. `Map`s, here and on the
@@ -22,23 +23,33 @@ export type PresenceUpdate = (["track", string, string, unknown] | ["untrack", s
 /** The view: topic to key to node to metadata. */
 export type PresenceView = Map<string, Map<string, Map<string, unknown>>>;
 /** One presence of a key: where, with what metadata. */
-export interface PresenceMeta {
+export interface PresenceMeta<Meta = unknown> {
   /** The node that tracks it. */
   node: string;
   /** Its metadata. */
-  meta: unknown;
+  meta: Meta;
 }
 /**
  * What a topic's subscribers receive. `joins` and `leaves` are records
  * without a prototype: any key (`"__proto__"` too) is an own property.
  */
-export interface PresenceDiff {
+export interface PresenceDiff<Meta = unknown> {
   /** The topic. */
   topic: string;
   /** Keys that appeared (or whose metadata changed), with their new presences. */
-  joins: Record<string, PresenceMeta[]>;
+  joins: Record<string, PresenceMeta<Meta>[]>;
   /** Keys that went away (or whose metadata changed), with their old presences. */
-  leaves: Record<string, PresenceMeta[]>;
+  leaves: Record<string, PresenceMeta<Meta>[]>;
+}
+
+/** Options of {@linkcode Presence.start}. */
+export interface PresenceOptions<Meta = unknown> extends DataPublisherOptions {
+  /**
+   * Checks the metadata this node tracks (`track` rejects with a
+   * `ValidationError` naming the path, and nothing changes). Other nodes'
+   * metadata is theirs to check.
+   */
+  metaSchema?: Schema<unknown, Meta>;
 }
 
 /** Longest topic or key, in UTF-16 code units. */
@@ -168,7 +179,8 @@ function checkName(what: string, v: unknown): asserts v is string {
 }
 
 /**
- * Presence of one scope on one node.
+ * Presence of one scope on one node; `Meta` types the metadata (checked at
+ * run time by `metaSchema`, if given).
  *
  * @example
  * ```ts
@@ -180,13 +192,16 @@ function checkName(what: string, v: unknown): asserts v is string {
  * console.log(presence.list("room:1")); // { ada: [ { node: "a", meta: { status: "online" } } ] }
  * ```
  */
-export class Presence implements AsyncDisposable {
+export class Presence<Meta = unknown> implements AsyncDisposable {
   readonly #pub: DataPublisher<PresenceLocal, PresenceUpdate, PresenceView, string, unknown>;
+  readonly #schema: Schema<unknown, Meta> | undefined;
 
   private constructor(
     pub: DataPublisher<PresenceLocal, PresenceUpdate, PresenceView, string, unknown>,
+    schema: Schema<unknown, Meta> | undefined,
   ) {
     this.#pub = pub;
+    this.#schema = schema;
   }
 
   /**
@@ -194,12 +209,17 @@ export class Presence implements AsyncDisposable {
    *
    * @default `"presence"`
    */
-  static async start(
+  static async start<Meta = unknown>(
     node: Node,
     scope = "presence",
-    options: DataPublisherOptions = {},
-  ): Promise<Presence> {
-    return new Presence(await DataPublisher.start(node, scope, presenceModule, options));
+    options: PresenceOptions<Meta> = {},
+  ): Promise<Presence<Meta>> {
+    const { metaSchema, ...rest } = options;
+    checkSchema(metaSchema, "metaSchema");
+    return new Presence<Meta>(
+      await DataPublisher.start(node, scope, presenceModule, rest),
+      metaSchema,
+    );
   }
 
   /** The underlying publisher. */
@@ -214,10 +234,16 @@ export class Presence implements AsyncDisposable {
    * @throws {TypeError} (rejects) a topic or key that is not a string, or
    *   metadata that cannot cross the wire (naming its path: `meta.cb is a
    *   function`); nothing changes then.
+   * @throws {ValidationError} (rejects) metadata that `metaSchema` refuses; nothing changes then.
    */
-  async track(topic: string, key: string, meta: unknown = null): Promise<void> {
+  async track(topic: string, key: string, meta: Meta = null as Meta): Promise<void> {
     checkName("topic", topic);
     checkName("key", key);
+    if (this.#schema !== undefined) {
+      const r = await validate(this.#schema, meta, { endpoint: topic, what: "presence topic" });
+      if (!r.ok) throw r.error;
+      meta = r.value;
+    }
     checkSendable(meta, "meta", `cannot track "${key}" in "${topic}"`);
     await this.#pub.update([["track", topic, key, meta]]);
   }
@@ -232,8 +258,8 @@ export class Presence implements AsyncDisposable {
   }
 
   /** The presences of `topic`: key to the nodes that track it, with their metadata (a record without a prototype). */
-  list(topic: string): Record<string, PresenceMeta[]> {
-    return listOf(this.#pub.view, topic);
+  list(topic: string): Record<string, PresenceMeta<Meta>[]> {
+    return listOf(this.#pub.view, topic) as Record<string, PresenceMeta<Meta>[]>;
   }
 
   /** The topics with at least one presence. */
@@ -242,12 +268,12 @@ export class Presence implements AsyncDisposable {
   }
 
   /** Follows `topic`: join/leave diffs. Returns a reference and the current presences. */
-  subscribe(topic: string, listener: (diff: PresenceDiff) => void): {
+  subscribe(topic: string, listener: (diff: PresenceDiff<Meta>) => void): {
     ref: number;
-    presences: Record<string, PresenceMeta[]>;
+    presences: Record<string, PresenceMeta<Meta>[]>;
   } {
     const { ref, result } = this.#pub.subscribe(topic, listener as Listener);
-    return { ref, presences: result as Record<string, PresenceMeta[]> };
+    return { ref, presences: result as Record<string, PresenceMeta<Meta>[]> };
   }
 
   /** Stops following. */

@@ -10,6 +10,21 @@
 import type { Node } from "../membership/node.ts";
 import { DataPublisher, type DataPublisherOptions } from "./data_publisher.ts";
 import type { Listener, PublisherModule } from "./module.ts";
+import { type Endpoint, endpointName } from "../membership/endpoint.ts";
+
+/** Members as given to `join` and `leave`: endpoint names or typed endpoints, one or several. */
+export type MemberIds =
+  | string
+  | Endpoint<unknown, unknown>
+  | readonly (string | Endpoint<unknown, unknown>)[];
+
+function idsOf(ids: MemberIds): string[] {
+  return typeof ids === "string"
+    ? [ids]
+    : Array.isArray(ids)
+    ? ids.map((x) => endpointName(x as string | Endpoint<unknown, unknown>))
+    : [endpointName(ids as Endpoint<unknown, unknown>)];
+}
 
 /** A member: an endpoint on a node. */
 export interface Member {
@@ -219,14 +234,15 @@ export class ProcessGroups implements AsyncDisposable {
   }
 
   /**
-   * Joins members (endpoints registered on this node) to `group`. A member may
-   * join several times; it is then a member that many times.
+   * Joins members (endpoints registered on this node, by name or as typed
+   * endpoints) to `group`. A member may join several times; it is then a
+   * member that many times.
    *
    * @throws {TypeError} a member is not a registered endpoint of this node.
    */
-  async join(group: string, ids: string | readonly string[]): Promise<void> {
+  async join(group: string, ids: MemberIds): Promise<void> {
     checkGroup(group);
-    const list = typeof ids === "string" ? [ids] : [...ids];
+    const list = idsOf(ids);
     for (const id of list) {
       if (!this.#node.registered(id)) {
         throw new TypeError(`"${id}" is not an endpoint registered on this node`);
@@ -236,9 +252,9 @@ export class ProcessGroups implements AsyncDisposable {
   }
 
   /** Leaves `group` (once per listed id). Returns false when none of them was a member. */
-  async leave(group: string, ids: string | readonly string[]): Promise<boolean> {
+  async leave(group: string, ids: MemberIds): Promise<boolean> {
     checkGroup(group);
-    const list = typeof ids === "string" ? [ids] : [...ids];
+    const list = idsOf(ids);
     const have = this.#pub.localData.get(group) ?? [];
     const leaving = multisetDiff(list, multisetDiff(list, have));
     if (leaving.length === 0) return false;

@@ -46,6 +46,10 @@ Deno.test("the root entry is the user's API: at most 120 symbols, no internals",
       "DurableServer",
       "MemoryStorage",
       "DenoKvStorage",
+      "PubSub",
+      "topic",
+      "endpoint",
+      "ValidationError",
     ]
   ) {
     assert.ok(root.includes(user), `${user} is in the root`);
