@@ -53,6 +53,12 @@ export class Core<S, Call, Cast, Info, Reply> {
   readonly #log: Logger;
   /** Versionstamp of the epoch key this handle started in; every commit checks it. */
   epochVs: string | null = null;
+  /**
+   * What the garbage collector saw unreferenced, and since when on this
+   * handle's monotonic clock (key: a state generation or a reply id). The GC
+   * judges age only from this: never from another process's clock.
+   */
+  readonly gcSeen = new Map<string, number>();
   /** Called once the handle learns the server was killed (by another handle). */
   onKilled: (e: DurableKilledError) => void = () => {};
 
@@ -241,12 +247,11 @@ export class Core<S, Call, Cast, Info, Reply> {
       mutations.push({ type: "delete", key: [K_REPLY, id] });
       return waiter;
     }
-    const [, , expiresAt] = dec<ReplyRecord>(sentinel);
-    mutations.push({
-      type: "set",
-      key: [K_REPLY, id],
-      value: enc([status, value, expiresAt] satisfies ReplyRecord, "reply"),
-    });
+    const [, , expiresAt, lifetimeMs] = dec<ReplyRecord>(sentinel);
+    const record: ReplyRecord = lifetimeMs === undefined
+      ? [status, value, expiresAt]
+      : [status, value, expiresAt, lifetimeMs];
+    mutations.push({ type: "set", key: [K_REPLY, id], value: enc(record, "reply") });
     return undefined;
   }
 

@@ -37,10 +37,12 @@ export const qlenAdd = (n: number): Mutation => ({
 /** Queue record: [kind 0 call | 1 cast, msg, replyId | null, attempts]. */
 export type QueueRecord = [0 | 1, unknown, string | null, number];
 /**
- * Reply record: [status, value, expiresAt (wall clock)]; status 0 pending,
- * 1 ok, 2 dead-lettered ([attempts, name, message]), 3 stopped without a reply (reason).
+ * Reply record: [status, value, expiresAt (the caller's wall clock), lifetime
+ * ms (from its writing; absent in records of older versions)]; status 0
+ * pending, 1 ok, 2 dead-lettered ([attempts, name, message]), 3 stopped
+ * without a reply (reason).
  */
-export type ReplyRecord = [0 | 1 | 2 | 3, unknown, number];
+export type ReplyRecord = [0 | 1 | 2 | 3, unknown, number, number?];
 /** Lock record: [owner, kind 0 call | 1 cast | 2 info, msg, replyId | null, attempts, renewals]. */
 export type LockRecord = [string, 0 | 1 | 2, unknown, string | null, number, number];
 /** Lease record: [owner, renewals]. */

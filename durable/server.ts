@@ -310,14 +310,15 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     const replyKey: Key = [K_REPLY, id];
     const waiter = Promise.withResolvers<unknown>();
     c.waiters.set(id, waiter);
-    const expires = c.clock.wallNow() + (Number.isFinite(remainingMs) ? remainingMs : 1e12);
+    const lifetimeMs = (Number.isFinite(remainingMs) ? remainingMs : 1e12) + c.o.replyTtlMs;
+    const expires = c.clock.wallNow() + lifetimeMs;
     // The enqueue counts toward the timeout too; one that outlasts it goes on (stop waits for it),
     // and its reply key expires with the call.
     const enqueued = this.#enqueue([
       {
         type: "set",
         key: replyKey,
-        value: enc([0, null, expires + c.o.replyTtlMs] satisfies ReplyRecord),
+        value: enc([0, null, expires, lifetimeMs] satisfies ReplyRecord),
       },
       { type: "appendOrdered", prefix: K_QUEUE, value: record },
       { type: "sum", key: K_QV, value: 1n },
