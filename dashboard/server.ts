@@ -15,6 +15,7 @@ import {
 import { page } from "./page.ts";
 import type { TimerId } from "../base/clock.ts";
 import { numberOption } from "../base/options.ts";
+import { serveHttp } from "./_http.ts";
 
 /** Options of {@linkcode serveDashboard}. */
 export interface DashboardOptions {
@@ -55,6 +56,20 @@ export interface DashboardOptions {
    * @default 30000
    */
   streamMaxMs?: number;
+  /**
+   * TCP connections open at once (each serves one request); more are closed
+   * at once. Out of file descriptors, the dashboard backs off and logs: the
+   * node never dies of its observer.
+   *
+   * @default 64
+   */
+  connectionsMax?: number;
+  /**
+   * A connection that sends no complete request head within this long is closed.
+   *
+   * @default 5000
+   */
+  headerTimeoutMs?: number;
 }
 
 /** A running dashboard. */
@@ -112,7 +127,18 @@ function checkOptions(o: DashboardOptions): Required<Omit<DashboardOptions, "tok
     throw new RangeError(`dashboard clientsMax must be an integer >= 1, got ${clientsMax}`);
   }
   const streamMaxMs = numberOption("dashboard streamMaxMs", o.streamMaxMs, 30_000, 100);
-  return { hostname, port, token, intervalMs, clientsMax, streamMaxMs };
+  const connectionsMax = numberOption("dashboard connectionsMax", o.connectionsMax, 64, 2);
+  const headerTimeoutMs = numberOption("dashboard headerTimeoutMs", o.headerTimeoutMs, 5000, 10);
+  return {
+    hostname,
+    port,
+    token,
+    intervalMs,
+    clientsMax,
+    streamMaxMs,
+    connectionsMax,
+    headerTimeoutMs,
+  };
 }
 
 /**
@@ -266,17 +292,15 @@ export async function serveDashboard(
     }
   };
 
-  const listening = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
+  const server = await serveHttp({
     hostname: o.hostname,
     port: o.port,
-    onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
-    onError: (e) => {
-      node.logger({ level: "warn", node: node.name, msg: "dashboard request failed", error: e });
-      return new Response("internal error\n", { status: 500 });
-    },
+    connectionsMax: o.connectionsMax,
+    headerTimeoutMs: o.headerTimeoutMs,
+    log: node.logger,
+    node: node.name,
   }, handler);
-  const addr = await listening.promise;
+  const addr = server.addr;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `http://${host}:${addr.port}/` +
     (o.token === undefined ? "" : `?token=${encodeURIComponent(o.token)}`);
@@ -297,7 +321,7 @@ export async function serveDashboard(
     for (const t of expiries.values()) clock.clearTimeout(t);
     expiries.clear();
     await pushing;
-    await server.shutdown();
+    await server.close();
   };
   return {
     url,
