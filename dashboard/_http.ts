@@ -122,10 +122,10 @@ async function respond(conn: Deno.Conn, res: Response): Promise<void> {
 }
 
 /** Serves `handler` until `close()`. */
-export async function serveHttp(
+export function serveHttp(
   o: HttpOptions,
   handler: (req: Request) => Promise<Response>,
-): Promise<HttpServer> {
+): HttpServer {
   const listener = Deno.listen({ hostname: o.hostname, port: o.port, transport: "tcp" });
   const addr = listener.addr as Deno.NetAddr;
   const host = `${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;

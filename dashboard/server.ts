@@ -292,7 +292,7 @@ export async function serveDashboard(
     }
   };
 
-  const server = await serveHttp({
+  const server = serveHttp({
     hostname: o.hostname,
     port: o.port,
     connectionsMax: o.connectionsMax,
