@@ -62,6 +62,7 @@ export {
   RemoteHandlerError,
   type Schema,
   type SendOptions,
+  type Tags,
   type TlsOptions,
   type TypedHandler,
   UnknownEndpointError,

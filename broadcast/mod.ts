@@ -30,6 +30,13 @@ export type { PlumtreeCoreOptions } from "./plumtree_core.ts";
 export type { PlumtreeStats } from "./wire.ts";
 export type { BroadcastHandler, BroadcastServer, GraftResult } from "./handler.ts";
 export {
+  EVENT_NAME_LENGTH_MAX,
+  EVENT_PAYLOAD_LENGTH_MAX,
+  EVENTS_REMEMBERED_MAX,
+  type UserEvent,
+  UserEvents,
+} from "./events.ts";
+export {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   type Heartbeat,
   HeartbeatHandler,

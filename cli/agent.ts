@@ -30,6 +30,11 @@
  *   deno task cli agent --name a --port 7000 --cookie s3cret --dashboard 8080
  *   deno task cli status http://127.0.0.1:8080/
  *
+ * The dashboard port also serves the control API that the serf-style
+ * commands use (`members`, `join`, `leave`, `force-leave`, `tags`, `monitor`,
+ * `event`, with `--addr http://127.0.0.1:8080/`). `--tag NAME=VALUE`
+ * (repeatable) sets the node's tags.
+ *
  * TLS between nodes: `--tls-cert FILE --tls-key FILE [--tls-ca FILE]...`.
  * Metrics: run with `OTEL_DENO=true` (and OTEL_EXPORTER_OTLP_ENDPOINT) to
  * export murmur's OpenTelemetry metrics.
@@ -62,7 +67,9 @@ import {
 } from "../mod.ts";
 import { parseAddress } from "../membership/mod.ts";
 import { ChatLog } from "./chat.ts";
-import { type Dashboard, serveDashboard } from "../dashboard/mod.ts";
+import { type Dashboard, serveDashboard, shareSummary } from "../dashboard/mod.ts";
+import { UserEvents } from "../broadcast/mod.ts";
+import { COMMANDS_USAGE } from "./commands.ts";
 import { instrumentMetrics } from "../metrics/mod.ts";
 
 /** The longest wait between two attempts of a `--join` target. */
@@ -75,9 +82,9 @@ const AGENT_USAGE =
   "[--log-level info] [--dashboard PORT [--dashboard-host H] [--dashboard-token T]] " +
   "[--tls-cert FILE --tls-key FILE [--tls-ca FILE]...] " +
   "[--dns NAME [--dns-type SRV|A|AAAA] [--dns-port PORT] [--dns-server IP:PORT]] " +
-  "[--members-file FILE] [--json] " +
+  "[--members-file FILE] [--tag NAME=VALUE]... [--json] " +
   "[--control]\n" +
-  "       murmur status [--json] DASHBOARD_URL";
+  "       murmur status [--json] DASHBOARD_URL\n" + COMMANDS_USAGE.replace(/^usage: /, "       ");
 
 /**
  * Checks agent command-line `args` without starting anything: throws a
@@ -124,6 +131,7 @@ function parseAgentArgs(args: string[]) {
       "dns-port": { type: "string" },
       "dns-server": { type: "string" },
       "members-file": { type: "string" },
+      tag: { type: "string", multiple: true, default: [] },
     },
   });
 }
@@ -178,6 +186,15 @@ export async function agent(args: string[]): Promise<void> {
     console.error(`--dashboard must be a port number, got ${values.dashboard}\n${USAGE}`);
     Deno.exit(2);
   }
+  const tags: Record<string, string> = {};
+  for (const t of values.tag) {
+    const i = t.indexOf("=");
+    if (i <= 0) {
+      console.error(`--tag must be NAME=VALUE, got ${JSON.stringify(t)}\n${USAGE}`);
+      Deno.exit(2);
+    }
+    tags[t.slice(0, i)] = t.slice(i + 1);
+  }
   const tls = values["tls-cert"] === undefined ? undefined : {
     certFile: values["tls-cert"],
     keyFile: values["tls-key"]!,
@@ -208,6 +225,7 @@ export async function agent(args: string[]): Promise<void> {
     deadMemberRemoveMs: Number(values["dead-member-remove-ms"]),
     reconnectBackoffMaxMs: 1000,
     membership: hyparview ? { strategy: "hyparview" } : { strategy: "full-mesh" },
+    ...(values.tag.length > 0 ? { tags } : {}),
     ...(tls === undefined ? {} : { tls }),
     ...(values.dns === undefined ? {} : {
       discovery: {
@@ -240,8 +258,11 @@ export async function agent(args: string[]): Promise<void> {
 
   // Plumtree broadcast with a chat handler: `chat.say` broadcasts, `chat.stats` reports.
   const chat = new ChatLog();
+  // User events (`murmur event NAME PAYLOAD`), reported as `user-event` lines.
+  const events = new UserEvents(node.name);
+  events.onEvent((e) => emit("user-event", { name: e.name, payload: e.payload, origin: e.origin }));
   const plumtree = await Plumtree.start(node, {
-    handlers: [chat],
+    handlers: [chat, events],
     lazyTickMs: Number(values["lazy-tick-ms"]),
     logger: () => {},
   });
@@ -324,6 +345,8 @@ export async function agent(args: string[]): Promise<void> {
     publishers: { pg: publishers[0], presence: publishers[1] },
   };
   const metrics = instrumentMetrics(parts);
+  // Every agent answers cluster-wide dashboards, with or without one of its own.
+  const offSummary = shareSummary(parts);
   let dashboard: Dashboard | undefined;
   if (dashboardPort !== undefined) {
     try {
@@ -331,6 +354,8 @@ export async function agent(args: string[]): Promise<void> {
         hostname: values["dashboard-host"],
         port: dashboardPort,
         ...(values["dashboard-token"] ? { token: values["dashboard-token"] } : {}),
+        // The serf-style commands talk to it; `leave` is a graceful stop, as on SIGTERM.
+        control: { events, leave: () => Promise.resolve(Deno.kill(Deno.pid, "SIGTERM")) },
       });
     } catch (e) {
       console.error(`murmur agent: dashboard: ${(e as Error).message}`);
@@ -347,6 +372,7 @@ export async function agent(args: string[]): Promise<void> {
       clearInterval(poll);
       emit("stopping");
       await dashboard?.close();
+      offSummary();
       await metrics.close();
       await plumtree.close();
       for (const p of publishers) await p.close();

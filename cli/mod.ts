@@ -1,9 +1,12 @@
 /**
  * The operator CLI: `agent` runs a node (the default command), `status URL`
- * prints a running node's state from its dashboard.
+ * prints a running node's state from its dashboard, and the serf-style
+ * commands (`members`, `join`, `leave`, `force-leave`, `tags`, `monitor`,
+ * `event`) drive a running agent through its control API.
  *
- *   deno run -A jsr:@murmur/murmur/cli agent --name a --port 7000 --cookie s3cret
+ *   deno run -A jsr:@murmur/murmur/cli agent --name a --port 7000 --cookie s3cret --dashboard 8080
  *   deno run -A jsr:@murmur/murmur/cli status http://127.0.0.1:8080/
+ *   deno run -A jsr:@murmur/murmur/cli members --tag role=web --addr http://127.0.0.1:8080/
  *
  * From a clone: `deno task cli agent ...` and `deno task cli status ...`.
  *
@@ -17,9 +20,11 @@
  */
 
 import { agent } from "./agent.ts";
+import { command, COMMANDS } from "./commands.ts";
 import { status } from "./status.ts";
 
 export { agent } from "./agent.ts";
+export { command, COMMANDS, COMMANDS_USAGE } from "./commands.ts";
 export { status } from "./status.ts";
 
 /**
@@ -34,6 +39,7 @@ export { status } from "./status.ts";
  */
 export async function main(args: string[]): Promise<number> {
   if (args[0] === "status") return await status(args.slice(1));
+  if (COMMANDS.includes(args[0] ?? "")) return await command(args);
   await agent(args[0] === "agent" ? args.slice(1) : args);
   return 0;
 }

@@ -37,15 +37,28 @@ const REASONS: Record<number, string> = {
   401: "Unauthorized",
   404: "Not Found",
   405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
   400: "Bad Request",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   503: "Service Unavailable",
 };
 
-/** Reads a request head; undefined when the peer sent none in time or too much. */
-async function readHead(conn: Deno.Conn, timeoutMs: number): Promise<string | undefined> {
-  const buf = new Uint8Array(HEAD_BYTES_MAX);
+/** Largest request body (control commands are small JSON), in bytes. */
+export const BODY_BYTES_MAX = 64 * 1024;
+
+/**
+ * Reads a request head and its body (by `content-length`, at most
+ * {@linkcode BODY_BYTES_MAX}); undefined when the peer sent none in time or
+ * too much. The deadline covers both.
+ */
+async function readRequest(
+  conn: Deno.Conn,
+  timeoutMs: number,
+): Promise<{ head: string; body: Uint8Array } | undefined> {
+  let buf = new Uint8Array(HEAD_BYTES_MAX);
   let n = 0;
   const timer = setTimeout(() => {
     try {
@@ -53,15 +66,35 @@ async function readHead(conn: Deno.Conn, timeoutMs: number): Promise<string | un
     } catch { /* closed */ }
   }, timeoutMs);
   try {
-    while (n < buf.length) {
+    let headEnd = -1;
+    while (headEnd < 0) {
+      if (n === buf.length) return undefined;
       const r = await conn.read(buf.subarray(n));
       if (r === null) return undefined;
+      const from = Math.max(0, n - 3);
       n += r;
-      const text = new TextDecoder().decode(buf.subarray(0, n));
-      const end = text.indexOf("\r\n\r\n");
-      if (end >= 0) return text.slice(0, end);
+      for (let i = from; i + 3 < n; i++) {
+        if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) {
+          headEnd = i;
+          break;
+        }
+      }
     }
-    return undefined;
+    const head = new TextDecoder().decode(buf.subarray(0, headEnd));
+    const length = Number(head.match(/\r\ncontent-length:\s*(\d+)/i)?.[1] ?? 0);
+    if (!(length <= BODY_BYTES_MAX)) return undefined;
+    const start = headEnd + 4;
+    if (start + length > buf.length) {
+      const bigger = new Uint8Array(start + length);
+      bigger.set(buf.subarray(0, n));
+      buf = bigger;
+    }
+    while (n < start + length) {
+      const r = await conn.read(buf.subarray(n, start + length));
+      if (r === null) return undefined;
+      n += r;
+    }
+    return { head, body: buf.slice(start, start + length) as Uint8Array<ArrayBuffer> };
   } catch {
     return undefined;
   } finally {
@@ -69,7 +102,7 @@ async function readHead(conn: Deno.Conn, timeoutMs: number): Promise<string | un
   }
 }
 
-function parse(head: string, host: string): Request | undefined {
+function parse(head: string, body: Uint8Array, host: string): Request | undefined {
   const [line, ...rest] = head.split("\r\n");
   const m = line?.match(/^([A-Z]+) (\S+) HTTP\/1\.[01]$/);
   if (m === undefined || m === null) return undefined;
@@ -86,7 +119,12 @@ function parse(head: string, host: string): Request | undefined {
   const target = m[2]!;
   if (!target.startsWith("/")) return undefined;
   try {
-    return new Request(`http://${host}${target}`, { method: m[1]!, headers });
+    const method = m[1]!;
+    return new Request(`http://${host}${target}`, {
+      method,
+      headers,
+      ...(method === "GET" || method === "HEAD" ? {} : { body: body as Uint8Array<ArrayBuffer> }),
+    });
   } catch {
     return undefined;
   }
@@ -138,9 +176,9 @@ export function serveHttp(
 
   const serve = async (conn: Deno.Conn) => {
     try {
-      const head = await readHead(conn, o.headerTimeoutMs);
-      if (head === undefined || closed) return;
-      const req = parse(head, host);
+      const got = await readRequest(conn, o.headerTimeoutMs);
+      if (got === undefined || closed) return;
+      const req = parse(got.head, got.body, host);
       let res: Response;
       if (req === undefined) res = new Response("bad request\n", { status: 400 });
       else {

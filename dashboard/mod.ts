@@ -16,6 +16,16 @@
  */
 
 export { type Dashboard, type DashboardOptions, serveDashboard } from "./server.ts";
+export { ControlApi, type ControlOptions, MONITORS_MAX } from "./control.ts";
+export {
+  type ClusterState,
+  gatherCluster,
+  type GatherOptions,
+  type NodeSummary,
+  shareSummary,
+  summary,
+  SUMMARY_ENDPOINT,
+} from "./cluster.ts";
 export {
   type DashboardRates,
   type DashboardState,

@@ -2,6 +2,8 @@
 // builds the DOM with createElement and textContent only: names, groups and
 // topics come from peers and are never parsed as HTML. Module-private.
 
+import { jsonSafe } from "./parts.ts";
+
 const CSS = `
 :root { color-scheme: light dark; --ok: #1a7f37; --bad: #cf222e; --dim: #888; --line: #8884; }
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1rem 1.5rem; }
@@ -65,18 +67,62 @@ function treeSvg(self, tree) {
   return el("div", { class: "tree" }, s, el("div", {}, "root " + tree.root + " · " +
     tree.eager.length + " eager, " + tree.lazy.length + " lazy"));
 }
+const tags = (t) => Object.entries(t || {}).map(([k, v]) => k + "=" + v).join(" ") || "–";
+/** Nodes on a circle, the pairs as lines: the overlay, or one root's tree. */
+function graphSvg(names, edges, attrs, root) {
+  const W = 360, H = 300, cx = W / 2, cy = H / 2, r = Math.min(W, H) / 2 - 34;
+  const s = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, ...attrs });
+  const at = new Map(names.map((n, i) => {
+    const a = (2 * Math.PI * i) / Math.max(1, names.length) - Math.PI / 2;
+    return [n, [cx + r * Math.cos(a), cy + r * Math.sin(a)]];
+  }));
+  for (const [a, b] of edges) {
+    const p = at.get(a), q = at.get(b);
+    if (!p || !q) continue;
+    s.append(svg("line", { x1: p[0], y1: p[1], x2: q[0], y2: q[1], stroke: root ? "#1f6feb" : "#888",
+      "stroke-width": root ? 2.5 : 1.5, "data-edge": a + " " + b }));
+  }
+  for (const [n, [x, y]] of at) {
+    s.append(svg("circle", { cx: x, cy: y, r: 6, fill: n === root ? "#bf8700" : "#1f6feb" }));
+    s.append(svg("text", { x, y: y + (y < cy ? -10 : 18), "text-anchor": "middle" }, n));
+  }
+  return s;
+}
+function renderCluster(st) {
+  const c = st.cluster;
+  $("cluster-section").hidden = !c;
+  if (!c) return;
+  const cols = ["framesIn", "framesOut", "bytesIn", "bytesOut", "connections", "deliveries", "duplicates", "sendDrops"];
+  $("cluster-sub").textContent = c.nodes.length + " nodes answered" +
+    (c.unreachable.length ? ", unreachable: " + c.unreachable.join(", ") : "") +
+    (c.sampled ? " (a sample)" : "") + " · gathered in " + c.ms + " ms";
+  const rows = c.nodes.map((n) => ({ attrs: { "data-node": n.name },
+    cells: [n.name, n.address, tags(n.tags), n.neighbours.length, ...cols.map((k) => n.stats[k])] }));
+  rows.push({ attrs: { "data-node": "(sum)" }, cells: ["sum", "", "", "", ...cols.map((k) => c.sums[k])] });
+  $("cluster").replaceChildren(table(["node", "address", "tags", "neighbours", ...cols], rows,
+    [false, false, false, true, ...cols.map(() => true)]));
+  const names = c.nodes.map((n) => n.name);
+  const graphs = [el("div", { class: "tree" }, graphSvg(names, c.links, { "data-graph": "overlay" }),
+    el("div", {}, "overlay: " + c.links.length + " links")) ];
+  for (const t of c.trees.slice(0, 3)) {
+    graphs.push(el("div", { class: "tree" }, graphSvg(names, t.edges, { "data-cluster-root": t.root }, t.root),
+      el("div", {}, "tree of root " + t.root + " · " + t.edges.length + " eager links")));
+  }
+  $("cluster-graphs").replaceChildren(...graphs);
+}
 function render(st) {
   $("title").textContent = "murmur · " + st.node.name;
   $("sub").textContent = st.node.strategy + " · " + st.node.address + " · " +
     new Date(st.at).toLocaleTimeString();
   const conns = (c) => Object.entries(c).map(([ch, n]) => ch + ":" + n).join(" ") || "–";
   $("members").replaceChildren(table(
-    ["name", "state", "incarnation", "address", "connections", "last heard (ms)"],
+    ["name", "state", "incarnation", "address", "tags", "connections", "last heard (ms)"],
     st.members.map((m) => ({
       attrs: { "data-member": m.name, "data-state": m.state },
       cells: [m.name + (m.self ? " (self)" : ""), el("span", { class: "state-" + m.state }, m.state),
-        String(m.incarnation), m.address || "–", conns(m.connections), m.lastHeardMs],
-    })), [false, false, true, false, false, true]));
+        String(m.incarnation), m.address || "–", tags(m.tags), conns(m.connections), m.lastHeardMs],
+    })), [false, false, true, false, false, false, true]));
+  renderCluster(st);
   const r = st.rates;
   $("traffic").replaceChildren(table(["", "frames/s", "bytes/s", "frames", "bytes"], [
     { cells: ["in", r.framesIn, r.bytesIn, st.stats.framesIn, st.stats.bytesIn] },
@@ -115,6 +161,8 @@ function render(st) {
     }), [false, true, true, false, false, true, true, true, true]));
   document.body.dataset.updated = String(st.at);
 }
+const initial = document.getElementById("initial");
+if (initial) render(JSON.parse(initial.textContent));
 const live = $("live");
 const es = new EventSource("events" + location.search);
 es.onopen = () => { live.textContent = "live"; live.className = "on"; };
@@ -122,19 +170,31 @@ es.onerror = () => { live.textContent = "disconnected (retrying)"; live.classNam
 es.onmessage = (e) => render(JSON.parse(e.data));
 `;
 
-/** The whole page (static: every value arrives over the event stream). */
-export function page(): string {
+/**
+ * The whole page, with `initial` (the state when it was asked for) inside:
+ * the first paint already shows it; the event stream keeps it live. The JSON
+ * is escaped so that no peer-chosen name can end the script element.
+ */
+export function page(initial?: unknown): string {
+  const data = initial === undefined
+    ? ""
+    : `<script id="initial" type="application/json">${
+      JSON.stringify(initial, jsonSafe).replace(/</g, "\\u003c").replace(/>/g, "\\u003e")
+        .replace(/&/g, "\\u0026")
+    }</script>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>murmur dashboard</title><style>${CSS}</style></head>
 <body>
 <h1 id="title">murmur</h1><div><span id="sub" class="sub">connecting…</span> · <span id="live">…</span></div>
-<section><h2>Members</h2><div id="members"></div></section>
+<section id="cluster-section" hidden><h2>Cluster</h2><div id="cluster-sub" class="sub"></div>
+<div id="cluster"></div><div id="cluster-graphs" class="grid"></div></section>
+<section><h2>Members (this node's view)</h2><div id="members"></div></section>
 <section><h2>Traffic</h2><div id="traffic" class="grid"></div></section>
 <section id="plumtree-section" hidden><h2>Broadcast (Plumtree)</h2><div class="grid">
 <div id="broadcast"></div><div id="trees" class="grid"></div></div></section>
 <section id="publishers-section" hidden><h2>Publishers</h2><div id="publishers"></div></section>
 <section id="durable-section" hidden><h2>Durable servers</h2><div id="durable"></div></section>
-<script>${SCRIPT}</script>
+${data}<script>${SCRIPT}</script>
 </body></html>`;
 }

@@ -16,6 +16,8 @@ import { page } from "./page.ts";
 import type { TimerId } from "../base/clock.ts";
 import { numberOption } from "../base/options.ts";
 import { serveHttp } from "./_http.ts";
+import { ControlApi, type ControlOptions } from "./control.ts";
+import { type ClusterState, gatherCluster, type GatherOptions, shareSummary } from "./cluster.ts";
 
 /** Options of {@linkcode serveDashboard}. */
 export interface DashboardOptions {
@@ -70,6 +72,22 @@ export interface DashboardOptions {
    * @default 5000
    */
   headerTimeoutMs?: number;
+  /**
+   * The whole cluster on this page: every node's summary gathered each
+   * interval (bounds: see {@linkcode GatherOptions}); `false` shows this node only.
+   *
+   * @default `{}`
+   */
+  cluster?: GatherOptions | false;
+  /**
+   * Serves the control API beside the page (`/api/members`, `/api/monitor`,
+   * `POST /api/join`, `/api/leave`, `/api/force-leave`, `/api/tags`,
+   * `/api/event`: see {@linkcode ControlApi}); the token, when set, guards it
+   * as it guards the page. Off by default.
+   *
+   * @default false
+   */
+  control?: ControlOptions | boolean;
 }
 
 /** A running dashboard. */
@@ -129,6 +147,19 @@ function checkOptions(o: DashboardOptions): Required<Omit<DashboardOptions, "tok
   const streamMaxMs = numberOption("dashboard streamMaxMs", o.streamMaxMs, 30_000, 100);
   const connectionsMax = numberOption("dashboard connectionsMax", o.connectionsMax, 64, 2);
   const headerTimeoutMs = numberOption("dashboard headerTimeoutMs", o.headerTimeoutMs, 5000, 10);
+  const cluster = o.cluster ?? {};
+  if (cluster !== false && (typeof cluster !== "object" || cluster === null)) {
+    throw new TypeError("dashboard cluster must be false or gather options");
+  }
+  if (cluster !== false) {
+    numberOption("dashboard cluster.fanOut", cluster.fanOut, 8);
+    numberOption("dashboard cluster.timeoutMs", cluster.timeoutMs, 1000);
+    numberOption("dashboard cluster.nodesMax", cluster.nodesMax, 64);
+  }
+  const control = o.control ?? false;
+  if (typeof control !== "boolean" && (typeof control !== "object" || control === null)) {
+    throw new TypeError("dashboard control must be a boolean or control options");
+  }
   return {
     hostname,
     port,
@@ -138,6 +169,8 @@ function checkOptions(o: DashboardOptions): Required<Omit<DashboardOptions, "tok
     streamMaxMs,
     connectionsMax,
     headerTimeoutMs,
+    cluster,
+    control,
   };
 }
 
@@ -181,11 +214,28 @@ export async function serveDashboard(
   let timer: TimerId | undefined;
   let soon: TimerId | undefined;
   let pushing: Promise<void> | undefined;
+  let cluster: ClusterState | undefined;
+  let gathering: Promise<void> | undefined;
+  const offSummary = shareSummary(parts);
+  const control = o.control === false
+    ? undefined
+    : new ControlApi(node, o.control === true ? {} : o.control);
+  /** A snapshot of this node with the last cluster view. */
+  const state = async (): Promise<DashboardState> => ({
+    ...(await snapshot(parts, history)),
+    ...(cluster === undefined ? {} : { cluster }),
+  });
+  const gather = () => {
+    if (closed || o.cluster === false || gathering !== undefined) return gathering;
+    return gathering = gatherCluster(parts, o.cluster).then((c) => void (cluster = c)).catch(
+      (e) => node.logger({ level: "debug", node: node.name, msg: "cluster view failed", error: e }),
+    ).finally(() => gathering = undefined);
+  };
 
   const push = async () => {
     if (clients.size === 0) return;
     const chunk = enc.encode(
-      `data: ${JSON.stringify(await snapshot(parts, history), jsonSafe)}\n\n`,
+      `data: ${JSON.stringify(await state(), jsonSafe)}\n\n`,
     );
     for (const c of clients) {
       // A client that does not read is dropped rather than buffered without bound.
@@ -209,6 +259,7 @@ export async function serveDashboard(
     if (closed) return;
     // One sample per interval, clients or not: rates and RMR over the last minute.
     history.add(clock.now(), node.stats(), parts.plumtree?.stats());
+    void gather();
     pushNow();
     timer = clock.setTimeout(tick, o.intervalMs);
   };
@@ -233,13 +284,15 @@ export async function serveDashboard(
 
   const handler = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
+    if (!authorized(req, url)) return new Response("missing or wrong token\n", { status: 401 });
+    const answered = await control?.route(req, url);
+    if (answered !== undefined) return answered;
     if (req.method !== "GET") {
       return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
     }
-    if (!authorized(req, url)) return new Response("missing or wrong token\n", { status: 401 });
     switch (url.pathname) {
       case "/":
-        return new Response(page(), {
+        return new Response(page(await state()), {
           headers: {
             ...HEADERS,
             "content-type": "text/html; charset=utf-8",
@@ -248,7 +301,7 @@ export async function serveDashboard(
           },
         });
       case "/api/state":
-        return new Response(JSON.stringify(await snapshot(parts, history), jsonSafe), {
+        return new Response(JSON.stringify(await state(), jsonSafe), {
           headers: { ...HEADERS, "content-type": "application/json" },
         });
       case "/events": {
@@ -304,12 +357,15 @@ export async function serveDashboard(
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `http://${host}:${addr.port}/` +
     (o.token === undefined ? "" : `?token=${encodeURIComponent(o.token)}`);
+  await gather(); // the first page already shows the cluster
   tick();
 
   const close = async () => {
     if (closed) return;
     closed = true;
     for (const off of offs) off();
+    offSummary();
+    control?.close();
     if (timer !== undefined) clock.clearTimeout(timer);
     if (soon !== undefined) clock.clearTimeout(soon);
     for (const c of clients) {
@@ -321,12 +377,13 @@ export async function serveDashboard(
     for (const t of expiries.values()) clock.clearTimeout(t);
     expiries.clear();
     await pushing;
+    await gathering;
     await server.close();
   };
   return {
     url,
     port: addr.port,
-    state: () => snapshot(parts, history),
+    state,
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -21,6 +21,7 @@ import type { PublisherStats } from "../publisher/data_publisher.ts";
 import { ProcessGroups } from "../publisher/process_groups.ts";
 import { Presence } from "../publisher/presence.ts";
 import type { DurableServerStatus } from "../durable/behaviour.ts";
+import type { ClusterState } from "./cluster.ts";
 
 /** Limits on what one snapshot holds. */
 export interface SnapshotLimits {
@@ -102,6 +103,8 @@ export interface DashboardState {
   readonly publishers: readonly PublisherState[];
   /** Durable servers registered. */
   readonly durable: readonly DurableState[];
+  /** The whole cluster, as this node's dashboard last gathered it (absent in a bare snapshot). */
+  readonly cluster?: ClusterState;
 }
 
 interface Sample {
@@ -264,7 +267,12 @@ export async function snapshot(
   );
   return {
     at: node.clock.wallNow(),
-    node: { name: node.name, strategy: node.strategy, address: formatAddress(node.listenAddr) },
+    node: {
+      name: node.name,
+      strategy: node.strategy,
+      // The advertised address (what peers dial), not a wildcard it may be bound to.
+      address: formatAddress(node.spec.listenAddrs[0] ?? node.listenAddr),
+    },
     members: node.memberInfo(),
     stats,
     rates: history.rates,

@@ -4,14 +4,19 @@
 import type { Clock } from "../base/clock.ts";
 import { NodeDownError } from "./errors.ts";
 import type { LogLevel } from "../base/logger.ts";
-import { isName, type NodeSpec } from "./spec.ts";
+import { isName, type NodeSpec, type Tags } from "./spec.ts";
 import type { MembershipChange } from "./membership_state.ts";
 import { formatAddress } from "./transport.ts";
 
 /** Changes of one event logged one per line; more are summarized. */
 const CHANGES_LOGGED_MAX = 16;
 
-type Listener = { fn: (name: string, channel?: string) => void; channel: string | undefined };
+type Listener = {
+  fn: (name: string, channel: string | undefined, tags: Tags) => void;
+  channel: string | undefined;
+};
+
+const NO_TAGS: Tags = Object.freeze({});
 
 /** Callbacks by node name; "*" hears every node. A callback that throws is logged. */
 export class NamedListeners {
@@ -20,7 +25,11 @@ export class NamedListeners {
   constructor(private readonly threw: (name: string, error: unknown) => void) {}
 
   /** `channel`: called once per transition with the node and that channel. */
-  add(name: string, fn: (name: string, channel?: string) => void, channel?: string): () => void {
+  add(
+    name: string,
+    fn: (name: string, channel: string | undefined, tags: Tags) => void,
+    channel?: string,
+  ): () => void {
     if (typeof name !== "string" || (name !== "*" && !isName(name))) {
       throw new TypeError(`expected a node name or "*", got ${JSON.stringify(name)}`);
     }
@@ -37,7 +46,7 @@ export class NamedListeners {
   }
 
   /** Calls the listeners of `name` and "*"; a channel listener only for a channel in `channels`. */
-  fire(name: string, channels: Iterable<string>): void {
+  fire(name: string, channels: Iterable<string>, tags: Tags = NO_TAGS): void {
     let open: Set<string> | undefined;
     for (const key of [name, "*"]) {
       const set = this.#byName.get(key);
@@ -45,8 +54,7 @@ export class NamedListeners {
       for (const l of [...set]) {
         if (l.channel !== undefined && !(open ??= new Set(channels)).has(l.channel)) continue;
         try {
-          if (l.channel === undefined) l.fn(name);
-          else l.fn(name, l.channel);
+          l.fn(name, l.channel, tags);
         } catch (e) {
           this.threw(name, e);
         }

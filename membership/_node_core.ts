@@ -30,7 +30,7 @@ import { FATAL_CODES, type Peer, Peers } from "./_peers.ts";
 import { checkLiveness } from "./_liveness.ts";
 import { FullMesh } from "./full_mesh.ts";
 import type { LogLevel } from "../base/logger.ts";
-import { isName, type NodeSpec } from "./spec.ts";
+import { checkTags, isName, type NodeSpec, type Tags } from "./spec.ts";
 import type { Handler } from "./messaging.ts";
 import type { NodeOptions } from "./options.ts";
 import {
@@ -52,6 +52,8 @@ export { DEFAULT_CHANNEL } from "./_config.ts";
 import type { CallObserver, JoinResult, MemberInfo, MemberState, NodeStats } from "./node_types.ts";
 
 /** The machinery of one node (see the Node class for what each part means). */
+const NO_TAGS: Tags = Object.freeze({});
+
 export class NodeCore {
   readonly cfg: NodeConfig;
   readonly clock: Clock;
@@ -106,6 +108,7 @@ export class NodeCore {
           monotonic: c.monotonic,
         }]),
       ),
+      ...(options.tags === undefined ? {} : { tags: checkTags(options.tags), tagsVersion: 0 }),
     };
     const m = options.membership;
     const threw = (name: string, e: unknown) =>
@@ -219,6 +222,7 @@ export class NodeCore {
         self,
         state,
         incarnation: spec.incarnation,
+        tags: spec.tags ?? NO_TAGS,
         address: addr === undefined ? undefined : formatAddress(addr),
         connections,
         lastHeardMs: peer === undefined ? undefined : Math.max(0, Math.round(now - peer.lastHeard)),
@@ -442,7 +446,15 @@ export class NodeCore {
       if (promoted === undefined) this.peers.ensure(spec);
       else if (promoted.up) queueMicrotask(() => this.onUp(promoted));
     },
-    changes: (changes) => this.changeListeners.report(changes),
+    changes: (changes) => {
+      for (const c of changes) {
+        // New tags at the same incarnation: the connections stay, the registry takes the spec.
+        if (c.kind !== "updated") continue;
+        const peer = this.peers.peers.get(c.name);
+        if (peer !== undefined) (peer as { spec: NodeSpec }).spec = c.spec;
+      }
+      this.changeListeners.report(changes);
+    },
     send: (to, msg) => {
       let sent = this.sent;
       if (sent === undefined || sent.msg !== msg) {
@@ -465,6 +477,14 @@ export class NodeCore {
     const l = peer.slots.get(DEFAULT_CHANNEL)?.[0];
     if (l !== undefined) await raceTimeout(l.flush(), this.clock, this.cfg.connectTimeoutMs);
     if (this.peers.peers.get(peer.name) === peer) this.peers.drop(peer, reason);
+  }
+
+  /** New tags for this node: the same incarnation, a higher `tagsVersion`; gossiped. */
+  setTags(tags: unknown): void {
+    this.assertOpen();
+    const checked = checkTags(tags);
+    this.spec = { ...this.spec, tags: checked, tagsVersion: (this.spec.tagsVersion ?? 0) + 1 };
+    this.run(this.strategy.setSelf(this.spec, this.clock.now()));
   }
 
   /** Takes an incarnation above `above` (this node was stale or declared dead) and says so. */
@@ -503,7 +523,7 @@ export class NodeCore {
       this.strategy.stats.gossipsOut++;
     }
     this.delivery.peerUp(peer);
-    this.upListeners.fire(peer.name, peer.slots.keys());
+    this.upListeners.fire(peer.name, peer.slots.keys(), peer.spec.tags);
     this.joinWaiters.up(peer.name);
   }
 
@@ -512,7 +532,7 @@ export class NodeCore {
     this.log("info", `down: ${why}`, peer.name);
     this.run(this.strategy.down(peer.name, this.clock.now()));
     this.delivery.peerDown(peer.name, error);
-    this.downListeners.fire(peer.name, this.cfg.channels.keys());
+    this.downListeners.fire(peer.name, this.cfg.channels.keys(), peer.spec.tags);
   }
 
   onMessage(link: Link, m: WireMessage, frame: Uint8Array): void {

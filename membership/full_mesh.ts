@@ -106,6 +106,7 @@ function digestOf(entries: Iterable<MemberEntry>): string {
     const s = e.spec;
     let key = `${s.name}\u0000${s.incarnation}\u0000${e.status}`;
     for (const a of s.listenAddrs) key += `\u0000${a.hostname}:${a.port}`;
+    if (s.tagsVersion) key += `\u0000t${s.tagsVersion}`;
     let h1 = 0x811c9dc5, h2 = 0xcbf29ce4;
     for (let i = 0; i < key.length; i++) {
       const c = key.charCodeAt(i);
@@ -350,7 +351,9 @@ export class FullMesh implements MembershipStrategy {
 
   /** Takes a new spec for this node (a rejoin after a leave, or a refutation). */
   setSelf(spec: NodeSpec, now: number): StrategyEffects {
+    const retag = !this.#left && spec.incarnation === this.#self.incarnation;
     this.#self = spec;
+    if (retag) return this.#apply({ type: "retag", spec }, now);
     if (this.#left) {
       this.#left = false;
       this.#view = initialState(spec);
@@ -423,6 +426,7 @@ export class FullMesh implements MembershipStrategy {
     for (const c of r.changes) {
       if (c.name === this.#self.name) continue;
       fx.changes.push(c);
+      if (c.kind === "updated") continue; // new tags: connections stay
       if (c.kind === "added") {
         this.#downSince.set(c.name, now);
         fx.connect.push(c.spec);

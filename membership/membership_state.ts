@@ -61,6 +61,8 @@ export type MembershipEvent =
   | { type: "leave" }
   /** This node takes a new spec (a higher incarnation: a rejoin after a leave, or a refutation). */
   | { type: "rejoin"; spec: NodeSpec }
+  /** This node's tags changed: the same incarnation, a higher `tagsVersion`. */
+  | { type: "retag"; spec: NodeSpec }
   /** These members are removed (tombstoned at their current incarnation). */
   | { type: "remove"; names: readonly string[] }
   /** Tombstones set or learned before `before` are forgotten. */
@@ -72,12 +74,13 @@ export interface MembershipChange {
   readonly name: string;
   /**
    * `added`: new member; `replaced`: newer incarnation (or address);
-   * `left`: departed; `removed`: tombstoned after being down, or by hand.
+   * `updated`: new tags (same incarnation: connections stay); `left`:
+   * departed; `removed`: tombstoned after being down, or by hand.
    */
-  readonly kind: "added" | "replaced" | "left" | "removed";
+  readonly kind: "added" | "replaced" | "updated" | "left" | "removed";
   /** The spec now in force. */
   readonly spec: NodeSpec;
-  /** The spec it replaced, for `replaced` (the stale spec, pruned). */
+  /** The spec it replaced, for `replaced` (the stale spec, pruned) and `updated`. */
   readonly previous?: NodeSpec;
 }
 
@@ -201,7 +204,9 @@ export function supersedes(a: MemberEntry, b: MemberEntry): boolean {
   if (a.spec.incarnation !== b.spec.incarnation) return a.spec.incarnation > b.spec.incarnation;
   if (a.status !== b.status) return RANK[a.status] > RANK[b.status];
   if (a.spec === b.spec) return false;
-  return compareContent(a.spec, b.spec) > 0;
+  const c = compareContent(a.spec, b.spec);
+  if (c !== 0) return c > 0;
+  return (a.spec.tagsVersion ?? 0) > (b.spec.tagsVersion ?? 0);
 }
 
 function normalize(options: number | StepOptions | undefined): Required<StepOptions> {
@@ -322,6 +327,26 @@ export function step(
         rejected: 0,
       };
     }
+    case "retag": {
+      const mine = state.entries.get(state.self);
+      if (
+        event.spec.name !== state.self || mine === undefined ||
+        event.spec.incarnation !== mine.spec.incarnation ||
+        (event.spec.tagsVersion ?? 0) <= (mine.spec.tagsVersion ?? 0)
+      ) {
+        throw new RangeError(
+          "retag needs this node's spec at its incarnation with a higher tagsVersion",
+        );
+      }
+      const d = new Draft(state);
+      d.set(state.self, { spec: event.spec, status: mine.status }, o.now, o.tombstonesMax);
+      return {
+        state: d.done(),
+        changes: [{ name: state.self, kind: "updated", spec: event.spec, previous: mine.spec }],
+        gossip: true,
+        rejected: 0,
+      };
+    }
     case "remove": {
       const d = new Draft(state);
       const changes: MembershipChange[] = [];
@@ -385,6 +410,10 @@ function mergeEntries(
       if (current?.status === "alive") changes.push({ name, kind: e.status, spec: e.spec });
     } else if (current === undefined || current.status !== "alive") {
       changes.push({ name, kind: "added", spec: e.spec });
+    } else if (
+      e.spec.incarnation === current.spec.incarnation && compareContent(e.spec, current.spec) === 0
+    ) {
+      changes.push({ name, kind: "updated", spec: e.spec, previous: current.spec });
     } else {
       changes.push({ name, kind: "replaced", spec: e.spec, previous: current.spec });
     }

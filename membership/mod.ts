@@ -51,11 +51,16 @@ export type {
 export {
   type ChannelOptions,
   CHANNELS_MAX,
+  checkTags,
   isName,
   LISTEN_ADDRS_MAX,
   NAME_LENGTH_MAX,
   type NodeSpec,
   PARALLELISM_MAX,
+  TAG_NAME_LENGTH_MAX,
+  type Tags,
+  TAGS_LENGTH_MAX,
+  TAGS_MAX,
 } from "./spec.ts";
 export {
   DEFAULT_MEMBERS_MAX,

@@ -20,7 +20,7 @@ import { checkAddress, isWildcard, resolveConfig } from "./_config.ts";
 import { NodeCore } from "./_node_core.ts";
 import { provideRelay } from "./relay.ts";
 import type { Logger } from "../base/logger.ts";
-import { isName, type NodeSpec } from "./spec.ts";
+import { checkTags, isName, matchesTags, type NodeSpec, type Tags } from "./spec.ts";
 import type { MembershipChange } from "./membership_state.ts";
 import type { CallOptions, Handler, MessageContext, SendOptions } from "./messaging.ts";
 import {
@@ -186,9 +186,44 @@ export class Node implements AsyncDisposable {
    * neighbours, connected or being connected) and self, as the seed's
    * HyParView manager; the passive view is {@linkcode Node.passiveMembers}.
    * A send to a listed member whose connection is still opening waits for it.
+   * With `tags`, only the members that have every one of those tags
+   * (`members({ tags: { role: "web" } })`).
    */
-  members(): string[] {
-    return this.#core.strategy.members();
+  members(options: { tags?: Tags } = {}): string[] {
+    const all = this.#core.strategy.members();
+    if (options.tags === undefined) return all;
+    const want = checkTags(options.tags);
+    return all.filter((name) =>
+      matchesTags(
+        name === this.name ? this.#core.spec.tags : this.#core.strategy.entry(name)?.spec.tags,
+        want,
+      )
+    );
+  }
+
+  /** This node's tags (empty when it has none). */
+  get tags(): Tags {
+    return this.#core.spec.tags ?? {};
+  }
+
+  /**
+   * Replaces this node's tags; the new ones spread with the membership
+   * (connections stay). Under full mesh every member sees them within a
+   * gossip round; under HyParView, nodes learn them with the spec (joins,
+   * shuffles, handshakes), neighbours at their next exchange.
+   *
+   * @throws {TypeError} naming what is wrong (a name, a value, the count or the size).
+   *
+   * @example
+   * ```ts
+   * import { Node } from "@murmur/murmur";
+   * await using a = await Node.start({ name: "a", cookie: "c", tags: { role: "web" } });
+   * a.setTags({ role: "web", zone: "eu-1" });
+   * console.log(a.tags.zone, a.members({ tags: { role: "web" } })); // eu-1 [ "a" ]
+   * ```
+   */
+  setTags(tags: Record<string, string>): void {
+    this.#core.setTags(tags);
   }
 
   /**

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { NodeSpec } from "./spec.ts";
+import type { NodeSpec, Tags } from "./spec.ts";
 
 /** A partition injected with `Node.injectPartition`. */
 export interface PartitionInfo {
@@ -52,7 +52,7 @@ export interface UpDownOptions {
  * log("b");
  * ```
  */
-export type UpDownCallback = (node: string, channel?: string) => void;
+export type UpDownCallback = (node: string, channel: string | undefined, tags: Tags) => void;
 
 /**
  * How a node sees one entry of its view: `up` (connected), `down` (a member
@@ -71,6 +71,8 @@ export interface MemberInfo {
   readonly state: MemberState;
   /** The incarnation of the newest spec known. */
   readonly incarnation: number;
+  /** Its tags (empty when it has none). */
+  readonly tags: Tags;
   /** Its first listen address (`host:port`), or undefined. */
   readonly address: string | undefined;
   /** Open connections per channel (empty when not connected). */

@@ -93,6 +93,13 @@ export interface NodeOptions {
    * @default `{ strategy: "full-mesh" }`
    */
   membership?: MembershipOptions;
+  /**
+   * This node's tags (serf's tags): small strings others select members by
+   * (`members({ tags })`), seen in `memberInfo()`, `onUp`/`onDown` callbacks
+   * and the dashboard. At most 32 tags (`TAGS_MAX`) of 1024 characters
+   * together (`TAGS_LENGTH_MAX`); change them with `setTags`.
+   */
+  tags?: Record<string, string>;
   /** TLS for every connection (ignored when `transport` is given). */
   tls?: TlsOptions;
   /** The transport (default: a {@linkcode TcpTransport}). */

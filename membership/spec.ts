@@ -27,7 +27,24 @@ export interface NodeSpec {
   readonly incarnation: number;
   /** Its channels (name to settings). */
   readonly channels: Readonly<Record<string, Readonly<ChannelOptions>>>;
+  /**
+   * Its tags (serf's tags, memberlist's `Meta`): role, zone, version... Set at
+   * start, changed with `setTags`; absent when there are none.
+   */
+  readonly tags?: Readonly<Record<string, string>>;
+  /** Grows on every `setTags` within one incarnation: the larger one wins. */
+  readonly tagsVersion?: number;
 }
+
+/** Node tags: name to value. */
+export type Tags = Readonly<Record<string, string>>;
+
+/** Most tags of a node. */
+export const TAGS_MAX = 32;
+/** Most characters of all tag names and values of a node together (they travel in every spec). */
+export const TAGS_LENGTH_MAX = 1024;
+/** Longest tag name. */
+export const TAG_NAME_LENGTH_MAX = 64;
 
 /** Largest `parallelism` of a channel. */
 export const PARALLELISM_MAX = 64;
@@ -87,7 +104,62 @@ export function validateSpec(v: unknown): NodeSpec {
     }
     channels[n] = { parallelism: p, monotonic: c.monotonic === true };
   }
-  return { name: s.name, incarnation: s.incarnation, listenAddrs, channels };
+  const spec: NodeSpec = { name: s.name, incarnation: s.incarnation, listenAddrs, channels };
+  if (s.tags === undefined) return spec;
+  const why = tagsProblem(s.tags);
+  if (why !== undefined) throw new ProtocolError(`spec.tags: ${why}`);
+  const tv = s.tagsVersion ?? 0;
+  if (typeof tv !== "number" || !Number.isSafeInteger(tv) || tv < 0) {
+    throw new ProtocolError("spec.tagsVersion is not a non-negative integer");
+  }
+  const tags = Object.fromEntries(Object.entries(s.tags as Record<string, string>));
+  return { ...spec, tags, tagsVersion: tv };
+}
+
+/** What is wrong with `tags`, or undefined. */
+function tagsProblem(tags: unknown): string | undefined {
+  if (typeof tags !== "object" || tags === null || Array.isArray(tags)) {
+    return "tags are an object of strings";
+  }
+  const entries = Object.entries(tags);
+  if (entries.length > TAGS_MAX) return `${entries.length} tags (at most ${TAGS_MAX})`;
+  let length = 0;
+  for (const [k, v] of entries) {
+    if (!isName(k) || k.length > TAG_NAME_LENGTH_MAX) {
+      return `tag name ${
+        JSON.stringify(k.slice(0, 80))
+      } is not 1-${TAG_NAME_LENGTH_MAX} characters without control characters`;
+    }
+    if (typeof v !== "string") return `tag "${k}" is not a string`;
+    length += k.length + v.length;
+  }
+  if (length > TAGS_LENGTH_MAX) {
+    return `tags of ${length} characters (at most ${TAGS_LENGTH_MAX}, names and values together)`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks tags given by the user; returns a frozen copy.
+ *
+ * @throws {TypeError} naming what is wrong (a name, a value, the count or the size).
+ *
+ * @example
+ * ```ts
+ * import { checkTags } from "@murmur/murmur/membership";
+ * console.log(checkTags({ role: "web", zone: "a" })); // { role: "web", zone: "a" }
+ * ```
+ */
+export function checkTags(tags: unknown): Tags {
+  const why = tagsProblem(tags);
+  if (why !== undefined) throw new TypeError(`invalid tags: ${why}`);
+  return Object.freeze(Object.fromEntries(Object.entries(tags as Record<string, string>)));
+}
+
+/** True when `tags` has every pair of `want`. */
+export function matchesTags(tags: Tags | undefined, want: Tags): boolean {
+  for (const k in want) if (tags?.[k] !== want[k]) return false;
+  return true;
 }
 
 /**
