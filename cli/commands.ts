@@ -34,7 +34,15 @@ export const COMMANDS_USAGE: string = [
 ].join("\n");
 
 /** The command names. */
-export const COMMANDS: readonly string[] = ["members", "join", "leave", "force-leave", "tags", "monitor", "event"];
+export const COMMANDS: readonly string[] = [
+  "members",
+  "join",
+  "leave",
+  "force-leave",
+  "tags",
+  "monitor",
+  "event",
+];
 
 class UsageError extends Error {}
 
