@@ -7,7 +7,7 @@
 // none is installed); the screenshot is docs/dashboard-cluster.png.
 
 import assert from "node:assert/strict";
-import { Node } from "../mod.ts";
+import type { Node } from "../mod.ts";
 import { gatherCluster, serveDashboard, shareSummary } from "../dashboard/mod.ts";
 import { Plumtree } from "../broadcast/mod.ts";
 import { eventually, JsonProcess, NodeProcess, startNode } from "./_helpers.ts";
