@@ -30,7 +30,9 @@ export interface UserEvent {
   readonly at: number;
 }
 
-type Payload = [name: string, payload: string, origin: string, at: number];
+/** A user event on the wire: name, payload, origin, time. */
+export type UserEventPayload = [name: string, payload: string, origin: string, at: number];
+type Payload = UserEventPayload;
 
 function isPayload(v: unknown): v is Payload {
   return Array.isArray(v) && v.length === 4 && typeof v[0] === "string" &&
@@ -56,7 +58,7 @@ function isPayload(v: unknown): v is Payload {
  * console.log(await got.promise); // deploy: v2.1
  * ```
  */
-export class UserEvents implements BroadcastHandler<UserEvent, string, Payload> {
+export class UserEvents implements BroadcastHandler<UserEvent, string, UserEventPayload> {
   /** The handler's name on every node. */
   readonly name = "murmur.events";
   readonly #self: string;

@@ -34,6 +34,7 @@ export {
   EVENT_PAYLOAD_LENGTH_MAX,
   EVENTS_REMEMBERED_MAX,
   type UserEvent,
+  type UserEventPayload,
   UserEvents,
 } from "./events.ts";
 export {

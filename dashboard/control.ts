@@ -53,6 +53,7 @@ export class ControlApi {
   readonly #offs: (() => void)[] = [];
   readonly #enc = new TextEncoder();
 
+  /** Follows `node`'s membership (and user events) for the monitor streams. */
   constructor(node: Node, options: ControlOptions) {
     this.#node = node;
     this.#o = options;
