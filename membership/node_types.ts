@@ -42,14 +42,15 @@ export interface UpDownOptions {
 }
 
 /**
- * An `onUp`/`onDown` callback: the node, and the channel when it was
- * registered with `{ channel }`.
+ * An `onUp`/`onDown` callback: the node, the channel when it was registered
+ * with `{ channel }`, and the node's tags.
  *
  * @example
  * ```ts
  * import type { UpDownCallback } from "@murmur/murmur/membership";
- * const log: UpDownCallback = (node, channel) => console.log(node, channel ?? "(all)");
- * log("b");
+ * const log: UpDownCallback = (node, channel, tags) =>
+ *   console.log(node, channel ?? "(all)", tags.role ?? "-");
+ * log("b", undefined, { role: "web" }); // b (all) web
  * ```
  */
 export type UpDownCallback = (node: string, channel: string | undefined, tags: Tags) => void;
