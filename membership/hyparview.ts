@@ -19,6 +19,9 @@
 import type { Random } from "../base/clock.ts";
 import {
   byName,
+  CANDIDATES_MAX,
+  CANDIDATES_PER_SOURCE,
+  CANDIDATES_WAITING_MAX,
   HPV,
   type HyParViewConfig,
   type HyParViewOptions,
@@ -56,6 +59,8 @@ import {
 export class HyParView implements MembershipStrategy {
   readonly kind = "hyparview";
   readonly stats: StrategyStats = newStrategyStats();
+  /** Forwarded joiners not dialed: past the bound per forwarding neighbour or in all. */
+  candidatesDropped = 0;
   readonly #o: Required<HyParViewOptions>;
   readonly #random: Random;
   readonly #knownMax: number;
@@ -85,6 +90,15 @@ export class HyParView implements MembershipStrategy {
   readonly #lost = new Map<string, { spec: NodeSpec; since: number }>();
   /** Lost nodes being connected to, to see whether they are back. */
   readonly #probing = new Map<string, { spec: NodeSpec; since: number }>();
+  /**
+   * Forwarded joiners being connected to: taken into the active view only
+   * once their connection is up (a working neighbour is never dropped for an
+   * unproven node), at most {@linkcode CANDIDATES_PER_SOURCE} per forwarding
+   * neighbour and {@linkcode CANDIDATES_MAX} in all.
+   */
+  readonly #candidates = new Map<string, { spec: NodeSpec; from: string }>();
+  /** Forwarded joiners waiting for a dial slot (at most {@linkcode CANDIDATES_WAITING_MAX}). */
+  #waiting: { spec: NodeSpec; from: string }[] = [];
 
   /** Creates the strategy of the node `self`. */
   constructor(self: NodeSpec, config: HyParViewConfig) {
@@ -193,6 +207,16 @@ export class HyParView implements MembershipStrategy {
   /** A connection came up: a neighbour, or a stray one to close. */
   up(name: string, _now: number): StrategyEffects {
     const fx = noEffects();
+    const candidate = this.#candidates.get(name);
+    this.#candidates.delete(name);
+    if (candidate !== undefined) this.#nextCandidates(fx);
+    if (candidate !== undefined && !this.#active.has(name)) {
+      // A forwarded joiner answered: proven, it takes a place (room made now, not before).
+      if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, candidate.spec);
+      this.#passive.delete(name);
+      this.#active.set(name, candidate.spec);
+      this.#greet.set(name, [HPV.Neighbor, 1]);
+    }
     const probed = this.#probing.get(name);
     this.#probing.delete(name);
     if (probed !== undefined && !this.#active.has(name)) {
@@ -233,6 +257,14 @@ export class HyParView implements MembershipStrategy {
   /** A connection to `name` could not be made: drop it from both views, replace it. */
   unreachable(name: string, now: number): StrategyEffects {
     const fx = noEffects();
+    if (this.#candidates.delete(name)) {
+      this.#nextCandidates(fx);
+      if (!this.#active.has(name)) {
+        // An unproven joiner that does not answer: forgotten, nothing else changes.
+        fx.disconnect.push({ name, reason: "forwarded joiner unreachable", departed: false });
+        return fx;
+      }
+    }
     const probed = this.#probing.get(name);
     if (probed !== undefined) {
       this.#probing.delete(name);
@@ -562,14 +594,53 @@ export class HyParView implements MembershipStrategy {
     this.#learn(spec);
     const next = [...this.#up].filter((n) => n !== from && n !== spec.name);
     if (ttl === 0 || this.#active.size <= 1 || next.length === 0) {
-      if (!this.#active.has(spec.name)) {
-        if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, spec, from);
-        this.#addActive(spec, [HPV.Neighbor, 1], fx);
-      }
+      if (!this.#active.has(spec.name)) this.#tryCandidate(spec, from, fx);
       return;
     }
     if (ttl === this.#o.passiveRandomWalkLength) this.#addPassive(spec);
     this.#send(fx, this.#pick(next)!, [HPV.ForwardJoin, spec, ttl - 1]);
+  }
+
+  /**
+   * Dials a forwarded joiner; it joins the active view once its connection is
+   * up. Past the dial bounds it waits its turn (a mass join forwards bursts),
+   * and past the waiting bound it is dropped (a flood).
+   */
+  #tryCandidate(spec: NodeSpec, from: string, fx: StrategyEffects): void {
+    const name = spec.name;
+    if (this.#candidates.has(name) || this.#probing.has(name)) return;
+    if (this.#waiting.some((w) => w.spec.name === name)) return;
+    if (this.#mayDial(from)) {
+      this.#candidates.set(name, { spec, from });
+      fx.connect.push(spec);
+    } else if (this.#waiting.length < CANDIDATES_WAITING_MAX) {
+      this.#waiting.push({ spec, from });
+    } else this.candidatesDropped++;
+  }
+
+  #mayDial(from: string): boolean {
+    if (this.#candidates.size >= CANDIDATES_MAX) return false;
+    let n = 0;
+    for (const c of this.#candidates.values()) {
+      if (c.from === from && ++n >= CANDIDATES_PER_SOURCE) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** A dial ended: the waiting joiners whose source has room go next. */
+  #nextCandidates(fx: StrategyEffects): void {
+    const rest: { spec: NodeSpec; from: string }[] = [];
+    for (const w of this.#waiting) {
+      const name = w.spec.name;
+      if (this.#active.has(name) || this.#candidates.has(name)) continue;
+      if (this.#mayDial(w.from)) {
+        this.#candidates.set(name, w);
+        fx.connect.push(w.spec);
+      } else rest.push(w);
+    }
+    this.#waiting = rest;
   }
 
   #onNeighbor(from: string, high: boolean, fx: StrategyEffects): void {
@@ -579,6 +650,12 @@ export class HyParView implements MembershipStrategy {
     }
     const spec = this.#known.get(from);
     if (spec === undefined) return;
+    if (this.#candidates.delete(from)) {
+      // A forwarded joiner being dialed asked first: it is proven (it is connected), and the
+      // walk meant this node to take it.
+      this.#nextCandidates(fx);
+      high = true;
+    }
     if (this.#active.size < this.#o.activeViewSize || high) {
       if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, spec, from);
       // Connects back; NEIGHBOR on that connection confirms to the requester.

@@ -108,6 +108,12 @@ export const REPAIR_BACKOFF_MS = 250;
  * node short of neighbours insists (high priority).
  */
 export const INSIST_AFTER_SHUFFLES = 6;
+/** Forwarded joiners being dialed at once, in all (each taken only once its connection is up). */
+export const CANDIDATES_MAX = 8;
+/** Forwarded joiners being dialed at once on behalf of one forwarding neighbour. */
+export const CANDIDATES_PER_SOURCE = 2;
+/** Forwarded joiners waiting for a dial (past it, more are dropped: a flood). */
+export const CANDIDATES_WAITING_MAX = 32;
 export const PATH_MAX = 32;
 
 export function resolved(o: HyParViewOptions): Required<HyParViewOptions> {

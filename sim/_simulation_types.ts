@@ -102,6 +102,8 @@ export interface SimNode {
   readonly connecting: Set<string>;
   /** Nodes with an incoming link to this node (they count it as up). */
   readonly inbound: Set<string>;
+  /** Which incarnation of each outgoing link is up (a close arriving late must not close a newer one). */
+  readonly linkEpoch: Map<string, number>;
   ptDeadline: number;
   flushScheduled: boolean;
   /** How this node carries out its strategy's effects (the interpreter a Node shares). */

@@ -88,6 +88,7 @@ export class Simulation {
   readonly #byName = new Map<string, SimNode>();
   /** Per directed link, the arrival time of its last frame (frames stay in order). */
   readonly #lastArrival = new Map<number, number>();
+  #linkSeq = 0;
   /** Partition group of each node index (undefined: no partition). */
   #group: Int32Array | undefined;
   readonly #pubs: SimPublishers | undefined;
@@ -282,6 +283,7 @@ export class Simulation {
       wanted: new Map(),
       connecting: new Set(),
       inbound: new Set(),
+      linkEpoch: new Map(),
       ptDeadline: Infinity,
       flushScheduled: false,
       effects: undefined as unknown as EffectsHost,
@@ -513,6 +515,7 @@ export class Simulation {
       if (!n.wanted.has(to)) return;
       const t = this.#byName.get(to);
       if (t !== undefined && t.alive && !this.#cut(n, t)) {
+        n.linkEpoch.set(to, ++this.#linkSeq);
         t.inbound.add(n.name);
         this.#apply(t, t.strategy.seen(n.spec, this.#now));
         n.up.add(to);
@@ -543,12 +546,20 @@ export class Simulation {
     const hadInbound = n.inbound.delete(to);
     if (t !== undefined && (wasUp || hadInbound)) {
       // The other side sees its link to this node break, after what this node
-      // sent it (a connection's close comes after its last frame).
+      // sent it (a connection's close comes after its last frame). Only the
+      // links closed now: one opened again meanwhile stays (a late close once
+      // took a newer link's inbound side, leaving its dialer up on a link the
+      // other side did not have).
+      const outEpoch = n.linkEpoch.get(to),
+        inEpoch = hadInbound ? t.linkEpoch.get(n.name) : undefined;
       const key = n.index * 0x100000 + t.index;
       const at = Math.max(this.#now + this.#latency(), (this.#lastArrival.get(key) ?? 0) + 0.001);
       this.#q.push(at, () => {
-        t.inbound.delete(n.name);
-        if (t.alive && t.up.has(n.name)) this.#linkDown(t, n.name, "closed");
+        if (!(n.up.has(to) && n.linkEpoch.get(to) !== outEpoch)) t.inbound.delete(n.name);
+        if (
+          t.alive && t.up.has(n.name) &&
+          (inEpoch === undefined || t.linkEpoch.get(n.name) === inEpoch)
+        ) this.#linkDown(t, n.name, "closed");
       });
     }
     if (wasUp) this.#onDown(n, to);
