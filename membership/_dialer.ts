@@ -21,28 +21,56 @@ import { instanceHex, type Peer, type PeerRegistry } from "./_peer.ts";
 export class RestartedError extends HandshakeError {}
 
 /** The outgoing side of one node's connections. */
+/** Dials on peers' behalf waiting for their lane; past it such a dial fails at once. */
+export const DIRECT_DIALS_WAITING_MAX = 64;
+
+/** One lane of dials: how many run, who waits. */
+interface Lane {
+  connecting: number;
+  readonly queue: Peer[];
+  readonly max: number;
+  readonly waitingMax: number;
+}
+
 export class Dialer {
   readonly #p: PeerRegistry;
   readonly #transport: Transport;
-  #connecting = 0;
-  readonly #connectQueue: Peer[] = [];
+  /** The membership's own dials. */
+  readonly #members: Lane;
+  /** Dials on a peer's behalf (direct connections): a quarter of the slots, a bounded queue. */
+  readonly #direct: Lane;
   #drainScheduled = false;
 
   constructor(registry: PeerRegistry, transport: Transport) {
     this.#p = registry;
     this.#transport = transport;
+    const max = registry.cfg.connectsPendingMax;
+    this.#members = { connecting: 0, queue: [], max, waitingMax: Infinity };
+    this.#direct = {
+      connecting: 0,
+      queue: [],
+      max: Math.max(1, Math.floor(max / 4)),
+      waitingMax: DIRECT_DIALS_WAITING_MAX,
+    };
+  }
+
+  #lane(peer: Peer): Lane {
+    return peer.lane === "direct" ? this.#direct : this.#members;
   }
 
   /** Forgets a peer waiting for a connect slot. */
   unqueue(peer: Peer): void {
     if (!peer.queued) return;
     peer.queued = false;
-    const i = this.#connectQueue.indexOf(peer);
-    if (i >= 0) this.#connectQueue.splice(i, 1);
+    for (const lane of [this.#members, this.#direct]) {
+      const i = lane.queue.indexOf(peer);
+      if (i >= 0) lane.queue.splice(i, 1);
+    }
   }
 
   close(): void {
-    this.#connectQueue.length = 0;
+    this.#members.queue.length = 0;
+    this.#direct.queue.length = 0;
   }
 
   /** Opens every connection of a peer; up when all succeed, else backs off. */
@@ -55,15 +83,29 @@ export class Dialer {
       this.#p.scheduleReconnect(peer);
       return;
     }
-    if (this.#connecting >= this.#p.cfg.connectsPendingMax) {
+    const lane = this.#lane(peer);
+    if (lane.connecting >= lane.max) {
       // Bounded: wait for a slot (junk members must not open thousands of sockets at once).
-      if (!peer.queued) {
-        peer.queued = true;
-        this.#connectQueue.push(peer);
+      if (peer.queued) return;
+      if (lane.queue.length >= lane.waitingMax) {
+        // Too many dials on peers' behalf: this one fails now (its sends are dropped, counted).
+        this.#p.counters.connectsRefused++;
+        const e = new NodeDownError(
+          peer.name,
+          "too many connections being opened on peers' behalf",
+        );
+        if (peer.opening) {
+          peer.opening = false;
+          this.#p.hooks.unreached(peer, e);
+        }
+        this.#p.hooks.connectFailed(peer, e, undefined);
+        return;
       }
+      peer.queued = true;
+      lane.queue.push(peer);
       return;
     }
-    this.#connecting++;
+    lane.connecting++;
     const { clock, connectTimeoutMs } = this.#p.cfg;
     const ctl = new AbortController();
     peer.connecting = ctl;
@@ -98,7 +140,7 @@ export class Dialer {
       for (const l of opened) l.close(e);
       clock.clearTimeout(timer);
       peer.connecting = undefined;
-      this.#releaseSlot();
+      this.#releaseSlot(lane);
       const code = e instanceof HandshakeError ? e.code : undefined;
       if (code !== undefined && code !== "timeout") this.#p.counters.connectsRefused++;
       if (peer.opening && !(e instanceof RestartedError)) {
@@ -111,7 +153,7 @@ export class Dialer {
     }
     clock.clearTimeout(timer);
     peer.connecting = undefined;
-    this.#releaseSlot();
+    this.#releaseSlot(lane);
     for (const l of opened) {
       let list = peer.slots.get(l.channel);
       if (list === undefined) peer.slots.set(l.channel, list = []);
@@ -126,19 +168,22 @@ export class Dialer {
     this.#p.hooks.up(peer);
   }
 
-  #releaseSlot(): void {
-    this.#connecting--;
-    if (this.#connectQueue.length === 0 || this.#drainScheduled) return;
+  #releaseSlot(lane: Lane): void {
+    lane.connecting--;
+    if (this.#drainScheduled) return;
+    if (this.#members.queue.length === 0 && this.#direct.queue.length === 0) return;
     // The next queued attempts start from a timer, not in this microtask chain:
     // thousands of instant failures must not starve the event loop.
     this.#drainScheduled = true;
     this.#p.cfg.clock.setTimeout(() => {
       this.#drainScheduled = false;
-      while (this.#connectQueue.length > 0 && this.#connecting < this.#p.cfg.connectsPendingMax) {
-        const next = this.#connectQueue.shift()!;
-        next.queued = false;
-        if (this.#p.peers.get(next.name) === next && !this.#p.closed) {
-          this.#p.track(this.connect(next));
+      for (const l of [this.#members, this.#direct]) {
+        while (l.queue.length > 0 && l.connecting < l.max) {
+          const next = l.queue.shift()!;
+          next.queued = false;
+          if (this.#p.peers.get(next.name) === next && !this.#p.closed) {
+            this.#p.track(this.connect(next));
+          }
         }
       }
     }, 0);

@@ -50,7 +50,7 @@ export class DirectLinks {
     const spec = this.strategy.entry(name)?.spec;
     if (spec === undefined || spec.listenAddrs.length === 0) return undefined;
     this.#links.add(name);
-    return this.peers.ensure(spec);
+    return this.peers.ensure(spec, "direct");
   }
 
   /**
@@ -62,6 +62,7 @@ export class DirectLinks {
     if (!this.#links.delete(spec.name)) return undefined;
     const p = this.peers.peers.get(spec.name);
     if (p === undefined || p.spec.incarnation !== spec.incarnation) return undefined;
+    delete p.lane; // a neighbour now: its dials are the membership's
     return p;
   }
 

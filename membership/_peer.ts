@@ -53,6 +53,12 @@ export interface Peer {
   uses: number;
   /** `uses` when `usedAt` was last brought up to date. */
   usesSeen: number;
+  /**
+   * `"direct"`: a connection opened on a peer's behalf (a send or call to a
+   * node that is no neighbour); its dials take their own bounded lane, so
+   * they never hold up the membership's own.
+   */
+  lane?: "direct";
 }
 
 export interface PeersHooks {

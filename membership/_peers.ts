@@ -101,7 +101,7 @@ export class Peers implements PeerRegistry {
    * Starts keeping a connection to `spec` (replacing any other spec of the
    * name; what waits for the old one's connection waits for the new one's).
    */
-  ensure(spec: NodeSpec): Peer {
+  ensure(spec: NodeSpec, lane?: "direct"): Peer {
     const existing = this.peers.get(spec.name);
     if (existing !== undefined && existing.spec === spec) return existing;
     if (existing !== undefined) {
@@ -124,6 +124,7 @@ export class Peers implements PeerRegistry {
       usedAt: this.cfg.clock.now(),
       uses: 0,
       usesSeen: 0,
+      ...(lane === undefined ? {} : { lane }),
     };
     this.peers.set(spec.name, peer);
     this.connectNow(peer);
