@@ -221,9 +221,18 @@ export class Link {
     for (const r of idle) r();
   }
 
+  #whenClosed: PromiseWithResolvers<void> | undefined;
+
+  /** Resolves once the link is closed (by this node or the peer). */
+  whenClosed(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return (this.#whenClosed ??= Promise.withResolvers<void>()).promise;
+  }
+
   close(reason: unknown): void {
     if (this.closed) return;
     this.closed = true;
+    this.#whenClosed?.resolve();
     this.conn.close();
     this.#frames = [];
     this.#keys = [];

@@ -53,6 +53,8 @@ import type { CallObserver, JoinResult, MemberInfo, MemberState, NodeStats } fro
 
 /** The machinery of one node (see the Node class for what each part means). */
 const NO_TAGS: Tags = Object.freeze({});
+/** How long a leaving node keeps its links for the peers to read its notice and close them. */
+const LEAVE_LINGER_MS = 250;
 
 export class NodeCore {
   readonly cfg: NodeConfig;
@@ -344,13 +346,38 @@ export class NodeCore {
     }
     const fx = this.strategy.leave(this.clock.now());
     const flushes: Promise<void>[] = [];
+    const noticed: Link[] = [];
+    // One notice for all (full mesh): it also goes to every node with a link open to this one
+    // that the view does not list yet (a peer that joined this node a moment ago).
+    const notice = fx.sends[0]?.msg;
+    if (notice !== undefined && fx.sends.every((x) => x.msg === notice)) {
+      const told = new Set(fx.sends.map((x) => x.to));
+      for (const l of this.peers.incoming) {
+        if (!told.has(l.peer)) {
+          told.add(l.peer);
+          fx.sends.push({ to: l.peer, msg: notice });
+        }
+      }
+    }
     for (const s of fx.sends) {
-      const l = this.peers.control(s.to);
-      if (l !== undefined && !this.isPartitioned(s.to) && l.enqueueControl(this.frame(s.msg))) {
+      if (this.isPartitioned(s.to)) continue;
+      // On every open link with it, this node's and the one it opened: closing them all
+      // at once, the peer may see one close before it reads the other, and a link's notice
+      // is read before its own close.
+      const links = [this.peers.control(s.to), ...this.peers.incoming].filter((l) =>
+        l !== undefined && l.peer === s.to && !l.closed && l.channel === DEFAULT_CHANNEL
+      ) as Link[];
+      const frame = this.frame(s.msg);
+      for (const l of new Set(links)) {
+        if (!l.enqueueControl(frame)) continue;
         flushes.push(l.flush());
+        noticed.push(l);
       }
     }
     await raceTimeout(Promise.all(flushes), this.clock, this.cfg.connectTimeoutMs);
+    // A peer that reads the notice closes its links to this node; until then (at most
+    // LEAVE_LINGER_MS) this node keeps them, so that no close overtakes the notice.
+    await raceTimeout(Promise.all(noticed.map((l) => l.whenClosed())), this.clock, LEAVE_LINGER_MS);
     this.run({ ...fx, sends: [] });
     const gone = new NodeDownError(this.cfg.name, "left the cluster");
     for (const p of [...this.peers.peers.values()]) this.peers.drop(p, "this node left", gone);

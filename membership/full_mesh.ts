@@ -330,7 +330,12 @@ export class FullMesh implements MembershipStrategy {
     fx.flush = false;
     this.#dirty = false;
     const msg = entriesForWire(this.#view);
-    for (const name of this.#up) fx.sends.push({ to: name, msg });
+    // Every member, not only those whose connection this node saw come up: right after a
+    // member joined this node, the link it opened may be the only one (the node sends on
+    // any open link).
+    for (const name of viewMembers(this.#view)) {
+      if (name !== this.#self.name) fx.sends.push({ to: name, msg });
+    }
     this.stats.gossipsOut += fx.sends.length;
     for (const name of viewMembers(this.#view)) {
       if (name !== this.#self.name) {
