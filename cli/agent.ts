@@ -408,10 +408,12 @@ export async function agent(args: string[]): Promise<void> {
         emit("members-file", { error: (e as Error).message });
       }
     };
+    // Watching starts before the first read: a change made right after it is not missed.
+    const watcher = Deno.watchFs(membersFile);
     await apply();
     void (async () => {
       let pending: ReturnType<typeof setTimeout> | undefined;
-      for await (const _ of Deno.watchFs(membersFile)) {
+      for await (const _ of watcher) {
         clearTimeout(pending); // an editor writes in several steps: apply once they settle
         pending = setTimeout(() => void apply(), 100);
       }
