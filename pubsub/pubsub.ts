@@ -276,15 +276,16 @@ export class PubSub implements AsyncDisposable {
       if (!ack && !partial) {
         return { nodes, failed: await this.#node.sendMany(remote, this.#endpoint, frame, base) };
       }
-      const opts = ack
-        ? { ...base, transitive: partial, ack: true, timeoutMs }
-        : { ...base, transitive: partial };
+      // Under a partial view frames are acknowledged end to end either way: a routed frame
+      // can be lost while the overlay changes. Without `ack` the publish does not wait.
+      const opts = { ...base, transitive: partial, ack: true, timeoutMs };
       const sent = remote.map((node) =>
         this.#node.send(node, this.#endpoint, frame, opts).then(
           () => undefined,
           (error: unknown) => ({ node, error }),
         )
       );
+      if (!ack) return { nodes, failed: [] }; // failures are counted in the node's ackFailures
       return { nodes, failed: (await Promise.all(sent)).filter((x) => x !== undefined) };
     } catch (e) {
       // A message that cannot cross the wire: named from the user's side.

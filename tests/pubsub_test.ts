@@ -240,6 +240,8 @@ Deno.test("HyParView: 8 nodes with partial views, every subscriber reached", asy
     }
     await subscribed(ms, "hv", ms.slice(4).map((m) => m.node.name), 20_000);
     for (let i = 0; i < 20; i++) await ms[0]!.ps.publish("hv", i);
+    // Acknowledged end to end under a partial view (a routed frame can be lost while the
+    // overlay changes): each subscriber gets each message once.
     await eventually(
       () => [...got.values()].every((g) => g.length === 20),
       "all 20 everywhere",
@@ -255,7 +257,9 @@ Deno.test("HyParView: 8 nodes with partial views, every subscriber reached", asy
       );
       throw e;
     });
-    for (const g of got.values()) assert.deepEqual(g, Array.from({ length: 20 }, (_, i) => i));
+    for (const g of got.values()) {
+      assert.deepEqual([...g].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i));
+    }
   } finally {
     await closeAll(ms);
   }
