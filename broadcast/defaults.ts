@@ -108,6 +108,8 @@ export const DEFAULT_LAZY_TICK_MS = 1000;
  * @default 10000
  */
 export const DEFAULT_EXCHANGE_TICK_MS = 10_000;
+/** Plumtree: how often a node on a partial view checks for an eclipse (`eclipseCheckMs`). */
+export const DEFAULT_ECLIPSE_CHECK_MS = 30_000;
 
 /**
  * Plumtree: exchanges running at once.

@@ -12,6 +12,7 @@ import { checkSendable } from "../base/codec.ts";
 import type { Logger } from "../base/logger.ts";
 import type { Node } from "../membership/node.ts";
 import { type Relay, relayOf } from "../membership/relay.ts";
+import { ECLIPSE_IDS_MAX, ECLIPSE_SETTLED_MS, EclipseCheck } from "./_eclipse.ts";
 import { bumpRound } from "./_forward.ts";
 import type { BroadcastHandler, BroadcastServer } from "./handler.ts";
 import { SerialInbox } from "./_inbox.ts";
@@ -48,6 +49,16 @@ export interface PlumtreeOptions extends Omit<PlumtreeCoreOptions, "random"> {
    * @default 1
    */
   exchangesMax?: number;
+  /**
+   * Under a partial view (HyParView): how often this node asks a random
+   * passive member which broadcasts it delivered lately; when this node has
+   * none of some of them, its neighbours delivered nothing that others got (an
+   * eclipse): it logs it and rotates them out (`Node.rotateNeighbours`). 0
+   * turns the check off.
+   *
+   * @default 30000
+   */
+  eclipseCheckMs?: number;
   /**
    * Plumtree messages waiting while a handler's promise is pending; past it they are dropped.
    *
@@ -96,6 +107,8 @@ export interface PlumtreeServerStats extends PlumtreeStats {
   sendFailures: number;
   /** Messages dropped because the inbox was at `inboxMax`. */
   inboxDropped: number;
+  /** Eclipse checks that found broadcasts a passive member had and this node did not. */
+  eclipses: number;
 }
 
 /** What a Plumtree server holds now; each figure is bounded by an option. */
@@ -151,7 +164,8 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   readonly #deliveryObservers = new Set<DeliveryObserver>();
   readonly #offs: (() => void)[] = [];
   #closed = false;
-  readonly #extra = { exchanges: 0, sendFailures: 0, inboxDropped: 0 };
+  readonly #extra = { exchanges: 0, sendFailures: 0, inboxDropped: 0, eclipses: 0 };
+  readonly #eclipse: EclipseCheck;
   /** Counts a failed send (made once: a broadcast sends per message). */
   readonly #sendFailed = () => void this.#extra.sendFailures++;
   readonly #now = () => this.#clock.now();
@@ -215,6 +229,19 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       exchangeTickMs,
       exchangesMax,
     );
+    const eclipseCheckMs = options.eclipseCheckMs ?? D.DEFAULT_ECLIPSE_CHECK_MS;
+    if (!(eclipseCheckMs >= 0) || !Number.isFinite(eclipseCheckMs)) {
+      throw new RangeError(`eclipseCheckMs must be a finite number >= 0, got ${eclipseCheckMs}`);
+    }
+    this.#eclipse = new EclipseCheck({
+      node,
+      clock: this.#clock,
+      random: this.#random,
+      log: this.#log,
+      handlers: this.#handlers,
+      endpoint: `${this.#endpoint}.recent`,
+      found: () => void this.#extra.eclipses++,
+    }, eclipseCheckMs);
   }
 
   /**
@@ -236,6 +263,15 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       p.#relay.register(p.#endpoint, (msg, ctx, frame) => p.#receive(ctx.from, msg, frame)),
     );
     p.#offs.push(node.register(`${p.#endpoint}.peers`, (root) => p.#core.peers(String(root))));
+    // What this node delivered a little while ago, for another node's eclipse check.
+    p.#offs.push(node.register(`${p.#endpoint}.recent`, () =>
+      p.#core.recentDeliveries(
+        p.#clock.now(),
+        Math.max(ECLIPSE_SETTLED_MS, 3 * p.#lazyTickMs),
+        60_000,
+        ECLIPSE_IDS_MAX,
+      )
+        .map((e) => [e.handler, e.id])));
     p.#offs.push(
       node.onUp("*", (peer) => {
         p.#refreshMembers();
@@ -246,6 +282,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     p.#refreshMembers();
     p.#scheduleLazy();
     p.#exchanges.schedule();
+    p.#eclipse.schedule();
     for (const h of p.#handlers.values()) {
       try {
         h.start?.(p);
@@ -411,6 +448,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       if (t !== undefined) this.#clock.clearTimeout(t);
     }
     await this.#exchanges.close();
+    await this.#eclipse.close();
     await this.#inbox.settled;
   }
 

@@ -374,6 +374,26 @@ export class PlumtreeCore {
     }
   }
 
+  /**
+   * Ids delivered here at least `settledMs` and at most `windowMs` ago (from
+   * the catch-up ring, newest first, at most `max`): what a neighbour of this
+   * node should have by now.
+   */
+  recentDeliveries(
+    now: number,
+    settledMs: number,
+    windowMs: number,
+    max: number,
+  ): { handler: string; id: unknown; root: string }[] {
+    const n = this.#catchupMax, out: { handler: string; id: unknown; root: string }[] = [];
+    for (let k = 1; k <= n && out.length < max; k++) {
+      const e = this.#delivered[(this.#deliveredAt - k + n) % n];
+      if (e === undefined || now - e.at > windowMs) break;
+      if (now - e.at >= settledMs) out.push({ handler: e.handler, id: e.id, root: e.root });
+    }
+    return out;
+  }
+
   /** The tree of `root`, created if needed; the least recently used goes past `rootsMax`. */
   #tree(root: string): Tree {
     let t = this.#trees.get(root);

@@ -506,6 +506,19 @@ export class NodeCore {
     if (this.peers.peers.get(peer.name) === peer) this.peers.drop(peer, reason);
   }
 
+  /** Replaces every neighbour by passive members (HyParView); false when there is nothing to do. */
+  rotateNeighbours(reason: string, prefer?: string): boolean {
+    this.assertOpen();
+    const fx = this.strategy.rotate?.(this.clock.now(), prefer);
+    if (fx === undefined || (fx.disconnect.length === 0 && fx.connect.length === 0)) {
+      this.log("warn", `${reason}; no neighbour to rotate in`);
+      return false;
+    }
+    this.log("warn", `neighbours rotated out: ${reason}`);
+    this.run(fx);
+    return true;
+  }
+
   /** New tags for this node: the same incarnation, a higher `tagsVersion`; gossiped. */
   setTags(tags: unknown): void {
     this.assertOpen();

@@ -417,6 +417,31 @@ export class HyParView implements MembershipStrategy {
     return noEffects();
   }
 
+  /**
+   * Replaces every neighbour by passive members (an eclipse defence: the
+   * caller saw its neighbours deliver nothing that a passive member got).
+   * The neighbours rotated out are told (DISCONNECT) and forgotten, not kept
+   * as passive candidates; the passive members are asked at high priority.
+   */
+  rotate(now: number, prefer?: string): StrategyEffects {
+    const fx = noEffects();
+    const preferred = prefer === undefined
+      ? undefined
+      : this.#passive.get(prefer) ?? this.#known.get(prefer);
+    if (this.#left || (this.#passive.size === 0 && preferred === undefined)) return fx;
+    for (const name of [...this.#active.keys()]) {
+      if (name === prefer) continue;
+      const was = this.#dropActive(name)!;
+      if (was.up) this.#send(fx, name, [HPV.Disconnect]);
+      fx.disconnect.push({ name, reason: "rotated out", departed: false, graceful: was.up });
+    }
+    // The member that showed what this node missed is asked first (it must accept).
+    if (preferred !== undefined) this.#addActive(preferred, [HPV.Neighbor, 1], fx);
+    this.#nextRepair = now;
+    this.#repair(fx, now);
+    return fx;
+  }
+
   /** Nothing to probe: there are no tombstones. */
   probeCandidates(_count: number): NodeSpec[] {
     return [];

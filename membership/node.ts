@@ -201,6 +201,18 @@ export class Node implements AsyncDisposable {
     );
   }
 
+  /**
+   * Under HyParView, replaces every neighbour by members of the passive view,
+   * at high priority; the neighbours rotated out are forgotten (an eclipse
+   * defence: a Plumtree server calls it when its neighbours delivered none of
+   * what a passive member got). `prefer`, a member this node knows, is asked
+   * first. Logs `reason` as a warning. Returns false when there is nothing to
+   * do (full mesh, or no member to take).
+   */
+  rotateNeighbours(reason: string, prefer?: string): boolean {
+    return this.#core.rotateNeighbours(reason, prefer);
+  }
+
   /** This node's tags (empty when it has none). */
   get tags(): Tags {
     return this.#core.spec.tags ?? {};

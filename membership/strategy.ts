@@ -119,6 +119,8 @@ export interface MembershipStrategy {
   remove(names: readonly string[], now: number): StrategyEffects;
   /** This node took a new spec (a higher incarnation). */
   setSelf(spec: NodeSpec, now: number): StrategyEffects;
+  /** Replaces every neighbour by passive members, when the strategy has such (HyParView). */
+  rotate?(now: number, prefer?: string): StrategyEffects;
   /** Removed members worth probing now (a partition may have healed). */
   probeCandidates(count: number): NodeSpec[];
 }
