@@ -74,7 +74,9 @@ export interface DashboardOptions {
   headerTimeoutMs?: number;
   /**
    * The whole cluster on this page: every node's summary gathered each
-   * interval (bounds: see {@linkcode GatherOptions}); `false` shows this node only.
+   * interval while a page watches, and when the page or `/api/state` is asked
+   * for a view older than an interval (bounds: see {@linkcode GatherOptions});
+   * `false` shows this node only.
    *
    * @default `{}`
    */
@@ -220,22 +222,31 @@ export async function serveDashboard(
   const control = o.control === false
     ? undefined
     : new ControlApi(node, o.control === true ? {} : o.control);
+  let clusterAt = -Infinity;
   /** A snapshot of this node with the last cluster view. */
-  const state = async (): Promise<DashboardState> => ({
+  const withCluster = async (): Promise<DashboardState> => ({
     ...(await snapshot(parts, history)),
     ...(cluster === undefined ? {} : { cluster }),
   });
   const gather = () => {
     if (closed || o.cluster === false || gathering !== undefined) return gathering;
-    return gathering = gatherCluster(parts, o.cluster).then((c) => void (cluster = c)).catch(
+    return gathering = gatherCluster(parts, o.cluster).then((c) => {
+      cluster = c;
+      clusterAt = clock.now();
+    }).catch(
       (e) => node.logger({ level: "debug", node: node.name, msg: "cluster view failed", error: e }),
     ).finally(() => gathering = undefined);
+  };
+  /** The page, the JSON API and `state()`: the cluster view gathered again when older than an interval. */
+  const state = async (): Promise<DashboardState> => {
+    if (clock.now() - clusterAt >= o.intervalMs) await gather();
+    return withCluster();
   };
 
   const push = async () => {
     if (clients.size === 0) return;
     const chunk = enc.encode(
-      `data: ${JSON.stringify(await state(), jsonSafe)}\n\n`,
+      `data: ${JSON.stringify(await withCluster(), jsonSafe)}\n\n`,
     );
     for (const c of clients) {
       // A client that does not read is dropped rather than buffered without bound.
@@ -259,7 +270,9 @@ export async function serveDashboard(
     if (closed) return;
     // One sample per interval, clients or not: rates and RMR over the last minute.
     history.add(clock.now(), node.stats(), parts.plumtree?.stats());
-    void gather();
+    // The cluster is asked only while a page watches (or when asked for): an idle
+    // dashboard costs the other nodes nothing.
+    if (clients.size > 0) void gather();
     pushNow();
     timer = clock.setTimeout(tick, o.intervalMs);
   };

@@ -253,3 +253,21 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? NaN;
 }
+
+/** A TCP listener that accepts and never answers (an attacker's address): counts the dials. */
+export function tarpit(): { port: number; dials: () => number; close: () => Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) held.push(c);
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    dials: () => held.length,
+    close: async () => {
+      listener.close();
+      for (const c of held) c.close();
+      await accepting;
+    },
+  };
+}

@@ -11,20 +11,13 @@ import assert from "node:assert/strict";
 import { clientHandshake, encodeValue, Tag } from "../protocol.ts";
 import { TcpTransport } from "../membership/mod.ts";
 import type { FrameConnection, Node } from "../membership/mod.ts";
-import { startNode } from "./_helpers.ts";
+import { startNode, tarpit } from "./_helpers.ts";
 
 const IDENTITIES = 200;
 
 Deno.test("hyparview: dials on peers' behalf never hold up the node's own join", async () => {
-  const tarpit = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  let dials = 0;
-  const accepting = (async () => {
-    for await (const c of tarpit) {
-      dials++;
-      held.push(c);
-    }
-  })();
+  // A tarpit: accepts TCP and never answers (the made-up nodes' address).
+  const pit = tarpit();
   const membership = { strategy: "hyparview" as const };
   const nodes: Node[] = [];
   const conns: FrameConnection[] = [];
@@ -33,7 +26,7 @@ Deno.test("hyparview: dials on peers' behalf never hold up the node's own join",
     const other = await startNode("other", { membership });
     nodes.push(t, other);
     t.register("echo-back", (msg, ctx) => void t.send(ctx.from, "reply", msg));
-    const port = (tarpit.addr as Deno.NetAddr).port;
+    const port = pit.port;
     for (let i = 0; i < IDENTITIES; i++) {
       const conn = await new TcpTransport().connect(t.listenAddr);
       conns.push(conn);
@@ -61,16 +54,14 @@ Deno.test("hyparview: dials on peers' behalf never hold up the node's own join",
     await t.join(other.spec, { timeoutMs: 5000 });
     const ms = performance.now() - t0;
     console.log(
-      `  joined in ${Math.round(ms)} ms with ${dials} dials to the tarpit, ` +
+      `  joined in ${Math.round(ms)} ms with ${pit.dials()} dials to the tarpit, ` +
         `${t.stats().sendDrops} answers dropped`,
     );
     assert.ok(ms < 1000, `the join took ${Math.round(ms)} ms`);
-    assert.ok(dials <= 16 + 64, `${dials} dials on peers' behalf`);
+    assert.ok(pit.dials() <= 16 + 64, `${pit.dials()} dials on peers' behalf`);
   } finally {
     for (const c of conns) c.close();
     await Promise.all(nodes.map((n) => n.close()));
-    tarpit.close();
-    for (const c of held) c.close();
-    await accepting;
+    await pit.close();
   }
 });

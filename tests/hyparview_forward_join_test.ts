@@ -8,21 +8,13 @@
 import assert from "node:assert/strict";
 import { encodeValue, Tag } from "../protocol.ts";
 import type { Node } from "../mod.ts";
-import { eventually, rawPeer, startNode } from "./_helpers.ts";
+import { eventually, rawPeer, startNode, tarpit } from "./_helpers.ts";
 
 const HPV_FORWARD_JOIN = 1;
 
 Deno.test("hyparview: a flood of FORWARD_JOINs of made-up nodes keeps the working neighbours", async () => {
   // A tarpit: accepts TCP and never answers (the made-up nodes' address).
-  const tarpit = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  let dials = 0;
-  const accepting = (async () => {
-    for await (const c of tarpit) {
-      dials++;
-      held.push(c);
-    }
-  })();
+  const pit = tarpit();
   const membership = { strategy: "hyparview" as const, activeViewSize: 3, passiveViewSize: 8 };
   const nodes: Node[] = [];
   let mallory: Awaited<ReturnType<typeof rawPeer>> | undefined;
@@ -40,7 +32,7 @@ Deno.test("hyparview: a flood of FORWARD_JOINs of made-up nodes keeps the workin
     );
     const before = t.connectedMembers().join();
     mallory = await rawPeer(t.listenAddr);
-    const port = (tarpit.addr as Deno.NetAddr).port;
+    const port = pit.port;
     const frames = Array.from({ length: 200 }, (_, i) =>
       encodeValue([Tag.Gossip, [
         HPV_FORWARD_JOIN,
@@ -56,17 +48,17 @@ Deno.test("hyparview: a flood of FORWARD_JOINs of made-up nodes keeps the workin
     // Give the flood time to do its harm (the tarpit holds each dial for connectTimeoutMs).
     await new Promise((r) => setTimeout(r, 1500));
     const after = t.connectedMembers().join();
-    console.log(`  neighbours before ${before}, after ${after}; ${dials} dials to the tarpit`);
+    console.log(
+      `  neighbours before ${before}, after ${after}; ${pit.dials()} dials to the tarpit`,
+    );
     assert.equal(after, before, "the working neighbours stay");
-    assert.ok(dials <= 8, `${dials} dials on the attacker's behalf (bounded)`);
+    assert.ok(pit.dials() <= 8, `${pit.dials()} dials on the attacker's behalf (bounded)`);
     for (const n of nodes.slice(1)) {
       assert.ok(n.connectedMembers().includes("target"), `${n.name} still has target`);
     }
   } finally {
     mallory?.close();
     await Promise.all(nodes.map((n) => n.close()));
-    tarpit.close();
-    for (const c of held) c.close();
-    await accepting;
+    await pit.close();
   }
 });
