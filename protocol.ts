@@ -118,6 +118,8 @@ export {
 } from "./publisher/overlay_wire.ts";
 export {
   type BroadcastReport,
+  type CrashKind,
+  type OverlayShape,
   Simulation,
   type SimulationCounters,
   type SimulationOptions,

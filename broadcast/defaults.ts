@@ -96,6 +96,24 @@ export const DEFAULT_CATCHUP_MS = 10_000;
 export const DEFAULT_CATCHUP_IDS_MAX = 1000;
 
 /**
+ * Plumtree: ids delivered here that no neighbour is known to hold (sent while
+ * this node had no neighbour, or announced only to neighbours that all went
+ * away unacknowledged), kept to announce to every new neighbour until one
+ * acknowledges them. Past it the oldest are dropped, counted in `lazyDropped`.
+ *
+ * @default 10000
+ */
+export const DEFAULT_UNSHARED_MAX = 10_000;
+
+/**
+ * Plumtree: a neighbour whose announcement shows a path this many rounds
+ * shorter becomes the parent in that tree (the paper's optimization; 0: off).
+ *
+ * @default 2
+ */
+export const DEFAULT_OPTIMIZE_THRESHOLD = 2;
+
+/**
  * Plumtree: period of the IHAVE flush (as in Partisan).
  *
  * @default 1000

@@ -89,6 +89,7 @@ export function parsePlumtreeMessage(v: unknown): PlumtreeMessage | undefined {
         ? v as PlumtreeMessage
         : undefined;
     case PT.Prune:
+    case PT.Adopt:
       return v.length === 2 && isName(v[1]) ? v as PlumtreeMessage : undefined;
     case PT.Ignored:
       return v.length === 2 && isRound(v[1]) ? v as PlumtreeMessage : undefined;
@@ -175,6 +176,9 @@ export function receivePlumtree(
     case PT.Prune:
       core.onPrune(from, msg[1]);
       return NOTHING;
+    case PT.Adopt:
+      core.onAdopt(from, msg[1]);
+      return NOTHING;
     case PT.Ignored:
       core.onIgnored(from, msg[1]);
       return NOTHING;
@@ -206,6 +210,7 @@ function receiveIHave(
   const entries: { handler: string; id: unknown; round: number; root: string; stale: boolean }[] =
     [];
   let pending: Promise<void>[] | undefined;
+  let switched: Send[] | undefined;
   for (const [name, root, gids, rounds] of groups) {
     if (!handlers.has(name)) {
       core.stats.malformed++;
@@ -213,8 +218,13 @@ function receiveIHave(
     }
     for (let k = 0; k < gids.length; k++) {
       const id = gids[k];
-      // Delivered here already (the common case): nothing to ask the handler.
-      if (core.seen(name, id)) continue;
+      // Delivered here already (the common case): nothing to ask the handler,
+      // but the announcement may show a much shorter path.
+      if (core.seen(name, id)) {
+        const s = core.onHeldAnnounced(from, name, id, rounds[k]!, root);
+        if (s !== undefined) (switched ??= []).push(...s);
+        continue;
+      }
       const e = { handler: name, id, round: rounds[k]!, root, stale: true };
       entries.push(e);
       try {
@@ -227,6 +237,9 @@ function receiveIHave(
       }
     }
   }
-  const done = (): Received => ({ sends: core.onIHave(from, batch, entries, now()) });
+  const done = (): Received => {
+    const sends = core.onIHave(from, batch, entries, now());
+    return { sends: switched === undefined ? sends : [...switched, ...sends] };
+  };
   return pending === undefined ? done() : Promise.all(pending).then(done);
 }

@@ -21,102 +21,13 @@ import type { Random } from "../base/clock.ts";
 import { ihaveGroups, type PlumtreeMessage, type PlumtreeStats, PT, type Send } from "./wire.ts";
 import { idKey, idSlot, RecentIds } from "./_recent.ts";
 import { MissingIds } from "./_missing.ts";
+import { drop, Trees } from "./_trees.ts";
+import type { PlumtreeCoreOptions } from "./plumtree_options.ts";
 
-/** Options of {@linkcode PlumtreeCore}. Every per-peer structure has a bound; what is shed is counted. */
-export interface PlumtreeCoreOptions {
-  /**
-   * Random overlay neighbours besides the two ring neighbours.
-   *
-   * @default 2
-   */
-  fanout?: number;
-  /**
-   * Wait after an IHAVE before grafting, in case the payload arrives eagerly.
-   *
-   * @default 200
-   */
-  graftTimeoutMs?: number;
-  /**
-   * Wait before grafting again from the next announcer.
-   *
-   * @default 1000
-   */
-  graftRetryMs?: number;
-  /**
-   * Grafts for one id before giving it up to anti-entropy.
-   *
-   * @default 10
-   */
-  graftRetriesMax?: number;
-  /**
-   * Lazy entries queued per peer; the oldest are dropped past it.
-   *
-   * @default 10000
-   */
-  lazyOutstandingMax?: number;
-  /**
-   * Ids remembered for duplicate detection.
-   *
-   * @default 100000
-   */
-  idsRememberedMax?: number;
-  /**
-   * Ids in one IHAVE frame sent.
-   *
-   * @default 1000
-   */
-  ihaveBatchMax?: number;
-  /**
-   * Ids accepted in one IHAVE frame received; a larger frame is dropped whole.
-   *
-   * @default 10000
-   */
-  ihaveIdsMax?: number;
-  /**
-   * Announced ids waiting for their payload (a graft), all peers together; past
-   * it the oldest is forgotten.
-   *
-   * @default 10000
-   */
-  missingMax?: number;
-  /**
-   * Announced ids waiting for their payload first announced by one peer; past it that peer's new ones are dropped.
-   *
-   * @default 2000
-   */
-  missingPerPeerMax?: number;
-  /**
-   * Broadcast trees (one per root) kept; past it the least recently used is forgotten.
-   *
-   * @default 1024
-   */
-  rootsMax?: number;
-  /**
-   * A new neighbour is announced the ids delivered here in the last `catchupMs`
-   * (default 10000 ms), at most `catchupIdsMax` (default 1000): a node that
-   * joins, or reconnects after its neighbours failed, grafts what it missed.
-   */
-  catchupMs?: number;
-  /** See `catchupMs` (default 1000; 0 turns catch-up off). */
-  catchupIdsMax?: number;
-  /** Randomness for overlay choices. */
-  random: Random;
-}
+export type { PlumtreeCoreOptions } from "./plumtree_options.ts";
 
-/**
- * A root's tree: its eager peers, in the order they became eager (a plain
- * array: a view holds a handful of peers, and a node can hold a tree per
- * node of the cluster). Every other neighbour is lazy.
- */
-type Tree = string[];
-
-/** Removes `peer` from `t`; true when it was there. */
-function drop(t: Tree, peer: string): boolean {
-  const i = t.indexOf(peer);
-  if (i < 0) return false;
-  t.splice(i, 1);
-  return true;
-}
+/** Non-members remembered as having taken this node as a neighbour (see `onNeighbor`). */
+const EARLY_MAX = 64;
 
 interface Lazy {
   readonly handler: string;
@@ -169,17 +80,24 @@ export class PlumtreeCore {
   readonly #rootsMax: number;
   readonly #catchupMs: number;
   readonly #catchupMax: number;
+  readonly #unsharedMax: number;
+  readonly #optimize: number;
   readonly #random: Random;
+  /** Delivered here, held by no neighbour known (see `unsharedMax`), oldest first. */
+  readonly #unshared = new Set<Lazy>();
   /** The last ids delivered here (a ring), for new neighbours. */
   readonly #delivered: (Recent | undefined)[];
   #deliveredAt = 0;
   /** The latest time any input carried. */
   #now = 0;
   #members: string[] = [];
+  readonly #memberSet = new Set<string>();
+  /** Non-members that took this node as a neighbour (their membership may come later), oldest first. */
+  readonly #early = new Set<string>();
   readonly #picked = new Set<string>();
   readonly #inbound = new Set<string>();
   readonly #neighbours = new Set<string>();
-  readonly #trees = new Map<string, Tree>();
+  readonly #trees: Trees;
   /** Per neighbour (and only for neighbours), its announcements not yet acknowledged. */
   readonly #outstanding = new Map<string, Outstanding>();
   /** The values of `#outstanding`, for the per-delivery loop. */
@@ -223,6 +141,8 @@ export class PlumtreeCore {
     this.#rootsMax = options.rootsMax ?? D.DEFAULT_ROOTS_MAX;
     this.#catchupMs = options.catchupMs ?? D.DEFAULT_CATCHUP_MS;
     this.#catchupMax = options.catchupIdsMax ?? D.DEFAULT_CATCHUP_IDS_MAX;
+    this.#unsharedMax = options.unsharedMax ?? D.DEFAULT_UNSHARED_MAX;
+    this.#optimize = options.optimizeThreshold ?? D.DEFAULT_OPTIMIZE_THRESHOLD;
     this.#random = options.random;
     if (!Number.isInteger(this.#catchupMax) || this.#catchupMax < 0) {
       throw new RangeError(`catchupIdsMax must be a non-negative integer, got ${this.#catchupMax}`);
@@ -235,6 +155,7 @@ export class PlumtreeCore {
       const [k, v] of Object.entries({
         fanout: this.#fanout,
         graftRetriesMax: this.#graftRetriesMax,
+        optimizeThreshold: this.#optimize,
       })
     ) {
       if (!Number.isInteger(v) || v < 0) {
@@ -250,6 +171,7 @@ export class PlumtreeCore {
         missingMax: this.#missingMax,
         missingPerPeerMax: this.#missingPerPeerMax,
         rootsMax: this.#rootsMax,
+        unsharedMax: this.#unsharedMax,
       })
     ) {
       if (!Number.isInteger(v) || v < 1) {
@@ -257,6 +179,7 @@ export class PlumtreeCore {
       }
     }
     this.#recent = new RecentIds(this.#idsMax);
+    this.#trees = new Trees(this.#rootsMax, () => void this.stats.rootsDropped++);
     this.#missing = new MissingIds({
       graftTimeoutMs: this.#graftTimeoutMs,
       graftRetryMs: this.#graftRetryMs,
@@ -278,7 +201,7 @@ export class PlumtreeCore {
 
   /** Eager and lazy peers of the tree rooted at `root`. */
   peers(root: string): { eager: string[]; lazy: string[] } {
-    const t = this.#trees.get(root);
+    const t = this.#trees.peek(root);
     if (t === undefined) return { eager: this.neighbours(), lazy: [] };
     return {
       eager: [...t].sort(),
@@ -291,7 +214,7 @@ export class PlumtreeCore {
    * `limit`, the newest kept), with each tree's eager and lazy peers.
    */
   trees(limit = Infinity): { root: string; eager: string[]; lazy: string[] }[] {
-    const roots = [...this.#trees.keys()];
+    const roots = this.#trees.roots();
     const from = Math.max(0, roots.length - limit);
     return roots.slice(from).map((root) => ({ root, ...this.peers(root) }));
   }
@@ -313,7 +236,16 @@ export class PlumtreeCore {
       !next.includes(m)
     );
     this.#members = next;
+    this.#memberSet.clear();
+    for (const m of next) this.#memberSet.add(m);
     for (const g of gone) this.#forget(g);
+    for (const p of this.#early) {
+      if (this.#memberSet.has(p)) {
+        this.#early.delete(p);
+        this.#inbound.add(p);
+        this.#addNeighbour(p);
+      }
+    }
     const others = next.filter((m) => m !== this.self);
     const want = new Set<string>();
     if (others.length > 0) {
@@ -345,9 +277,18 @@ export class PlumtreeCore {
     this.#picked.delete(peer);
     this.#inbound.delete(peer);
     this.#neighbours.delete(peer);
-    if (this.#outstanding.delete(peer)) this.#outs = [...this.#outstanding.values()];
+    const out = this.#outstanding.get(peer);
+    if (out !== undefined) {
+      this.#outstanding.delete(peer);
+      this.#outs = [...this.#outstanding.values()];
+      // The last neighbour went without acknowledging these: nobody known holds them.
+      if (this.#outs.length === 0) {
+        for (const b of out.unacked.values()) for (const e of b) this.#keepUnshared(e);
+        for (let i = out.head; i < out.pending.length; i++) this.#keepUnshared(out.pending[i]!);
+      }
+    }
     this.#heard.delete(peer);
-    for (const t of this.#trees.values()) drop(t, peer);
+    this.#trees.forget(peer);
     this.#missing.forget(peer);
   }
 
@@ -360,15 +301,29 @@ export class PlumtreeCore {
     this.#catchUp(peer);
   }
 
+  #keepUnshared(e: Lazy): void {
+    this.#unshared.add(e);
+    if (this.#unshared.size > this.#unsharedMax) {
+      this.#unshared.delete(this.#unshared.values().next().value!);
+      this.stats.lazyDropped++;
+    }
+  }
+
   /** Announces recent deliveries to a new neighbour (it grafts what it lacks). */
   #catchUp(peer: string): void {
+    const out = this.#outstanding.get(peer)!;
+    // What nobody known holds, however old (see `unsharedMax`), then the recent ids.
+    for (const e of this.#unshared) {
+      out.pending.push(e);
+      if (++out.size > this.#lazyMax) this.#dropOldest(out);
+    }
     const n = this.#catchupMax;
     if (n === 0) return;
     const since = this.#now - this.#catchupMs;
-    const out = this.#outstanding.get(peer)!;
     for (let k = 1; k <= n; k++) {
       const e = this.#delivered[(this.#deliveredAt - k + n) % n];
       if (e === undefined || e.at < since) break;
+      if (this.#unshared.has(e)) continue;
       out.pending.push(e);
       if (++out.size > this.#lazyMax) this.#dropOldest(out);
     }
@@ -392,24 +347,6 @@ export class PlumtreeCore {
       if (now - e.at >= settledMs) out.push({ handler: e.handler, id: e.id, root: e.root });
     }
     return out;
-  }
-
-  /** The tree of `root`, created if needed; the least recently used goes past `rootsMax`. */
-  #tree(root: string): Tree {
-    let t = this.#trees.get(root);
-    if (t === undefined) {
-      t = [...this.#neighbours];
-      if (this.#trees.size >= this.#rootsMax) {
-        this.#trees.delete(this.#trees.keys().next().value!);
-        this.stats.rootsDropped++;
-      }
-      this.#trees.set(root, t);
-    } else if (this.#trees.size > 1) {
-      // Keep the map in order of use (cheap: only when it is not already the newest).
-      this.#trees.delete(root);
-      this.#trees.set(root, t);
-    }
-    return t;
   }
 
   /** Past `lazyOutstandingMax`: forget the oldest unacknowledged batch, else the oldest pending entries. */
@@ -448,7 +385,9 @@ export class PlumtreeCore {
     this.#now = now;
     this.#recent.remember(handler, idSlot(id), this.self, 0);
     this.stats.deliveries++;
-    return this.#push(handler, id, payload, 0, this.self, this.self);
+    const sends = this.#push(handler, id, payload, 0, this.self, this.self);
+    this.#trees.delivered(this.self, this.self, this.self);
+    return sends;
   }
 
   #push(
@@ -459,7 +398,7 @@ export class PlumtreeCore {
     root: string,
     from: string,
   ): Send[] {
-    const t = this.#tree(root);
+    const t = this.#trees.get(root, this.#neighbours);
     const sends: Send[] = [];
     // One message object for every destination: the caller can encode it once.
     const msg: PlumtreeMessage = [PT.Broadcast, handler, id, payload, root, round + 1];
@@ -474,6 +413,8 @@ export class PlumtreeCore {
       this.#delivered[this.#deliveredAt] = entry;
       this.#deliveredAt = (this.#deliveredAt + 1) % this.#catchupMax;
     }
+    // Broadcast here with no neighbour to tell: nobody else holds it.
+    if (this.#outs.length === 0 && from === this.self) this.#keepUnshared(entry);
     // Lazy announcements go to every neighbour but the sender, eager ones too:
     // an eager push can be lost (a dropped connection, a lossy network), and on
     // a new tree every link starts eager. A peer that has the id just
@@ -517,7 +458,9 @@ export class PlumtreeCore {
       this.#recent.remember(handler, slot, from, round);
       if (this.#missing.size > 0) this.#missing.received(idKey(handler, id));
       this.stats.deliveries++;
-      return this.#push(handler, id, payload, round, root, from);
+      const sends = this.#push(handler, id, payload, round, root, from);
+      this.#trees.delivered(root, from, this.self);
+      return sends;
     }
     this.stats.duplicates++;
     const kept = this.#recent.kept(handler, slot);
@@ -531,10 +474,11 @@ export class PlumtreeCore {
         // pushes back to the sender) would carry nothing but duplicates from
         // now on: it becomes lazy here too (a GRAFT makes it eager again).
         prune = kept.from;
-        const t = this.#trees.get(root);
+        const t = this.#trees.peek(root);
         if (t !== undefined) drop(t, prune);
         kept.from = from;
         kept.round = round;
+        this.#trees.reparent(root, from);
       }
     } else if (kept === undefined) this.#recent.remember(handler, slot, from, round);
     this.stats.prune++;
@@ -548,9 +492,49 @@ export class PlumtreeCore {
    */
   onPrune(from: string, root: string): void {
     this.#hear(from);
-    const t = this.#trees.get(root);
+    const t = this.#trees.peek(root);
     if (t === undefined) return;
     drop(t, from);
+  }
+
+  /**
+   * An ADOPT: `from` takes this node as its parent in `root`'s tree (the link
+   * becomes eager there). Ignored for a root without a tree, as a PRUNE.
+   */
+  onAdopt(from: string, root: string): void {
+    this.#hear(from);
+    const t = this.#trees.peek(root);
+    if (t !== undefined && this.#neighbours.has(from) && !t.includes(from)) t.push(from);
+  }
+
+  /**
+   * An announcement of an id already delivered here (the dispatch skips the
+   * handler for those). When `from`'s path is shorter by `optimizeThreshold`
+   * rounds than the one the payload came by, `from` becomes the parent in the
+   * root's tree: ADOPT to it, PRUNE to the old parent. Undefined otherwise
+   * (the common case, with no allocation).
+   */
+  onHeldAnnounced(
+    from: string,
+    handler: string,
+    id: unknown,
+    round: number,
+    root: string,
+  ): Send[] | undefined {
+    if (this.#optimize === 0) return undefined;
+    const kept = this.#recent.kept(handler, idSlot(id));
+    if (kept === undefined || round + this.#optimize > kept.round) return undefined;
+    const old = kept.from;
+    if (old === this.self || old === from || root === this.self) return undefined;
+    if (!this.#neighbours.has(from) || this.#trees.parent(root) !== old) return undefined;
+    kept.from = from;
+    kept.round = round;
+    this.#trees.reparent(root, from);
+    // The old parent's copies would now be duplicates: it leaves the tree's eager set here too.
+    const t = this.#trees.peek(root);
+    if (t !== undefined) drop(t, old);
+    this.stats.prune++;
+    return [{ to: from, msg: [PT.Adopt, root] }, { to: old, msg: [PT.Prune, root] }];
   }
 
   /**
@@ -561,15 +545,30 @@ export class PlumtreeCore {
   onNeighbor(from: string, kind: 0 | 1 | 2): Send[] {
     this.#hear(from);
     if (kind === 1) {
-      this.#inbound.add(from);
+      if (this.#memberSet.has(from)) this.#inbound.add(from);
+      else {
+        // Its membership here may come later: it becomes a neighbour then.
+        this.#early.delete(from);
+        this.#early.add(from);
+        if (this.#early.size > EARLY_MAX) this.#early.delete(this.#early.values().next().value!);
+      }
       return [{ to: from, msg: [PT.Neighbor, 2] }];
     }
-    if (kind === 0) this.#inbound.delete(from);
+    if (kind === 0) {
+      this.#inbound.delete(from);
+      this.#early.delete(from);
+    }
     return [];
   }
 
-  /** Any Plumtree message from `from`: it is a neighbour, and it knows this node. */
+  /**
+   * Any Plumtree message from `from`: if it is a member, it is a neighbour
+   * and it knows this node. A non-member is not made one: its frame may have
+   * been sent before its link here closed, and a neighbour without a link
+   * would be announced to (and its frames lost) until the next membership change.
+   */
   #hear(from: string): void {
+    if (!this.#memberSet.has(from)) return;
     this.#addNeighbour(from);
     this.#heard.add(from);
   }
@@ -622,6 +621,7 @@ export class PlumtreeCore {
     if (out === undefined || entries === undefined) return;
     out.unacked.delete(batch);
     out.size -= entries.length;
+    if (this.#unshared.size > 0) { for (const e of entries) this.#unshared.delete(e); }
   }
 
   /** A GRAFT from `from`, with the handler's answer: the link becomes eager, the payload goes back. */
@@ -634,7 +634,7 @@ export class PlumtreeCore {
     result: { ok: unknown } | "stale" | { error: unknown },
   ): Send[] {
     this.#hear(from);
-    const t = this.#tree(root);
+    const t = this.#trees.get(root, this.#neighbours);
     if (!t.includes(from)) t.push(from);
     if (typeof result === "object" && "ok" in result) {
       this.stats.eager++;
@@ -691,6 +691,11 @@ export class PlumtreeCore {
   timers(now: number): Send[] {
     this.#now = now;
     return this.#missing.timers(now);
+  }
+
+  /** Ids delivered here that no neighbour is known to hold (see `unsharedMax`). */
+  get unsharedCount(): number {
+    return this.#unshared.size;
   }
 
   /** Ids announced but not received yet. */

@@ -258,3 +258,39 @@ Deno.test("plumtree core: a tree is settled after its first burst: the second ha
   console.log(`second-burst RMR per cluster: ${rmrs.join(" ")}`);
   assert.ok(rmrs.every((r) => r === "0.000"), `second-burst RMR: ${rmrs.join(" ")}`);
 });
+
+Deno.test("plumtree core: what a cut-off node broadcast is announced to its next neighbour however old, until one acknowledges it", () => {
+  const core = new PlumtreeCore("a", {
+    random: seededRandom(6),
+    catchupMs: 1000,
+    unsharedMax: 50,
+  });
+  const announced = (sends: ReturnType<PlumtreeCore["lazyTick"]>, peer: string) =>
+    sends.filter((s) => s.to === peer && s.msg[0] === PT.IHave).flatMap((s) =>
+      (s.msg[2] as IHaveGroup[]).flatMap((g) => g[2] as number[])
+    ).sort((x, y) => x - y);
+  core.setMembers(["a", "b"], 0);
+  core.broadcast("h", 0, null, 10);
+  core.broadcast("h", 1, null, 20);
+  // b goes without acknowledging 0 and 1; then 2..59 are broadcast alone (the oldest 10 past the bound go).
+  core.setMembers(["a"], 100);
+  for (let i = 2; i < 60; i++) core.broadcast("h", i, null, 100 + i);
+  assert.equal(core.unsharedCount, 50);
+  assert.equal(core.stats.lazyDropped, 10);
+  // 60 s later, far past catchupMs: the next neighbours are told all 50.
+  core.setMembers(["a", "c", "d"], 60_000);
+  const sends = core.lazyTick(60_000);
+  const expected = Array.from({ length: 50 }, (_, i) => 10 + i);
+  assert.deepEqual(announced(sends, "c"), expected);
+  assert.deepEqual(announced(sends, "d"), expected);
+  // c acknowledges: they are held by someone now, and a later neighbour is not told.
+  const batch = sends.find((s) => s.to === "c" && s.msg[0] === PT.IHave)!.msg[1] as number;
+  core.onIgnored("c", batch);
+  assert.equal(core.unsharedCount, 0);
+  core.setMembers(["a", "c", "d", "e"], 61_000);
+  assert.deepEqual(announced(core.lazyTick(61_000), "e"), []);
+  assert.throws(
+    () => new PlumtreeCore("a", { random: seededRandom(7), unsharedMax: 0 }),
+    /unsharedMax/,
+  );
+});

@@ -22,6 +22,14 @@ export const PT = {
    * an overlay neighbour, or acknowledges (2) that it was taken.
    */
   Neighbor: 5,
+  /**
+   * `[PT.Adopt, root]`: the sender takes this node as its parent in `root`'s
+   * tree (a GRAFT without a payload: the Plumtree paper's optimization, sent
+   * when this node's announcements show a path shorter by
+   * `optimizeThreshold` rounds). A node of an older version drops it as
+   * malformed; the tree then just stays as it was.
+   */
+  Adopt: 6,
 } as const;
 
 /** A Plumtree message on the wire. */
@@ -31,7 +39,8 @@ export type PlumtreeMessage =
   | [typeof PT.Graft, string, unknown, number, string]
   | [typeof PT.Prune, string]
   | [typeof PT.Ignored, number]
-  | [typeof PT.Neighbor, 0 | 1 | 2];
+  | [typeof PT.Neighbor, 0 | 1 | 2]
+  | [typeof PT.Adopt, string];
 
 /** The ids of one handler and root in an IHAVE: `[handler, root, ids, rounds]`, `rounds[i]` the round of `ids[i]`. */
 export type IHaveGroup = [string, string, unknown[], number[]];

@@ -33,6 +33,17 @@ export interface DenoKvStorageOptions {
    * (default 100 ms for a file, off for `:memory:` and remote databases).
    */
   pollIntervalMs?: number;
+  /**
+   * A watch that polls and sees nothing change doubles its poll period, up to
+   * this; any change (or a write of this process, which Deno KV's own watch
+   * reports at once) brings it back to `pollIntervalMs`. An idle durable
+   * server then costs a read every few seconds, not ten a second (1,000 idle
+   * servers on one file took about 1 core before); another process's write to
+   * an idle key is seen within this bound.
+   *
+   * @default 5000
+   */
+  pollIdleMaxMs?: number;
   /** Retries of an operation that got "database is locked" (default 100, backoff up to 50 ms). */
   lockedRetriesMax?: number;
   /**
@@ -46,6 +57,7 @@ export interface DenoKvStorageOptions {
 }
 
 const GET_MANY_MAX = 10;
+const DEFAULT_POLL_IDLE_MAX_MS = 5000;
 const WATCH_KEYS_MAX = 10;
 
 function toKvKey(key: Key): Deno.KvKey {
@@ -79,6 +91,7 @@ export class DenoKvStorage implements Storage {
   readonly #kv: Deno.Kv;
   readonly #owns: boolean;
   readonly #pollMs: number;
+  readonly #pollIdleMaxMs: number;
   readonly #lockedRetriesMax: number;
   readonly #appendRetriesMax: number;
   readonly #seq = new Map<string, { versionstamp: string | null; next: bigint }>();
@@ -90,6 +103,7 @@ export class DenoKvStorage implements Storage {
     this.#kv = kv;
     this.#owns = options.ownsKv ?? owns;
     this.#pollMs = pollMs;
+    this.#pollIdleMaxMs = options.pollIdleMaxMs ?? DEFAULT_POLL_IDLE_MAX_MS;
     this.#lockedRetriesMax = options.lockedRetriesMax ?? 100;
     this.#appendRetriesMax = options.appendRetriesMax ?? 1000;
   }
@@ -102,6 +116,10 @@ export class DenoKvStorage implements Storage {
     path: string | Deno.Kv = ":memory:",
     options: DenoKvStorageOptions = {},
   ): Promise<DenoKvStorage> {
+    const idleMax = options.pollIdleMaxMs ?? DEFAULT_POLL_IDLE_MAX_MS;
+    if (!(idleMax > 0 && Number.isFinite(idleMax))) {
+      throw new RangeError(`pollIdleMaxMs must be a positive number of ms, got ${idleMax}`);
+    }
     if (typeof path !== "string") {
       return new DenoKvStorage(path, false, options.pollIntervalMs ?? 0, options);
     }
@@ -313,6 +331,11 @@ export class DenoKvStorage implements Storage {
       dirty = true;
       wake?.();
     };
+    let pollDelay = 0; // set below
+    const watched = () => {
+      pollDelay = pollMs; // something happened: poll at the short period again
+      poke();
+    };
     stop.addEventListener("abort", poke);
     let reader: ReadableStreamDefaultReader<Deno.KvEntryMaybe<unknown>[]> | undefined;
     let pump: Promise<void> | undefined;
@@ -324,13 +347,14 @@ export class DenoKvStorage implements Storage {
           for (;;) {
             const { done } = await r.read();
             if (done) return;
-            poke();
+            watched();
           }
         } catch { /* closed */ }
       })();
     }
     const usePoll = this.#pollMs > 0 || reader === undefined;
     const pollMs = this.#pollMs > 0 ? this.#pollMs : 100;
+    pollDelay = pollMs;
     let last: string | undefined;
     try {
       while (!stop.aborted) {
@@ -340,14 +364,15 @@ export class DenoKvStorage implements Storage {
           const stamp = entries.map((e) => e.versionstamp ?? "-").join(",");
           if (stamp !== last) {
             last = stamp;
+            pollDelay = pollMs;
             yield entries;
-          }
+          } else pollDelay = Math.min(this.#pollIdleMaxMs, pollDelay * 2);
           continue;
         }
         let timer: ReturnType<typeof setTimeout> | undefined;
         await new Promise<void>((r) => {
           wake = r;
-          if (usePoll) timer = setTimeout(poke, pollMs);
+          if (usePoll) timer = setTimeout(poke, pollDelay);
         });
         wake = undefined;
         if (timer !== undefined) clearTimeout(timer);

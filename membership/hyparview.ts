@@ -11,7 +11,9 @@
  * Differences from the paper, for connection-oriented transports: a rejected
  * NEIGHBOR is answered by closing the requester's connection (it then tries
  * another passive node), and SHUFFLE replies travel back along the walk's path
- * instead of over a temporary connection.
+ * instead of over a temporary connection. A contact flooded with JOINs sheds
+ * them (see {@linkcode JOIN_EVICT_GAP_MS}); forwarded joiners join an active
+ * view only once their connection is up.
  *
  * @module
  */
@@ -19,21 +21,23 @@
 import type { Random } from "../base/clock.ts";
 import {
   byName,
-  CANDIDATES_MAX,
-  CANDIDATES_PER_SOURCE,
-  CANDIDATES_WAITING_MAX,
   HPV,
   type HyParViewConfig,
   type HyParViewOptions,
   INSIST_AFTER_SHUFFLES,
+  JOIN_BACKLOG_DRAIN,
+  JOIN_EVICT_GAP_MS,
   PATH_MAX,
   REPAIR_BACKOFF_MS,
   resolved,
-  SHUFFLE_SPECS_MAX,
+  shufflePath,
+  shuffleSpecs,
 } from "./hyparview_options.ts";
 
 export { HPV, type HyParViewConfig, type HyParViewOptions } from "./hyparview_options.ts";
 import { ProtocolError } from "../base/errors.ts";
+import { ForwardedJoiners, JoinBacklog, JoinRetry } from "./_hyparview_joins.ts";
+import { LostNodes } from "./_hyparview_lost.ts";
 import type { MemberEntry } from "./membership_state.ts";
 import { type NodeSpec, validateSpec } from "./spec.ts";
 import {
@@ -60,7 +64,11 @@ export class HyParView implements MembershipStrategy {
   readonly kind = "hyparview";
   readonly stats: StrategyStats = newStrategyStats();
   /** Forwarded joiners not dialed: past the bound per forwarding neighbour or in all. */
-  candidatesDropped = 0;
+  get candidatesDropped(): number {
+    return this.#joiners.dropped;
+  }
+  /** JOINs this node shed as a contact (placed by walks, not by taking them). */
+  joinsShed = 0;
   readonly #o: Required<HyParViewOptions>;
   readonly #random: Random;
   readonly #knownMax: number;
@@ -85,25 +93,27 @@ export class HyParView implements MembershipStrategy {
   /** Specs sent in the last SHUFFLE (evicted first when the reply comes). */
   #shuffled: string[] = [];
   #nextShuffle = -Infinity;
-  #nextProbe = -Infinity;
+  #lastShuffle = -Infinity;
   /** Nodes lost to a failure, since when (probed now and then: a partition may heal). */
-  readonly #lost = new Map<string, { spec: NodeSpec; since: number }>();
-  /** Lost nodes being connected to, to see whether they are back. */
-  readonly #probing = new Map<string, { spec: NodeSpec; since: number }>();
-  /**
-   * Forwarded joiners being connected to: taken into the active view only
-   * once their connection is up (a working neighbour is never dropped for an
-   * unproven node), at most {@linkcode CANDIDATES_PER_SOURCE} per forwarding
-   * neighbour and {@linkcode CANDIDATES_MAX} in all.
-   */
-  readonly #candidates = new Map<string, { spec: NodeSpec; from: string }>();
-  /** Forwarded joiners waiting for a dial slot (at most {@linkcode CANDIDATES_WAITING_MAX}). */
-  #waiting: { spec: NodeSpec; from: string }[] = [];
+  readonly #lost: LostNodes;
+  /** Forwarded joiners being connected to, or waiting for a dial. */
+  readonly #joiners = new ForwardedJoiners();
+  /** Joiners whose walks wait for a neighbour (as a contact). */
+  readonly #backlog = new JoinBacklog();
+  /** This node's own join: its contact, and its backoff when shed. */
+  readonly #joining = new JoinRetry();
+  /** When this node last took a joiner at the cost of a neighbour. */
+  #lastJoinEvict = -Infinity;
 
   /** Creates the strategy of the node `self`. */
   constructor(self: NodeSpec, config: HyParViewConfig) {
     this.#self = self;
     this.#o = resolved(config);
+    this.#lost = new LostNodes(
+      Math.max(8, this.#o.passiveViewSize),
+      this.#o.lostTtlMs,
+      this.#o.probeIntervalMs,
+    );
     this.#random = config.random;
     this.#knownMax = config.knownMax ?? 1024;
   }
@@ -183,13 +193,14 @@ export class HyParView implements MembershipStrategy {
       this.#evict(fx, spec);
     }
     this.#addActive(spec, [HPV.Join], fx);
+    this.#joining.contact = spec.name;
     return fx;
   }
 
   /** A handshake told who `spec.name` is. A newer incarnation replaces the spec everywhere. */
   seen(spec: NodeSpec, _now: number): StrategyEffects {
     this.#learn(spec);
-    this.#lost.delete(spec.name); // it is alive
+    this.#lost.alive(spec.name);
     const fx = noEffects();
     const old = this.#active.get(spec.name);
     if (old !== undefined && spec.incarnation > old.incarnation) {
@@ -207,9 +218,7 @@ export class HyParView implements MembershipStrategy {
   /** A connection came up: a neighbour, or a stray one to close. */
   up(name: string, _now: number): StrategyEffects {
     const fx = noEffects();
-    const candidate = this.#candidates.get(name);
-    this.#candidates.delete(name);
-    if (candidate !== undefined) this.#nextCandidates(fx);
+    const candidate = this.#joiners.settle(name, fx.connect, (n) => this.#active.has(n));
     if (candidate !== undefined && !this.#active.has(name)) {
       // A forwarded joiner answered: proven, it takes a place (room made now, not before).
       if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, candidate.spec);
@@ -217,16 +226,25 @@ export class HyParView implements MembershipStrategy {
       this.#active.set(name, candidate.spec);
       this.#greet.set(name, [HPV.Neighbor, 1]);
     }
-    const probed = this.#probing.get(name);
-    this.#probing.delete(name);
+    const probed = this.#lost.settle(name);
     if (probed !== undefined && !this.#active.has(name)) {
       // A lost node answered: it is back (a partition healed). It must be taken.
       if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, probed.spec);
       this.#active.set(name, probed.spec);
       this.#greet.set(name, [HPV.Neighbor, 1]);
     }
-    if (this.#active.has(name)) this.#up.add(name);
-    else fx.disconnect.push({ name, reason: "not a neighbour", departed: false });
+    if (this.#active.has(name)) {
+      this.#up.add(name);
+      if (name !== this.#joining.contact) this.#joining.placed();
+      // Walks of joiners shed while no neighbour was up go out now, a few per neighbour.
+      if (this.#backlog.size > 0) {
+        for (const j of this.#backlog.take(JOIN_BACKLOG_DRAIN)) {
+          if (j.name !== name) {
+            this.#send(fx, name, [HPV.ForwardJoin, j, this.#o.activeRandomWalkLength]);
+          }
+        }
+      }
+    } else fx.disconnect.push({ name, reason: "not a neighbour", departed: false });
     return fx;
   }
 
@@ -234,7 +252,13 @@ export class HyParView implements MembershipStrategy {
   down(name: string, now: number): StrategyEffects {
     const fx = noEffects();
     const spec = this.#active.get(name);
-    if (spec !== undefined) {
+    if (spec !== undefined && name === this.#joining.contact) {
+      // The contact closed before taking this node: it shed the join (its walks
+      // may place this node); join again after a backoff if none does.
+      this.#dropActive(name);
+      this.#nextRejoin = this.#joining.shed(now, this.#random);
+      this.#repair(fx, now);
+    } else if (spec !== undefined) {
       // A close before it confirmed a low-priority request is a refusal: it is alive, and full.
       if (this.#dropActive(name)!.unconfirmed) {
         this.#addPassive(spec);
@@ -244,7 +268,7 @@ export class HyParView implements MembershipStrategy {
           REPAIR_BACKOFF_MS * 2 ** Math.min(this.#refusals, 16),
         );
       } else {
-        this.#lose(spec, now);
+        this.#lost.lose(spec, now);
         this.#nextRepair = now; // a failure is replaced at once
       }
       this.#repair(fx, now);
@@ -257,23 +281,22 @@ export class HyParView implements MembershipStrategy {
   /** A connection to `name` could not be made: drop it from both views, replace it. */
   unreachable(name: string, now: number): StrategyEffects {
     const fx = noEffects();
-    if (this.#candidates.delete(name)) {
-      this.#nextCandidates(fx);
+    if (this.#joiners.settle(name, fx.connect, (n) => this.#active.has(n)) !== undefined) {
       if (!this.#active.has(name)) {
         // An unproven joiner that does not answer: forgotten, nothing else changes.
         fx.disconnect.push({ name, reason: "forwarded joiner unreachable", departed: false });
         return fx;
       }
     }
-    const probed = this.#probing.get(name);
-    if (probed !== undefined) {
-      this.#probing.delete(name);
-      if (now - probed.since <= this.#o.lostTtlMs) this.#lost.set(name, probed);
+    if (this.#lost.unreachable(name, now)) {
       fx.disconnect.push({ name, reason: "still unreachable", departed: false });
       return fx;
     }
+    if (name === this.#joining.contact && !this.#joining.unreachable(name)) {
+      this.#nextRejoin = now; // the next contact, at once
+    }
     const spec = this.#active.get(name) ?? this.#passive.get(name);
-    if (spec !== undefined) this.#lose(spec, now);
+    if (spec !== undefined) this.#lost.lose(spec, now);
     this.#passive.delete(name);
     if (this.#dropActive(name) !== undefined) {
       fx.disconnect.push({ name, reason: "unreachable", departed: false });
@@ -289,10 +312,10 @@ export class HyParView implements MembershipStrategy {
     }
     const fx = noEffects();
     if (this.#left) return fx;
-    this.#lost.delete(from); // it is alive
+    this.#lost.alive(from);
     switch (msg[0]) {
       case HPV.Join:
-        this.#onJoin(from, fx);
+        this.#onJoin(from, fx, now);
         break;
       case HPV.ForwardJoin: {
         const ttl = msg[2];
@@ -303,7 +326,7 @@ export class HyParView implements MembershipStrategy {
         break;
       }
       case HPV.Neighbor:
-        this.#onNeighbor(from, msg[1] === 1, fx);
+        this.#onNeighbor(from, msg[1] === 1, fx, now);
         break;
       case HPV.Disconnect: {
         if (this.#dropActive(from) !== undefined) {
@@ -331,12 +354,22 @@ export class HyParView implements MembershipStrategy {
         if (!Number.isInteger(ttl) || ttl < 0 || ttl > 1000) {
           throw new ProtocolError("SHUFFLE ttl is not a small integer");
         }
-        this.#onShuffle(from, ttl, this.#specs(specs), this.#path(path), fx);
+        this.#onShuffle(
+          from,
+          ttl,
+          shuffleSpecs(specs, () => void this.stats.invalidEntries++),
+          shufflePath(path),
+          fx,
+        );
         break;
       }
       case HPV.ShuffleReply: {
         const [, specs, path] = msg;
-        this.#onShuffleReply(this.#specs(specs), this.#path(path), fx);
+        this.#onShuffleReply(
+          shuffleSpecs(specs, () => void this.stats.invalidEntries++),
+          shufflePath(path),
+          fx,
+        );
         break;
       }
       default:
@@ -355,8 +388,9 @@ export class HyParView implements MembershipStrategy {
     if (this.#nextShuffle === -Infinity) {
       // The first one after a random part of the interval: nodes started together shuffle apart.
       this.#nextShuffle = now + i * this.#random.next();
-    } else if (now >= this.#nextShuffle) {
+    } else if (now >= this.#nextShuffle || this.#starved(now)) {
       this.#nextShuffle = now + i * (0.75 + this.#random.next() / 2);
+      this.#lastShuffle = now;
       this.#shuffle(fx);
     }
     return fx;
@@ -389,7 +423,6 @@ export class HyParView implements MembershipStrategy {
     this.#passive.clear();
     this.#greet.clear();
     this.#unconfirmed.clear();
-    this.#probing.clear();
     this.#lost.clear();
     return fx;
   }
@@ -449,14 +482,14 @@ export class HyParView implements MembershipStrategy {
 
   // ---------------------------------------------------------------- internals
 
-  /** Remembers a node that failed, to probe it later (its first failure time is kept). */
-  #lose(spec: NodeSpec, now: number): void {
-    const old = this.#lost.get(spec.name);
-    this.#lost.delete(spec.name);
-    this.#lost.set(spec.name, { spec, since: old?.since ?? now });
-    if (this.#lost.size > Math.max(8, this.#o.passiveViewSize)) {
-      this.#lost.delete(this.#lost.keys().next().value!);
-    }
+  /**
+   * Short of neighbours with no passive member left to ask (after a mass join
+   * or failure): a shuffle now brings addresses, at most once per
+   * {@linkcode REPAIR_BACKOFF_MS} times four.
+   */
+  #starved(now: number): boolean {
+    return this.#active.size < this.#o.activeViewSize && this.#passive.size === 0 &&
+      this.#up.size > 0 && now - this.#lastShuffle >= REPAIR_BACKOFF_MS * 4;
   }
 
   /**
@@ -464,32 +497,28 @@ export class HyParView implements MembershipStrategy {
    * failed): if it answers, a partition has healed and the overlays merge.
    */
   #probe(fx: StrategyEffects, now: number): void {
-    if (this.#nextProbe === -Infinity) {
-      this.#nextProbe = now + this.#o.probeIntervalMs * this.#random.next();
-      return;
-    }
-    if (now < this.#nextProbe) return;
-    this.#nextProbe = now + this.#o.probeIntervalMs * (0.75 + this.#random.next() / 2);
-    for (const [name, l] of this.#lost) {
-      if (now - l.since > this.#o.lostTtlMs || this.#active.has(name)) this.#lost.delete(name);
-    }
-    const pick = this.#pick([...this.#lost.keys()].filter((n) => !this.#probing.has(n)));
-    if (pick === undefined) return;
+    const spec = this.#lost.next(now, this.#random, (n) => this.#active.has(n));
+    if (spec === undefined) return;
     // Connect first; only a node that answers takes a place in the active view (see up()).
-    const l = this.#lost.get(pick)!;
-    this.#lost.delete(pick);
-    this.#passive.delete(pick);
-    this.#probing.set(pick, l);
-    fx.connect.push(l.spec);
+    this.#passive.delete(spec.name);
+    fx.connect.push(spec);
   }
 
   #learn(spec: NodeSpec): void {
     if (spec.name === this.#self.name) return;
     const old = this.#known.get(spec.name);
-    if (old !== undefined && old.incarnation > spec.incarnation) return;
+    if (old === spec || (old !== undefined && old.incarnation > spec.incarnation)) return;
     this.#known.delete(spec.name);
     this.#known.set(spec.name, spec);
-    if (this.#known.size > this.#knownMax) this.#known.delete(this.#known.keys().next().value!);
+    if (this.#known.size > this.#knownMax) {
+      // The oldest quarter at once: deleting one entry per insert from the front of a Map
+      // walks the deleted slots before it each time (a tenth of the simulator's time).
+      let n = Math.ceil(this.#knownMax / 4);
+      for (const k of this.#known.keys()) {
+        if (n-- <= 0) break;
+        this.#known.delete(k);
+      }
+    }
   }
 
   #pick<T>(items: T[]): T | undefined {
@@ -578,40 +607,67 @@ export class HyParView implements MembershipStrategy {
    */
   #repair(fx: StrategyEffects, now: number): void {
     if (this.#active.size === 0 && this.#passive.size === 0 && now >= this.#nextRejoin) {
-      // Alone, with no address to try: join again through any node heard of.
-      const spec = this.#pick([
-        ...this.#known.values(),
-        ...[...this.#lost.values()].map((l) => l.spec),
-      ]);
+      // Alone, with no address to try: join again through any node heard of,
+      // those not known to have failed first.
+      const lost = this.#lost.specs();
+      const failed = new Set(lost.map((l) => l.name));
+      const fresh = [...this.#known.values()].filter((k) => !failed.has(k.name));
+      const spec = this.#joining.pick(fresh, lost, this.#random);
       if (spec !== undefined) {
-        this.#nextRejoin = now + REPAIR_BACKOFF_MS * 4;
+        this.#nextRejoin = Math.max(this.#nextRejoin, now + REPAIR_BACKOFF_MS * 4);
         this.#addActive(spec, [HPV.Join], fx);
+        this.#joining.contact = spec.name;
       }
       return;
     }
     while (this.#active.size < this.#o.activeViewSize && this.#passive.size > 0) {
       const high = this.#up.size === 0 && this.#active.size === 0;
-      if (!high && (this.#unconfirmed.size > 0 || now < this.#nextRepair)) return;
-      const insist = !high && this.#refusals > 0 &&
-        now - this.#refusedSince >= INSIST_AFTER_SHUFFLES * this.#o.shuffleIntervalMs;
+      // Two or more short (after a mass failure or join): insist at once. The
+      // node asked makes room by splitting a link (its dropped neighbour links
+      // to this node), so this node gains two neighbours and nobody loses one.
+      const short = this.#active.size <= this.#o.activeViewSize - 2;
+      if (!high && (this.#unconfirmed.size > 0 || (now < this.#nextRepair && !short))) return;
+      const insist = !high && (short || (this.#refusals > 0 &&
+        now - this.#refusedSince >= INSIST_AFTER_SHUFFLES * this.#o.shuffleIntervalMs));
       const name = this.#pick([...this.#passive.keys()])!;
       const spec = this.#passive.get(name)!;
       this.#addActive(spec, [HPV.Neighbor, high || insist ? 1 : 0], fx);
-      if (insist) this.#refusals = 0;
-      else if (!high) this.#unconfirmed.add(name);
+      if (insist && !short) this.#refusals = 0;
+      // One request at a time (but with none up): the next goes once this one is answered.
+      if (!high) this.#unconfirmed.add(name);
     }
   }
 
-  #onJoin(from: string, fx: StrategyEffects): void {
+  /**
+   * A JOIN: the joiner takes a place here (a neighbour makes room, at most once
+   * per {@linkcode JOIN_EVICT_GAP_MS}; past it the join is shed and the joiner's
+   * connection closed) and a FORWARD_JOIN walk goes to every other neighbour up.
+   * With none up, the walks wait in a bounded backlog.
+   */
+  #onJoin(from: string, fx: StrategyEffects, now: number): void {
     const spec = this.#known.get(from);
     if (spec === undefined || from === this.#self.name) return;
     if (!this.#active.has(from)) {
-      if (this.#active.size >= this.#o.activeViewSize) this.#evict(fx, spec);
-      this.#addActive(spec, [HPV.Neighbor, 1], fx);
+      const full = this.#active.size >= this.#o.activeViewSize;
+      if (!full || now - this.#lastJoinEvict >= JOIN_EVICT_GAP_MS) {
+        if (full) {
+          this.#evict(fx, spec);
+          this.#lastJoinEvict = now;
+        }
+        this.#addActive(spec, [HPV.Neighbor, 1], fx);
+      } else {
+        this.joinsShed++;
+        this.#addPassive(spec);
+        fx.disconnect.push({ name: from, reason: "join shed (forwarded)", departed: false });
+      }
     }
+    let walks = 0;
     for (const n of this.#up) {
-      if (n !== from) this.#send(fx, n, [HPV.ForwardJoin, spec, this.#o.activeRandomWalkLength]);
+      if (n === from) continue;
+      this.#send(fx, n, [HPV.ForwardJoin, spec, this.#o.activeRandomWalkLength]);
+      walks++;
     }
+    if (walks === 0 && !this.#active.has(from)) this.#backlog.push(spec);
   }
 
   #onForwardJoin(from: string, spec: NodeSpec, ttl: number, fx: StrategyEffects): void {
@@ -619,66 +675,30 @@ export class HyParView implements MembershipStrategy {
     this.#learn(spec);
     const next = [...this.#up].filter((n) => n !== from && n !== spec.name);
     if (ttl === 0 || this.#active.size <= 1 || next.length === 0) {
-      if (!this.#active.has(spec.name)) this.#tryCandidate(spec, from, fx);
+      if (!this.#active.has(spec.name) && !this.#lost.probing(spec.name)) {
+        this.#joiners.offer(spec, from, fx.connect);
+      }
       return;
     }
     if (ttl === this.#o.passiveRandomWalkLength) this.#addPassive(spec);
     this.#send(fx, this.#pick(next)!, [HPV.ForwardJoin, spec, ttl - 1]);
   }
 
-  /**
-   * Dials a forwarded joiner; it joins the active view once its connection is
-   * up. Past the dial bounds it waits its turn (a mass join forwards bursts),
-   * and past the waiting bound it is dropped (a flood).
-   */
-  #tryCandidate(spec: NodeSpec, from: string, fx: StrategyEffects): void {
-    const name = spec.name;
-    if (this.#candidates.has(name) || this.#probing.has(name)) return;
-    if (this.#waiting.some((w) => w.spec.name === name)) return;
-    if (this.#mayDial(from)) {
-      this.#candidates.set(name, { spec, from });
-      fx.connect.push(spec);
-    } else if (this.#waiting.length < CANDIDATES_WAITING_MAX) {
-      this.#waiting.push({ spec, from });
-    } else this.candidatesDropped++;
-  }
-
-  #mayDial(from: string): boolean {
-    if (this.#candidates.size >= CANDIDATES_MAX) return false;
-    let n = 0;
-    for (const c of this.#candidates.values()) {
-      if (c.from === from && ++n >= CANDIDATES_PER_SOURCE) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  /** A dial ended: the waiting joiners whose source has room go next. */
-  #nextCandidates(fx: StrategyEffects): void {
-    const rest: { spec: NodeSpec; from: string }[] = [];
-    for (const w of this.#waiting) {
-      const name = w.spec.name;
-      if (this.#active.has(name) || this.#candidates.has(name)) continue;
-      if (this.#mayDial(w.from)) {
-        this.#candidates.set(name, w);
-        fx.connect.push(w.spec);
-      } else rest.push(w);
-    }
-    this.#waiting = rest;
-  }
-
-  #onNeighbor(from: string, high: boolean, fx: StrategyEffects): void {
+  #onNeighbor(from: string, high: boolean, fx: StrategyEffects, now: number): void {
     if (this.#active.has(from)) {
-      if (this.#unconfirmed.delete(from)) this.#refusals = 0; // it took this node: the confirmation
+      if (this.#unconfirmed.delete(from)) {
+        // It took this node: the confirmation. The next request may go.
+        this.#refusals = 0;
+        this.#repair(fx, now);
+      }
+      if (from === this.#joining.contact) this.#joining.placed(); // the contact took it
       return;
     }
     const spec = this.#known.get(from);
     if (spec === undefined) return;
-    if (this.#candidates.delete(from)) {
+    if (this.#joiners.settle(from, fx.connect, (n) => this.#active.has(n)) !== undefined) {
       // A forwarded joiner being dialed asked first: it is proven (it is connected), and the
       // walk meant this node to take it.
-      this.#nextCandidates(fx);
       high = true;
     }
     if (this.#active.size < this.#o.activeViewSize || high) {
@@ -714,6 +734,10 @@ export class HyParView implements MembershipStrategy {
   ): void {
     const next = [...this.#up].filter((n) => n !== from && !path.includes(n));
     if (ttl > 1 && next.length > 0 && path.length < PATH_MAX) {
+      // The hops learn the addresses too: after a mass failure, a node left
+      // alone rejoins through one it knows, and the more it knows the likelier
+      // one is alive.
+      for (const s of specs) this.#learn(s);
       this.#send(fx, this.#pick(next)!, [HPV.Shuffle, ttl - 1, specs, [...path, this.#self.name]]);
       return;
     }
@@ -723,7 +747,11 @@ export class HyParView implements MembershipStrategy {
       this.#send(fx, from, [HPV.ShuffleReply, reply, path.slice(0, -1)]);
     }
     const sent = reply.map((s) => s.name);
-    for (const s of specs) this.#addPassive(s, sent);
+    // Learnt where the walk ends (the hops on the way only pass them on).
+    for (const s of specs) {
+      this.#learn(s);
+      this.#addPassive(s, sent);
+    }
   }
 
   #onShuffleReply(specs: NodeSpec[], path: string[], fx: StrategyEffects): void {
@@ -733,31 +761,10 @@ export class HyParView implements MembershipStrategy {
       if (this.#up.has(back)) this.#send(fx, back, [HPV.ShuffleReply, specs, path.slice(0, -1)]);
       return;
     }
-    for (const s of specs) this.#addPassive(s, this.#shuffled);
+    for (const s of specs) {
+      this.#learn(s);
+      this.#addPassive(s, this.#shuffled);
+    }
     this.#shuffled = [];
-  }
-
-  #specs(v: unknown): NodeSpec[] {
-    if (!Array.isArray(v) || v.length > SHUFFLE_SPECS_MAX) {
-      throw new ProtocolError("shuffle specs are not a short array");
-    }
-    const out: NodeSpec[] = [];
-    for (const s of v) {
-      try {
-        out.push(validateSpec(s));
-      } catch {
-        this.stats.invalidEntries++;
-      }
-    }
-    for (const s of out) this.#learn(s);
-    return out;
-  }
-
-  #path(v: unknown): string[] {
-    if (
-      !Array.isArray(v) || v.length > PATH_MAX ||
-      !v.every((n) => typeof n === "string" && n.length > 0 && n.length <= 255)
-    ) throw new ProtocolError("shuffle path is not a short list of names");
-    return v as string[];
   }
 }

@@ -7,7 +7,8 @@
 
 import * as D from "./defaults.ts";
 import type { Random } from "../base/clock.ts";
-import type { NodeSpec } from "./spec.ts";
+import { type NodeSpec, validateSpec } from "./spec.ts";
+import { ProtocolError } from "../base/errors.ts";
 
 /** The HyParView settings (the paper's defaults). */
 export interface HyParViewOptions {
@@ -115,6 +116,30 @@ export const CANDIDATES_PER_SOURCE = 2;
 /** Forwarded joiners waiting for a dial (past it, more are dropped: a flood). */
 export const CANDIDATES_WAITING_MAX = 32;
 export const PATH_MAX = 32;
+/**
+ * A contact takes a joiner at the cost of a neighbour (the paper's JOIN) at
+ * most once per this long; a JOIN past it, with the active view full, is shed:
+ * its FORWARD_JOIN walks still go out and place it elsewhere, and the contact
+ * closes its connection (the joiner joins again after a backoff if no walk
+ * placed it). A thousand joins at one contact then cost it a thousand walks,
+ * not a thousand evictions.
+ */
+export const JOIN_EVICT_GAP_MS = 1_000;
+/** Joiners whose walks wait for a neighbour of the contact to come up. */
+export const JOIN_BACKLOG_MAX = 1_024;
+/** Backlogged walks sent when one neighbour comes up. */
+export const JOIN_BACKLOG_DRAIN = 16;
+/** First wait (jittered) before joining again after a contact shed this node; doubles per shed. */
+export const JOIN_RETRY_MS = 500;
+/** The longest wait before joining again after a shed. */
+export const JOIN_RETRY_MAX_MS = 8_000;
+/**
+ * A node alone (no neighbour, no passive member) joins again through a node it
+ * heard of; when that one cannot be reached it tries the next at once, up to
+ * this many in a row, then waits (after 90% of a cluster crashed, most
+ * addresses a survivor knows are dead).
+ */
+export const REJOIN_TRIES_MAX = 64;
 
 export function resolved(o: HyParViewOptions): Required<HyParViewOptions> {
   const r: Required<HyParViewOptions> = {
@@ -149,4 +174,29 @@ export function resolved(o: HyParViewOptions): Required<HyParViewOptions> {
     throw new RangeError("passiveRandomWalkLength cannot exceed activeRandomWalkLength");
   }
   return r;
+}
+
+/** The specs of a SHUFFLE from the wire (invalid entries are skipped and counted by `invalid`). */
+export function shuffleSpecs(v: unknown, invalid: () => void): NodeSpec[] {
+  if (!Array.isArray(v) || v.length > SHUFFLE_SPECS_MAX) {
+    throw new ProtocolError("shuffle specs are not a short array");
+  }
+  const out: NodeSpec[] = [];
+  for (const s of v) {
+    try {
+      out.push(validateSpec(s));
+    } catch {
+      invalid();
+    }
+  }
+  return out;
+}
+
+/** The path of a SHUFFLE walk from the wire. */
+export function shufflePath(v: unknown): string[] {
+  if (
+    !Array.isArray(v) || v.length > PATH_MAX ||
+    !v.every((n) => typeof n === "string" && n.length > 0 && n.length <= 255)
+  ) throw new ProtocolError("shuffle path is not a short list of names");
+  return v as string[];
 }

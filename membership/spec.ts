@@ -66,6 +66,9 @@ export const NAME_LENGTH_MAX = 255;
  */
 export function validateSpec(v: unknown): NodeSpec {
   if (typeof v !== "object" || v === null) throw new ProtocolError("spec is not a map");
+  // A spec this function returned (never changed afterwards: specs are replaced, not edited)
+  // is valid: the simulator passes the same objects around, and shuffles carry many.
+  if (VALIDATED.has(v)) return v as NodeSpec;
   const s = v as Record<string, unknown>;
   if (!isName(s.name)) throw new ProtocolError("spec.name is not a valid name");
   if (
@@ -105,7 +108,7 @@ export function validateSpec(v: unknown): NodeSpec {
     channels[n] = { parallelism: p, monotonic: c.monotonic === true };
   }
   const spec: NodeSpec = { name: s.name, incarnation: s.incarnation, listenAddrs, channels };
-  if (s.tags === undefined) return spec;
+  if (s.tags === undefined) return validated(spec);
   const why = tagsProblem(s.tags);
   if (why !== undefined) throw new ProtocolError(`spec.tags: ${why}`);
   const tv = s.tagsVersion ?? 0;
@@ -113,7 +116,15 @@ export function validateSpec(v: unknown): NodeSpec {
     throw new ProtocolError("spec.tagsVersion is not a non-negative integer");
   }
   const tags = Object.fromEntries(Object.entries(s.tags as Record<string, string>));
-  return { ...spec, tags, tagsVersion: tv };
+  return validated({ ...spec, tags, tagsVersion: tv });
+}
+
+/** Specs `validateSpec` built (a memo with no effect on results: it only skips work). */
+const VALIDATED = new WeakSet<object>();
+
+function validated(spec: NodeSpec): NodeSpec {
+  VALIDATED.add(spec);
+  return spec;
 }
 
 /** What is wrong with `tags`, or undefined. */

@@ -170,6 +170,27 @@ export class SimPublishers {
     );
   }
 
+  /**
+   * Convergence: the live nodes whose view differs from the truth (every live
+   * node's data, at its last sequence), and the entries of dead nodes those views show.
+   */
+  state(
+    live: readonly PubNode[],
+    alive: (name: string) => boolean,
+  ): { differing: number; stale: number } {
+    let truth = 0;
+    for (const n of live) truth ^= this.core(n.index)!.selfViewHash;
+    let differing = 0, stale = 0;
+    for (const n of live) {
+      const c = this.core(n.index)!;
+      if (c.viewHash !== (truth >>> 0)) {
+        differing++;
+        for (const o of c.shown()) if (!alive(o.node)) stale++;
+      }
+    }
+    return { differing, stale };
+  }
+
   /** The core of node `index`. */
   core(index: number): SimCore | undefined {
     return this.#states[index]?.core;

@@ -102,6 +102,8 @@ export interface SimNode {
   readonly connecting: Set<string>;
   /** Nodes with an incoming link to this node (they count it as up). */
   readonly inbound: Set<string>;
+  /** How it crashed (while alive: undefined). */
+  crash: CrashKind | undefined;
   /** Which incarnation of each outgoing link is up (a close arriving late must not close a newer one). */
   readonly linkEpoch: Map<string, number>;
   ptDeadline: number;
@@ -148,5 +150,37 @@ export interface Broadcast {
   readonly hops: Int16Array;
   /** Alive when it was sent. */
   readonly expected: Uint8Array;
+  /** Virtual time it was sent. */
+  readonly sentAt: number;
+  /** Virtual ms from sending to delivery per node index (NaN: not delivered). */
+  readonly delays: Float32Array;
   payloads: number;
+}
+
+/**
+ * How a node crashes: a `"process"` crash (the host stays up and resets the
+ * crashed process's connections, so peers learn it within a round trip and a
+ * connect is refused at once) or a `"host"` crash (silence: peers find its
+ * links silent after `failureTimeoutMs`, connects time out after
+ * `connectTimeoutMs`).
+ */
+export type CrashKind = "process" | "host";
+
+/** The shape of the overlay at one instant (see {@linkcode Simulation.overlay}). */
+export interface OverlayShape {
+  /** Connected components of the live nodes (links taken both ways). */
+  components: number;
+  /** Live nodes in the largest component. */
+  largest: number;
+  /** Live nodes without a single link up. */
+  isolated: number;
+  /** Live nodes whose active view is below its size (HyParView; 0 for the full mesh). */
+  notFull: number;
+  /**
+   * Live nodes two or more neighbours short of a full active view. An overlay
+   * where every view is full need not exist (the free slots left must pair
+   * up), and HyParView's settled overlays keep some nodes one short (the
+   * paper: in-degree 5 for 91% of the nodes), so "whole" means none is two short.
+   */
+  short: number;
 }

@@ -3,8 +3,10 @@
 //
 //   --scenario NAME   only scenarios whose name starts with NAME (repeatable: a,b)
 //   --seeds 1,2,3,4   the seeds (default 1,2,3,4)
-//   --large           also 10,000 nodes: one broadcaster, and presence with
-//                     100 trackers (minutes; see docs/BENCHMARKS.md)
+//   --large           also 10,000 nodes: one broadcaster, the failure sweep
+//                     (crash20-10000 ... crash95-10000: that share of the
+//                     processes crashes at once), and presence with 100
+//                     trackers (minutes each; see docs/BENCHMARKS.md)
 //
 // The publisher scenarios (presence-1000, presence-churn-1000) print the
 // usual fields and convergedMs, staleEntries and bytesPerNodePerSec.
@@ -16,6 +18,9 @@ import {
   type PublisherScenarioResult,
   runPublisherScenario,
 } from "./publisher_scenarios.ts";
+
+/** `--large`: the fractions of 10,000 nodes crashed at once in the failure sweep. */
+const LARGE_CRASH_FRACTIONS = [0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95];
 
 const USAGE = "usage: deno task sim [--scenario NAME[,NAME]...] [--seeds 1,2,3,4] [--large] " +
   "[--baseline FILE]";
@@ -42,7 +47,11 @@ const { values } = parsed;
 const seeds = values.seeds.split(",").map(Number);
 if (seeds.some((s) => !Number.isInteger(s))) throw new TypeError("--seeds takes integers: 1,2,3");
 let list = standardScenarios();
-if (values.large) list.push(scenario("one", 10_000));
+if (values.large) {
+  list.push(scenario("one", 10_000));
+  // The failure sweep: 20-95% of 10,000 processes crash at once.
+  for (const f of LARGE_CRASH_FRACTIONS) list.push(scenario("crash", 10_000, "hyparview", f));
+}
 /** The publisher scenarios: kind, nodes, trackers. */
 let pubList: { name: string; run: (seed: number) => PublisherScenarioResult }[] = [
   ["presence", 1000],
@@ -83,9 +92,11 @@ if (values.baseline) {
 }
 const pad = (s: string | number, n: number) => String(s).padStart(n);
 console.log(
-  `${"scenario".padEnd(16)}${"strategy".padEnd(11)}${pad("seed", 5)}${pad("messages", 10)}${
+  `${"scenario".padEnd(18)}${"strategy".padEnd(11)}${pad("seed", 5)}${pad("messages", 10)}${
     pad("delivered", 11)
-  }${pad("missed", 8)}${pad("rmr", 8)}${pad("ldh", 7)}${pad("virtual s", 11)}${pad("wall s", 8)}`,
+  }${pad("missed", 8)}${pad("rmr", 8)}${pad("ldh", 7)}${pad("stale", 7)}${pad("rel3s", 8)}${
+    pad("conn ms", 9)
+  }${pad("virtual s", 11)}${pad("wall s", 8)}`,
 );
 const results: ScenarioResult[] = [];
 let worse = 0;
@@ -93,11 +104,13 @@ for (const s of list) {
   for (const seed of seeds) {
     const r = runScenario(s, seed);
     results.push(r);
-    let line = `${r.scenario.padEnd(16)}${r.strategy.padEnd(11)}${pad(seed, 5)}${
+    let line = `${r.scenario.padEnd(18)}${r.strategy.padEnd(11)}${pad(seed, 5)}${
       pad(r.messages, 10)
     }${pad(r.delivered, 11)}${pad(r.missed, 8)}${pad(r.rmr.toFixed(3), 8)}${
       pad(r.ldh.toFixed(1), 7)
-    }${pad((r.virtualMs / 1000).toFixed(0), 11)}${pad((r.wallMs / 1000).toFixed(1), 8)}`;
+    }${pad(r.staleNeighbours, 7)}${pad(r.reliability3s.toFixed(3), 8)}${pad(r.connectedMs, 9)}${
+      pad((r.virtualMs / 1000).toFixed(0), 11)
+    }${pad((r.wallMs / 1000).toFixed(1), 8)}`;
     const b = baseline.get(`${r.scenario}/${r.strategy}/${r.nodes}/${seed}`);
     if (b !== undefined) {
       const bad = r.missed > b.missed || r.rmr > b.rmr + 0.005;

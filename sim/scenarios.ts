@@ -26,7 +26,11 @@ export type ScenarioKind =
   | "loss10"
   | "kill30"
   | "partition"
-  | "churn";
+  | "churn"
+  | "massjoin"
+  | "crash"
+  | "isolate"
+  | "multi";
 
 /** A scenario: what runs on how many nodes with which strategy. */
 export interface Scenario {
@@ -38,6 +42,11 @@ export interface Scenario {
   nodes: number;
   /** Membership strategy of every node. */
   strategy: "hyparview" | "full-mesh";
+  /**
+   * `crash`: the fraction of the nodes whose process crashes at once;
+   * `isolate`: the seconds the broadcaster is cut off.
+   */
+  amount?: number;
   /** Extra simulation options. */
   options?: Partial<SimulationOptions>;
 }
@@ -68,6 +77,22 @@ export interface ScenarioResult {
   ldhMax: number;
   /** Frames of every kind sent during the run. */
   frames: number;
+  /** Plumtree neighbours without a working link at the end, all live nodes together. */
+  staleNeighbours: number;
+  /**
+   * The lowest fraction of the live nodes a broadcast reached within 3 s, over
+   * the broadcasts sent from 0.5 s after the scenario's disruption (the
+   * failure, the isolation's end, the mass join) or over every counted
+   * broadcast when there is none.
+   */
+  reliability3s: number;
+  /**
+   * Virtual ms from the disruption until the live nodes formed one component
+   * with no active view two or more short of full (checked every 100 ms; see
+   * `OverlayShape.short`); -1 when that never held during the run, 0
+   * for scenarios without a disruption.
+   */
+  connectedMs: number;
   /** Virtual time the run covered. */
   virtualMs: number;
   /** Wall time the run took. */
@@ -80,13 +105,27 @@ const JOIN_GAP_MS = 10;
 const SETTLE_MS = 20_000;
 /** Time for the last broadcasts to spread. */
 const DRAIN_MS = 15_000;
+/** Overlay checks while waiting for it to be whole again. */
+const CHECK_MS = 100;
+/** Mass join: time from the joins to the first broadcast. */
+const MASSJOIN_SETTLE_MS = 10_000;
+/** Isolation: gap between the broadcaster's broadcasts. */
+const ISOLATED_GAP_MS = 500;
+/** GossipMulti: time per round. */
+const MULTI_ROUND_MS = 1_000;
 
 /** Builds a scenario. */
 export function scenario(
   kind: ScenarioKind,
   nodes: number,
   strategy: "hyparview" | "full-mesh" = "hyparview",
+  amount?: number,
 ): Scenario {
+  if (kind === "crash" || kind === "isolate") {
+    const a = amount ?? (kind === "crash" ? 0.8 : 20);
+    const label = kind === "crash" ? Math.round(a * 100) : a;
+    return { name: `${kind}${label}-${nodes}`, kind, nodes, strategy, amount: a };
+  }
   return { name: `${kind}-${nodes}`, kind, nodes, strategy };
 }
 
@@ -100,6 +139,8 @@ export function standardScenarios(): Scenario[] {
     for (const k of ["one", "several", "all"] as const) out.push(scenario(k, n));
   }
   for (const k of ["loss10", "kill30", "partition", "churn"] as const) out.push(scenario(k, 1000));
+  for (const k of ["massjoin", "crash", "isolate"] as const) out.push(scenario(k, 1000));
+  out.push(scenario("multi", 100));
   for (const n of [20, 100]) out.push(scenario("one", n, "full-mesh"));
   out.push(scenario("one", 256, "full-mesh"));
   return out;
@@ -116,39 +157,81 @@ export function runScenario(s: Scenario, seed: number): ScenarioResult {
   });
   const rnd = seededRandom(seed * 31 + 7);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd.next() * a.length)]!;
-  for (let i = 0; i < s.nodes; i++) {
-    sim.addNode();
-    sim.runFor(JOIN_GAP_MS);
+  // The disruption (failure, mass join, end of an isolation) and when the
+  // overlay was whole again after it.
+  let disruptedAt: number | undefined;
+  let connectedAt = -1;
+  const run = (ms: number) => {
+    const end = sim.now + ms;
+    while (disruptedAt !== undefined && connectedAt < 0 && sim.now < end) {
+      sim.runUntil(Math.min(end, sim.now + CHECK_MS));
+      const o = sim.overlay();
+      if (o.components === 1 && o.isolated === 0 && o.short === 0) connectedAt = sim.now;
+    }
+    sim.runUntil(end);
+  };
+  const disrupt = () => {
+    disruptedAt = sim.now;
+    connectedAt = -1;
+  };
+  if (s.kind === "massjoin") {
+    // Everyone joins one contact at the same instant (iroh-gossip's bootstrap).
+    const contact = sim.addNode();
+    sim.runFor(1_000);
+    disrupt();
+    for (let i = 1; i < s.nodes; i++) sim.addNode(contact);
+    run(MASSJOIN_SETTLE_MS);
+  } else {
+    for (let i = 0; i < s.nodes; i++) {
+      sim.addNode();
+      sim.runFor(JOIN_GAP_MS);
+    }
+    sim.runFor(SETTLE_MS);
   }
-  sim.runFor(SETTLE_MS);
   const ids: number[] = [];
   const gap = 100;
+  let from = pick(sim.liveNodes());
   if (s.kind === "kill30") {
     const live = sim.liveNodes();
     const victims = new Set<string>();
     while (victims.size < Math.floor(live.length * 0.3)) victims.add(pick(live));
     sim.kill([...victims]);
+    disrupt();
     // Broadcasts start once the failure detector has spoken (failureTimeoutMs, 5 s).
-    sim.runFor(5_000);
+    run(5_000);
+    from = pick(sim.liveNodes());
+  } else if (s.kind === "crash") {
+    // The broadcaster survives; `amount` of the others crash (process crashes).
+    const others = sim.liveNodes().filter((n) => n !== from);
+    const victims = new Set<string>();
+    while (victims.size < Math.floor((others.length + 1) * s.amount!)) victims.add(pick(others));
+    sim.kill([...victims], "process");
+    disrupt();
   } else if (s.kind === "partition") {
     const live = sim.liveNodes();
     sim.partition(live.filter(() => rnd.next() < 0.5));
     sim.runFor(30_000);
     sim.heal();
-    sim.runFor(30_000);
+    disrupt();
+    run(30_000);
   }
   const broadcast = (from: string) => ids.push(sim.broadcast(from));
+  const sentAt: number[] = [];
+  const send = (from: string) => {
+    sentAt.push(sim.now);
+    broadcast(from);
+  };
   if (s.kind === "several") {
     const live = sim.liveNodes();
     const senders = Array.from({ length: 10 }, () => pick(live));
     for (let i = 0; i < 100; i++) {
-      broadcast(senders[i % 10]!);
-      sim.runFor(gap);
+      send(senders[i % 10]!);
+      run(gap);
     }
   } else if (s.kind === "all") {
     for (const n of sim.liveNodes()) {
-      broadcast(n);
-      sim.runFor(10);
+      send(n);
+      run(10);
     }
   } else if (s.kind === "churn") {
     // Every 500 ms one node crashes and a new one joins, during and after the broadcasts.
@@ -160,23 +243,47 @@ export function runScenario(s: Scenario, seed: number): ScenarioResult {
         sim.kill([pick(live.slice(1))]);
         sim.addNode();
       }
-      broadcast(sim.liveNodes()[0]!);
-      sim.runFor(gap);
+      send(sim.liveNodes()[0]!);
+      run(gap);
+    }
+  } else if (s.kind === "isolate") {
+    // The broadcaster is cut off from everyone for `amount` seconds and keeps
+    // broadcasting, then for as long again after the partition heals.
+    sim.partition([from]);
+    const end = sim.now + s.amount! * 1000;
+    while (sim.now < end) {
+      send(from);
+      run(ISOLATED_GAP_MS);
+    }
+    sim.heal();
+    disrupt();
+    for (let i = 0; i < 40; i++) {
+      send(from);
+      run(ISOLATED_GAP_MS);
+    }
+  } else if (s.kind === "multi") {
+    // iroh-gossip's GossipMulti: each round a random node broadcasts once.
+    for (let i = 0; i < 30; i++) {
+      send(pick(sim.liveNodes()));
+      run(MULTI_ROUND_MS);
     }
   } else {
-    const from = pick(sim.liveNodes());
     for (let i = 0; i < 100; i++) {
-      broadcast(from);
-      sim.runFor(gap);
+      send(from);
+      run(gap);
     }
   }
-  sim.runFor(DRAIN_MS);
-  let messages = 0, delivered = 0, missed = 0, ldhSum = 0, ldhMax = 0;
+  run(s.kind === "isolate" ? 2 * DRAIN_MS : DRAIN_MS);
+  let messages = 0, delivered = 0, missed = 0, ldhSum = 0, ldhMax = 0, reliability = 1;
   // Every broadcast counts for `missed`; the first builds the tree, so the
   // cost figures (messages, RMR, LDH) count from the second on.
+  const since = disruptedAt === undefined ? -Infinity : disruptedAt + 500;
   for (const [i, id] of ids.entries()) {
     const r = sim.report(id);
     missed += r.missed;
+    if (sentAt[i]! >= since && (disruptedAt !== undefined || i > 0)) {
+      reliability = Math.min(reliability, sim.reachedWithin(id, 3_000));
+    }
     if (i === 0) continue;
     messages += r.payloads;
     delivered += r.delivered;
@@ -197,6 +304,13 @@ export function runScenario(s: Scenario, seed: number): ScenarioResult {
     ldh: round(ldhSum / counted, 2),
     ldhMax,
     frames: sim.counters.frames,
+    staleNeighbours: sim.staleNeighbours(),
+    reliability3s: round(reliability, 4),
+    connectedMs: disruptedAt === undefined
+      ? 0
+      : connectedAt < 0
+      ? -1
+      : Math.round(connectedAt - disruptedAt),
     virtualMs: Math.round(sim.now),
     wallMs: Math.round(performance.now() - t0),
   };

@@ -35,7 +35,7 @@ import { DEFAULT_LAZY_TICK_MS } from "../broadcast/defaults.ts";
 import { type Random, seededRandom } from "../base/clock.ts";
 import { FullMesh } from "../membership/full_mesh.ts";
 import { HyParView, type HyParViewOptions } from "../membership/hyparview.ts";
-import type { NodeSpec } from "../membership/spec.ts";
+import { type NodeSpec, validateSpec } from "../membership/spec.ts";
 import {
   applyEffects,
   type EffectsHost,
@@ -46,6 +46,7 @@ import { type PlumtreeHandlers, receivePlumtree } from "../broadcast/dispatch.ts
 import { PlumtreeCore, type PlumtreeCoreOptions } from "../broadcast/plumtree_core.ts";
 import { type PlumtreeMessage, PT, type Send } from "../broadcast/wire.ts";
 import { EventQueue } from "./_queue.ts";
+import { overlayShape, staleNeighbours } from "./_measure.ts";
 import { encodeValue } from "../base/codec.ts";
 import { type SimCore, type SimKeysUpdate, SimPublishers } from "./_publishers.ts";
 
@@ -53,12 +54,16 @@ export type { SimKeysUpdate, SimPublisherOptions } from "./_publishers.ts";
 import type {
   Broadcast,
   BroadcastReport,
+  CrashKind,
+  OverlayShape,
   SimNode,
   SimulationCounters,
   SimulationOptions,
 } from "./_simulation_types.ts";
 export type {
   BroadcastReport,
+  CrashKind,
+  OverlayShape,
   SimulationCounters,
   SimulationOptions,
 } from "./_simulation_types.ts";
@@ -86,9 +91,13 @@ export class Simulation {
   readonly #random: Random;
   readonly #nodes: SimNode[] = [];
   readonly #byName = new Map<string, SimNode>();
+  /** The live nodes, in the order they were added. */
+  readonly #live: SimNode[] = [];
   /** Per directed link, the arrival time of its last frame (frames stay in order). */
   readonly #lastArrival = new Map<number, number>();
   #linkSeq = 0;
+  /** Links (dialer index * 2^20 + target index) whose close by the target is on its way. */
+  readonly #closing = new Map<number, number>();
   /** Partition group of each node index (undefined: no partition). */
   #group: Int32Array | undefined;
   readonly #pubs: SimPublishers | undefined;
@@ -198,18 +207,7 @@ export class Simulation {
     if (this.#pubs === undefined) {
       throw new TypeError("publisherState() needs the publishers option");
     }
-    let truth = 0;
-    const live = this.#nodes.filter((n) => n.alive);
-    for (const n of live) truth ^= this.#pubs.core(n.index)!.selfViewHash;
-    let differing = 0, stale = 0;
-    for (const n of live) {
-      const c = this.#pubs.core(n.index)!;
-      if (c.viewHash !== (truth >>> 0)) {
-        differing++;
-        for (const o of c.shown()) if (this.#byName.get(o.node)?.alive !== true) stale++;
-      }
-    }
-    return { differing, stale };
+    return this.#pubs.state(this.#live, (name) => this.#byName.get(name)?.alive === true);
   }
 
   /** Virtual time, in ms. */
@@ -219,7 +217,7 @@ export class Simulation {
 
   /** Names of the live nodes, in the order they were added. */
   liveNodes(): string[] {
-    return this.#nodes.filter((n) => n.alive).map((n) => n.name);
+    return this.#live.map((n) => n.name);
   }
 
   /** The active view (HyParView) or connected peers of a node. */
@@ -227,12 +225,13 @@ export class Simulation {
     return [...(this.#byName.get(name)?.up ?? [])].sort();
   }
 
-  /** A node's state, for diagnostics: its strategy, and its links. */
+  /** A node's state, for diagnostics: its strategy, its links, and its Plumtree neighbours. */
   inspect(name: string): {
     strategy: MembershipStrategy;
     up: string[];
     wanted: string[];
     inbound: string[];
+    plumtree: string[];
     alive: boolean;
   } | undefined {
     const n = this.#byName.get(name);
@@ -242,6 +241,7 @@ export class Simulation {
       up: [...n.up].sort(),
       wanted: [...n.wanted.keys()].sort(),
       inbound: [...n.inbound].sort(),
+      plumtree: n.pt.neighbours(),
       alive: n.alive,
     };
   }
@@ -258,12 +258,13 @@ export class Simulation {
   addNode(contact?: string): string {
     const index = this.#nodes.length;
     const name = `n${index}`;
-    const spec: NodeSpec = {
+    // Validated once: the copy is what travels (as a node's spec arrives decoded and checked).
+    const spec: NodeSpec = validateSpec({
       name,
       incarnation: 1,
       listenAddrs: [{ hostname: "10.0.0.1", port: 10_000 + index }],
       channels: {},
-    };
+    });
     const random = seededRandom(this.#o.seed * 1_000_003 + index * 7919 + 1);
     const strategy: MembershipStrategy = this.#o.strategy === "hyparview"
       ? new HyParView(spec, { ...this.#o.hyparview, random })
@@ -284,6 +285,7 @@ export class Simulation {
       connecting: new Set(),
       inbound: new Set(),
       linkEpoch: new Map(),
+      crash: undefined,
       ptDeadline: Infinity,
       flushScheduled: false,
       effects: undefined as unknown as EffectsHost,
@@ -294,8 +296,8 @@ export class Simulation {
     this.#nodes.push(node);
     this.#byName.set(name, node);
     if (this.#group !== undefined) this.#group = grow(this.#group, this.#nodes.length);
-    const live = this.#nodes.filter((n) => n.alive && n !== node);
-    const via = contact !== undefined ? this.#byName.get(contact) : this.#pick(live);
+    const via = contact !== undefined ? this.#byName.get(contact) : this.#pick(this.#live);
+    this.#live.push(node);
     if (via !== undefined) this.#apply(node, strategy.join(via.spec, this.#now));
     // Periodic work, each node at its own phase.
     this.#every(node, this.#o.pingIntervalMs, () => this.#tick(node));
@@ -304,16 +306,36 @@ export class Simulation {
     return name;
   }
 
-  /** Crashes nodes at once: they stop; peers notice after `failureTimeoutMs`. */
-  kill(names: readonly string[]): void {
+  /**
+   * Crashes nodes at once. A `"host"` crash (the default) is silence: peers
+   * find their links to it silent after `failureTimeoutMs`, and a connect to it
+   * times out after `connectTimeoutMs`. A `"process"` crash is what a killed
+   * process on a live host looks like: its connections are reset, so each peer
+   * with a link to it learns it one network latency later, and a connect is
+   * refused after a round trip.
+   */
+  kill(names: readonly string[], kind: CrashKind = "host"): void {
+    if (kind !== "host" && kind !== "process") {
+      throw new TypeError(`kill: kind must be "host" or "process", got ${JSON.stringify(kind)}`);
+    }
     for (const name of names) {
       const n = this.#byName.get(name);
       if (n === undefined || !n.alive) continue;
       n.alive = false;
-      // Every peer with a link to it finds it silent after the failure timeout.
+      n.crash = kind;
+      this.#live.splice(this.#live.indexOf(n), 1);
       for (const peer of n.inbound) {
         const p = this.#byName.get(peer)!;
-        this.#at(this.#o.failureTimeoutMs, () => this.#linkDown(p, name, "silent"));
+        if (kind === "host") {
+          // Every peer with a link to it finds it silent after the failure timeout.
+          this.#at(this.#o.failureTimeoutMs, () => this.#linkDown(p, name, "silent"));
+        } else this.#at(this.#latency(), () => this.#linkDown(p, name, "reset"));
+      }
+      if (kind === "process") {
+        for (const peer of n.up) {
+          const p = this.#byName.get(peer)!;
+          this.#at(this.#latency(), () => p.inbound.delete(name));
+        }
       }
     }
   }
@@ -355,6 +377,8 @@ export class Simulation {
       origin: n.index,
       hops: new Int16Array(size).fill(-1),
       expected: new Uint8Array(size),
+      sentAt: this.#now,
+      delays: new Float32Array(size).fill(NaN),
       payloads: 0,
     };
     for (const x of this.#nodes) if (x.alive) b.expected[x.index] = 1;
@@ -378,6 +402,42 @@ export class Simulation {
       } else if (b.expected[i] && this.#nodes[i]!.alive) missed++;
     }
     return { delivered, missed, payloads: b.payloads, ldh };
+  }
+
+  /**
+   * The fraction of the nodes expected to get broadcast `id` (alive when it
+   * was sent and now, its origin excluded) that got it within `ms` of its
+   * sending (1 when none is expected).
+   */
+  reachedWithin(id: number, ms: number): number {
+    const b = this.#broadcasts[id];
+    if (b === undefined) throw new RangeError(`no broadcast ${id}`);
+    let expected = 0, reached = 0;
+    for (let i = 0; i < b.hops.length; i++) {
+      if (i === b.origin || !b.expected[i] || !this.#nodes[i]!.alive) continue;
+      expected++;
+      if (b.delays[i]! <= ms) reached++;
+    }
+    return expected === 0 ? 1 : reached / expected;
+  }
+
+  /**
+   * Plumtree neighbours without a working link, over every live node: a
+   * neighbour is stale when this node has no link up to it, or the link's
+   * other end is dead or does not count it (frames on it would be lost). A
+   * link whose close is on its way over the network (sent by the other end,
+   * not arrived yet) is not counted: no node can know of it sooner.
+   */
+  staleNeighbours(): number {
+    return staleNeighbours(this.#live, this.#byName, this.#closing);
+  }
+
+  /** The shape of the overlay now: its components over live nodes (links taken both ways). */
+  overlay(): OverlayShape {
+    const size = this.#o.strategy === "hyparview"
+      ? (this.#nodes[0]?.strategy as HyParView | undefined)?.options.activeViewSize ?? 0
+      : 0;
+    return overlayShape(this.#live, this.#nodes.length, this.#byName, size);
   }
 
   /** Names of the nodes that were alive when broadcast `id` was sent, are alive now, and lack it. */
@@ -463,7 +523,10 @@ export class Simulation {
       changes: () => {},
       send: (to, msg) => this.#send(n, to, msg, 0),
       refute: (above) => {
-        n.spec = { ...n.spec, incarnation: Math.max(n.spec.incarnation + 1, above + 1) };
+        n.spec = validateSpec({
+          ...n.spec,
+          incarnation: Math.max(n.spec.incarnation + 1, above + 1),
+        });
         this.#apply(n, n.strategy.setSelf(n.spec, this.#now));
       },
       scheduleFlush: () => {
@@ -507,8 +570,11 @@ export class Simulation {
     const target = this.#byName.get(to);
     n.connecting.add(to);
     const ok = target !== undefined && target.alive && !this.#cut(n, target);
-    // A dead host refuses after a round trip; a partitioned one is never heard from.
-    const delay = ok || target?.alive === false ? 2 * this.#latency() : this.#o.connectTimeoutMs;
+    // A crashed process is refused after a round trip; a crashed host or one
+    // across a partition is never heard from.
+    const delay = ok || target?.crash === "process"
+      ? 2 * this.#latency()
+      : this.#o.connectTimeoutMs;
     this.#at(delay, () => {
       if (!n.alive) return;
       n.connecting.delete(to);
@@ -554,7 +620,12 @@ export class Simulation {
         inEpoch = hadInbound ? t.linkEpoch.get(n.name) : undefined;
       const key = n.index * 0x100000 + t.index;
       const at = Math.max(this.#now + this.#latency(), (this.#lastArrival.get(key) ?? 0) + 0.001);
+      const back = t.index * 0x100000 + n.index;
+      this.#closing.set(back, (this.#closing.get(back) ?? 0) + 1);
       this.#q.push(at, () => {
+        const c = this.#closing.get(back)! - 1;
+        if (c === 0) this.#closing.delete(back);
+        else this.#closing.set(back, c);
         if (!(n.up.has(to) && n.linkEpoch.get(to) !== outEpoch)) t.inbound.delete(n.name);
         if (
           t.alive && t.up.has(n.name) &&
@@ -650,7 +721,9 @@ export class Simulation {
     if (r instanceof Promise) throw new Error("the simulator's handlers answer synchronously");
     if (r.payload?.isNew) {
       const [, , id, , , round] = r.payload.msg;
-      this.#broadcasts[id as number]!.hops[n.index] = Math.min(round, 32767);
+      const b = this.#broadcasts[id as number]!;
+      b.hops[n.index] = Math.min(round, 32767);
+      b.delays[n.index] = this.#now - b.sentAt;
     }
     this.#sendPt(n, r.sends);
   }

@@ -1,0 +1,109 @@
+/**
+ * The options of `PlumtreeCore`: its timers and every bound of its
+ * per-peer structures (what is shed past each is counted in its stats).
+ *
+ * @module
+ */
+
+import type { Random } from "../base/clock.ts";
+
+/** Options of `PlumtreeCore`. Every per-peer structure has a bound; what is shed is counted. */
+export interface PlumtreeCoreOptions {
+  /**
+   * Random overlay neighbours besides the two ring neighbours.
+   *
+   * @default 2
+   */
+  fanout?: number;
+  /**
+   * Wait after an IHAVE before grafting, in case the payload arrives eagerly.
+   *
+   * @default 200
+   */
+  graftTimeoutMs?: number;
+  /**
+   * Wait before grafting again from the next announcer.
+   *
+   * @default 1000
+   */
+  graftRetryMs?: number;
+  /**
+   * Grafts for one id before giving it up to anti-entropy.
+   *
+   * @default 10
+   */
+  graftRetriesMax?: number;
+  /**
+   * Lazy entries queued per peer; the oldest are dropped past it.
+   *
+   * @default 10000
+   */
+  lazyOutstandingMax?: number;
+  /**
+   * Ids remembered for duplicate detection.
+   *
+   * @default 100000
+   */
+  idsRememberedMax?: number;
+  /**
+   * Ids in one IHAVE frame sent.
+   *
+   * @default 1000
+   */
+  ihaveBatchMax?: number;
+  /**
+   * Ids accepted in one IHAVE frame received; a larger frame is dropped whole.
+   *
+   * @default 10000
+   */
+  ihaveIdsMax?: number;
+  /**
+   * Announced ids waiting for their payload (a graft), all peers together; past
+   * it the oldest is forgotten.
+   *
+   * @default 10000
+   */
+  missingMax?: number;
+  /**
+   * Announced ids waiting for their payload first announced by one peer; past it that peer's new ones are dropped.
+   *
+   * @default 2000
+   */
+  missingPerPeerMax?: number;
+  /**
+   * Broadcast trees (one per root) kept; past it the least recently used is forgotten.
+   *
+   * @default 1024
+   */
+  rootsMax?: number;
+  /**
+   * A new neighbour is announced the ids delivered here in the last `catchupMs`
+   * (default 10000 ms), at most `catchupIdsMax` (default 1000): a node that
+   * joins, or reconnects after its neighbours failed, grafts what it missed.
+   */
+  catchupMs?: number;
+  /** See `catchupMs` (default 1000; 0 turns catch-up off). */
+  catchupIdsMax?: number;
+  /**
+   * Ids delivered here that no neighbour is known to hold: broadcast while
+   * this node had no neighbour (cut off), or announced only to neighbours that
+   * all went away without acknowledging them. They are announced to every new
+   * neighbour until one acknowledges them, however long the node was cut off.
+   * Past this bound the oldest are dropped (counted in `lazyDropped`).
+   *
+   * @default 10000
+   */
+  unsharedMax?: number;
+  /**
+   * The paper's tree optimization: when a neighbour announces an id delivered
+   * here with a round at least this much smaller than the round it came with,
+   * that neighbour becomes this node's parent in the id's tree (ADOPT to it,
+   * PRUNE to the old parent), so that paths do not drift longer as trees are
+   * repaired and reused. 0 turns it off.
+   *
+   * @default 2
+   */
+  optimizeThreshold?: number;
+  /** Randomness for overlay choices. */
+  random: Random;
+}
