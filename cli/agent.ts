@@ -465,7 +465,11 @@ export async function agent(args: string[]): Promise<void> {
           if (cmd.op === "call") {
             value = await node.call(String(cmd.to), String(cmd.endpoint), cmd.msg ?? null);
           } else if (cmd.op === "members") {
-            value = { members: node.members(), connected: node.connectedMembers() };
+            value = {
+              members: node.members(),
+              connected: node.connectedMembers(),
+              passive: node.passiveMembers(),
+            };
           } else if (cmd.op === "stats") value = node.stats();
           else if (cmd.op === "track" || cmd.op === "presences") {
             const { topic, key } = cmd as { topic?: unknown; key?: unknown };
