@@ -4,6 +4,13 @@ import { encodeValue } from "../base/codec.ts";
 import { type IHaveGroup, PT } from "./wire.ts";
 import { PlumtreeCore } from "./plumtree_core.ts";
 
+/** The ids of the IHAVEs among `sends` to `peer`, sorted. */
+function announcedTo(sends: ReturnType<PlumtreeCore["lazyTick"]>, peer: string): number[] {
+  return sends.filter((s) => s.to === peer && s.msg[0] === PT.IHave).flatMap((s) =>
+    (s.msg[2] as IHaveGroup[]).flatMap((g) => g[2] as number[])
+  ).sort((x, y) => x - y);
+}
+
 Deno.test("plumtree core: past lazyOutstandingMax the oldest announcements go, the newest are announced in order", () => {
   const core = new PlumtreeCore("a", {
     random: seededRandom(1),
@@ -45,10 +52,6 @@ Deno.test("plumtree core: a new neighbour is announced what was delivered in the
     catchupMs: 1000,
     catchupIdsMax: 3,
   });
-  const announcedTo = (sends: ReturnType<PlumtreeCore["lazyTick"]>, peer: string) =>
-    sends.filter((s) => s.to === peer && s.msg[0] === PT.IHave).flatMap((s) =>
-      (s.msg[2] as IHaveGroup[]).flatMap((g) => g[2] as number[])
-    ).sort((x, y) => x - y);
   core.setMembers(["a", "b"], 0);
   for (let i = 0; i < 5; i++) core.broadcast("h", i, null, 0);
   core.broadcast("h", 5, null, 500);
@@ -265,10 +268,6 @@ Deno.test("plumtree core: what a cut-off node broadcast is announced to its next
     catchupMs: 1000,
     unsharedMax: 50,
   });
-  const announced = (sends: ReturnType<PlumtreeCore["lazyTick"]>, peer: string) =>
-    sends.filter((s) => s.to === peer && s.msg[0] === PT.IHave).flatMap((s) =>
-      (s.msg[2] as IHaveGroup[]).flatMap((g) => g[2] as number[])
-    ).sort((x, y) => x - y);
   core.setMembers(["a", "b"], 0);
   core.broadcast("h", 0, null, 10);
   core.broadcast("h", 1, null, 20);
@@ -281,14 +280,14 @@ Deno.test("plumtree core: what a cut-off node broadcast is announced to its next
   core.setMembers(["a", "c", "d"], 60_000);
   const sends = core.lazyTick(60_000);
   const expected = Array.from({ length: 50 }, (_, i) => 10 + i);
-  assert.deepEqual(announced(sends, "c"), expected);
-  assert.deepEqual(announced(sends, "d"), expected);
+  assert.deepEqual(announcedTo(sends, "c"), expected);
+  assert.deepEqual(announcedTo(sends, "d"), expected);
   // c acknowledges: they are held by someone now, and a later neighbour is not told.
   const batch = sends.find((s) => s.to === "c" && s.msg[0] === PT.IHave)!.msg[1] as number;
   core.onIgnored("c", batch);
   assert.equal(core.unsharedCount, 0);
   core.setMembers(["a", "c", "d", "e"], 61_000);
-  assert.deepEqual(announced(core.lazyTick(61_000), "e"), []);
+  assert.deepEqual(announcedTo(core.lazyTick(61_000), "e"), []);
   assert.throws(
     () => new PlumtreeCore("a", { random: seededRandom(7), unsharedMax: 0 }),
     /unsharedMax/,

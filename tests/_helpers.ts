@@ -203,12 +203,13 @@ export class JsonProcess {
 
 /** A node running in its own `deno` process (cli/mod.ts (agent) --json). */
 export class NodeProcess extends JsonProcess {
-  /** Starts cli/mod.ts (agent) with the test cookie and `args`. */
-  constructor(args: string[]) {
+  /** Starts cli/mod.ts (agent) with the test cookie and `args`; with `stdin`, `command()` works (pass `--control`). */
+  constructor(args: string[], options: { stdin?: boolean } = {}) {
     super(
       new URL("../cli/mod.ts", import.meta.url),
       ["--allow-net=127.0.0.1", "--allow-env"],
       ["--json", "--cookie", "test-cookie", ...args],
+      options,
     );
   }
 

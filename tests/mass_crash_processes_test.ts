@@ -4,31 +4,16 @@
 // promotes passive members (no failure timeout to wait for).
 import assert from "node:assert/strict";
 import { seededRandom } from "../base/clock.ts";
-import { eventually, JsonProcess } from "./_helpers.ts";
+import { eventually, type JsonProcess, NodeProcess } from "./_helpers.ts";
 
 const PROCESSES = 48;
 const KILLED = 24;
 const BROADCASTS = 10;
 
-function agent(name: string, join: number | undefined): JsonProcess {
-  return new JsonProcess(
-    new URL("../cli/mod.ts", import.meta.url),
-    ["--allow-net=127.0.0.1", "--allow-env"],
-    [
-      "--json",
-      "--cookie",
-      "test-cookie",
-      "--name",
-      name,
-      "--membership",
-      "hyparview",
-      "--log-level",
-      "error",
-      "--control",
-      ...(join === undefined ? [] : ["--join", `127.0.0.1:${join}`]),
-    ],
-    { stdin: true },
-  );
+function agent(name: string, join: number | undefined): NodeProcess {
+  const args = ["--name", name, "--membership", "hyparview", "--log-level", "error", "--control"];
+  if (join !== undefined) args.push("--join", `127.0.0.1:${join}`);
+  return new NodeProcess(args, { stdin: true });
 }
 
 async function ask(p: JsonProcess, to: string, endpoint: string, msg: unknown = null) {
