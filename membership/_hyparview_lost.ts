@@ -62,6 +62,11 @@ export class LostNodes {
     return true;
   }
 
+  /** The names of the lost nodes and of those being probed. */
+  names(): Set<string> {
+    return new Set([...this.#lost.keys(), ...this.#probing.keys()]);
+  }
+
   /** The specs of the lost nodes. */
   specs(): NodeSpec[] {
     return [...this.#lost.values()].map((l) => l.spec);

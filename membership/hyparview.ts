@@ -85,6 +85,8 @@ export class HyParView implements MembershipStrategy {
   readonly #greet = new Map<string, unknown>();
   /** Nodes asked to be neighbours at low priority, not confirmed yet (a close means "no"). */
   readonly #unconfirmed = new Set<string>();
+  /** Requests to nodes only heard of (not passive members): forgotten if unreachable. */
+  readonly #exploring = new Set<string>();
   /** Low-priority requests refused in a row, since when, and when the next may go. */
   #refusals = 0;
   #refusedSince = 0;
@@ -295,6 +297,14 @@ export class HyParView implements MembershipStrategy {
     if (name === this.#joining.contact && !this.#joining.unreachable(name)) {
       this.#nextRejoin = now; // the next contact, at once
     }
+    if (this.#exploring.has(name)) {
+      // Only heard of, and gone (a mass failure leaves many such addresses): forgotten.
+      this.#known.delete(name);
+      this.#dropActive(name);
+      fx.disconnect.push({ name, reason: "unreachable", departed: false });
+      this.#repair(fx, now);
+      return fx;
+    }
     const spec = this.#active.get(name) ?? this.#passive.get(name);
     if (spec !== undefined) this.#lost.lose(spec, now);
     this.#passive.delete(name);
@@ -504,6 +514,17 @@ export class HyParView implements MembershipStrategy {
     fx.connect.push(spec);
   }
 
+  /** A node heard of that is neither a neighbour, a passive member nor known to have failed. */
+  #heardOf(): NodeSpec | undefined {
+    const failed = this.#lost.names();
+    const out: NodeSpec[] = [];
+    for (const k of this.#known.values()) {
+      const n = k.name;
+      if (!this.#active.has(n) && !this.#passive.has(n) && !failed.has(n)) out.push(k);
+    }
+    return this.#pick(out);
+  }
+
   #learn(spec: NodeSpec): void {
     if (spec.name === this.#self.name) return;
     const old = this.#known.get(spec.name);
@@ -553,6 +574,7 @@ export class HyParView implements MembershipStrategy {
   #dropActive(name: string): { up: boolean; unconfirmed: boolean } | undefined {
     if (!this.#active.delete(name)) return undefined;
     this.#greet.delete(name);
+    this.#exploring.delete(name);
     return { up: this.#up.delete(name), unconfirmed: this.#unconfirmed.delete(name) };
   }
 
@@ -620,8 +642,17 @@ export class HyParView implements MembershipStrategy {
       }
       return;
     }
-    while (this.#active.size < this.#o.activeViewSize && this.#passive.size > 0) {
+    while (this.#active.size < this.#o.activeViewSize) {
       const high = this.#up.size === 0 && this.#active.size === 0;
+      // Past a refusal (passive members full) every other request, and with no
+      // passive member left every request, goes to a node only heard of: after
+      // a mass failure, a group whose views hold only each other and the dead
+      // is found by nodes with room that once heard of it, and dead addresses
+      // are forgotten as they are tried.
+      const explore = !high &&
+        (this.#passive.size === 0 || (this.#refusals > 0 && this.#random.next() < 0.5));
+      const heard = explore ? this.#heardOf() : undefined;
+      if (heard === undefined && this.#passive.size === 0) return;
       // Two or more short (after a mass failure or join): insist at once. The
       // node asked makes room by splitting a link (its dropped neighbour links
       // to this node), so this node gains two neighbours and nobody loses one.
@@ -629,8 +660,9 @@ export class HyParView implements MembershipStrategy {
       if (!high && (this.#unconfirmed.size > 0 || (now < this.#nextRepair && !short))) return;
       const insist = !high && (short || (this.#refusals > 0 &&
         now - this.#refusedSince >= INSIST_AFTER_SHUFFLES * this.#o.shuffleIntervalMs));
-      const name = this.#pick([...this.#passive.keys()])!;
-      const spec = this.#passive.get(name)!;
+      const spec = heard ?? this.#passive.get(this.#pick([...this.#passive.keys()])!)!;
+      const name = spec.name;
+      if (heard !== undefined) this.#exploring.add(name);
       this.#addActive(spec, [HPV.Neighbor, high || insist ? 1 : 0], fx);
       if (insist && !short) this.#refusals = 0;
       // One request at a time (but with none up): the next goes once this one is answered.
@@ -688,6 +720,7 @@ export class HyParView implements MembershipStrategy {
     if (this.#active.has(from)) {
       if (this.#unconfirmed.delete(from)) {
         // It took this node: the confirmation. The next request may go.
+        this.#exploring.delete(from);
         this.#refusals = 0;
         this.#repair(fx, now);
       }

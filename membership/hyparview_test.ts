@@ -153,3 +153,27 @@ Deno.test("hyparview core: malformed messages are protocol errors; options are c
   assert.throws(() => node("m", { passiveRandomWalkLength: 9 }), /passiveRandomWalkLength/);
   assert.throws(() => node("m", { shuffleIntervalMs: 0 }), /shuffleIntervalMs/);
 });
+
+Deno.test("hyparview core: short of neighbours with no passive member, a node asks one it only heard of, and forgets it if unreachable", () => {
+  // After a mass failure, a pair of survivors holding only each other and dead
+  // addresses stayed apart for good: nobody with room had them in a passive view.
+  const n = node("n", { activeViewSize: 3 });
+  for (const p of ["p", "q"]) {
+    n.seen(spec(p), 0);
+    n.receive(p, [HPV.Neighbor, 1], 0);
+    n.up(p, 0);
+  }
+  for (const p of [...n.passiveView()]) n.unreachable(p, 0);
+  assert.deepEqual(n.passiveView(), []);
+  // A SHUFFLE walk passing through: its addresses are heard of, not passive members.
+  n.receive("p", [HPV.Shuffle, 3, [spec("h")], ["p"]], 0);
+  assert.deepEqual(n.passiveView(), []);
+  const fx = n.tick(1_000);
+  assert.ok(fx.connect.some((s) => s.name === "h"), "asks the node it heard of");
+  assert.deepEqual(n.greeting("h"), [HPV.Neighbor, 0]);
+  // Unreachable: forgotten, neither lost (probed again later) nor asked again.
+  n.unreachable("h", 1_000);
+  for (let t = 2_000; t < 60_000; t += 1_000) {
+    assert.ok(!n.tick(t).connect.some((s) => s.name === "h"), `h asked again at ${t} ms`);
+  }
+});
