@@ -6,7 +6,7 @@ import { type DurableBehaviour, DurableServer } from "../durable/mod.ts";
 import { testStorage } from "../testing.ts";
 import { EtcdStorage } from "../durable/etcd.ts";
 import { sleep } from "../durable/_etcd_client.ts";
-import type { Key, Storage } from "../durable/storage.ts";
+import type { Check, Key, Storage } from "../durable/storage.ts";
 import { EtcdCluster, etcdUnavailable } from "./_etcd_cluster.ts";
 import { crashRun } from "./_durable_crash.ts";
 
@@ -240,7 +240,8 @@ Deno.test({
     });
     console.log(
       `${r.kills} SIGKILLs; counter = ${r.state?.n}; calls: ${r.calls.answered} answered, ` +
-        `failed ${JSON.stringify(r.calls.failed)}, longest ${r.calls.longestMs} ms`,
+        `failed ${JSON.stringify(r.calls.failed)}, longest ${r.calls.longestMs} ms ` +
+        `(timers up to ${r.calls.timersLateMs} ms late)`,
     );
   },
 });
@@ -260,6 +261,9 @@ Deno.test({
         EtcdStorage.open({ endpoints: c.endpoints, prefix: [prefix], requestTimeoutMs: 1000 }),
       seed: SEED + 1,
       paceMs: 8,
+      // Kills through the leader's death and the follower's stop (about 7 s), not
+      // through all of the production: each is a process start.
+      killsMax: 16,
       callEveryMs: 100,
       chaos: async (signal) => {
         const log: string[] = [];
@@ -286,10 +290,77 @@ Deno.test({
     console.log(r.chaos.join("\n"));
     console.log(
       `${at()}: ${r.kills} SIGKILLs of consumers; counter = ${r.state?.n}; calls: ${r.calls.answered} answered, ` +
-        `failed ${JSON.stringify(r.calls.failed)}, longest ${r.calls.longestMs} ms`,
+        `failed ${JSON.stringify(r.calls.failed)}, longest ${r.calls.longestMs} ms ` +
+        `(timers up to ${r.calls.timersLateMs} ms late)`,
     );
     assert.equal(r.chaos.length, 4, "the leader died and a follower stopped while producing");
     await c.waitHealthy();
+  },
+});
+
+Deno.test({
+  name:
+    "etcd: 32 concurrent enqueues on one handle go to etcd in a few transactions (group commit), each applied once, in order",
+  ignore: cluster === undefined,
+  fn: async () => {
+    // They went one transaction at a time: a durable server's callers waited in line.
+    const relay = new Relay(cluster!.endpoints[0]!);
+    let txns = 0;
+    relay.rule = (path) => {
+      if (path === "/v3/kv/txn") txns++;
+      return "forward";
+    };
+    const db = await EtcdStorage.open({
+      endpoints: [relay.url],
+      prefix: ["group", crypto.randomUUID()],
+    });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 32 }, (_, i) =>
+          db.commit([], [
+            { type: "appendOrdered", prefix: ["q"], value: new Uint8Array([i]) },
+            { type: "sum", key: ["n"], value: 1n },
+          ])),
+      );
+      assert.ok(results.every((r) => r.ok));
+      console.log(`32 enqueues: ${txns} transactions`);
+      assert.ok(txns <= 8, `${txns} transactions for 32 enqueues`);
+      console.log(`group commit: ${JSON.stringify(db.groupStats())}`);
+      assert.equal((await db.get(["n"])).value, 32n, "every sum applied once");
+      const queued = await db.list({ prefix: ["q"] });
+      assert.deepEqual(
+        queued.map((e) => (e.value as Uint8Array)[0]),
+        Array.from({ length: 32 }, (_, i) => i),
+      );
+    } finally {
+      await db.close();
+      await relay.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "etcd: a merged commit whose one member's check fails: that member reports failure, the others apply",
+  ignore: cluster === undefined,
+  fn: async () => {
+    await using db = await openEtcd();
+    await db.commit([], [{ type: "set", key: ["k"], value: new Uint8Array([1]) }]);
+    const stale = (await db.get(["k"])).versionstamp;
+    await db.commit([], [{ type: "set", key: ["k"], value: new Uint8Array([2]) }]);
+    const append = (i: number, checks: Check[] = []) =>
+      db.commit(checks, [{ type: "appendOrdered", prefix: ["q"], value: new Uint8Array([i]) }]);
+    // The first goes alone; the next three wait, and go merged.
+    const [a, b, c, d] = await Promise.all([
+      append(0),
+      append(1),
+      append(2, [{ key: ["k"], versionstamp: stale }]),
+      append(3),
+    ]);
+    assert.deepEqual([a.ok, b.ok, c.ok, d.ok], [true, true, false, true]);
+    assert.ok(db.groupStats().splits >= 1, JSON.stringify(db.groupStats()));
+    const queued = await db.list({ prefix: ["q"] });
+    assert.deepEqual(queued.map((e) => (e.value as Uint8Array)[0]), [0, 1, 3]);
   },
 });
 
