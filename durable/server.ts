@@ -328,10 +328,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       await withTimeout(enqueued, c, remainingMs, timeoutMs);
     } catch (e) {
       c.waiters.delete(id);
-      if (e instanceof DurableTimeoutError) {
-        const late = enqueued.catch(() => {}).finally(() => this.#late.delete(late));
-        this.#late.add(late);
-      }
+      if (e instanceof DurableTimeoutError) this.#later(enqueued);
       throw e;
     }
     // A local consumer answers through `waiter`; another process's through the reply key,
@@ -348,8 +345,13 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       return await withTimeout(waiter.promise, c, remainingMs, timeoutMs) as Reply;
     } catch (e) {
       if (e instanceof DurableTimeoutError) {
-        // Abandon the reply: remove its key so that nothing is left behind.
-        await c.db.commit([], [{ type: "delete", key: replyKey }]).catch(() => {});
+        // Abandon the reply: remove its key so that nothing is left behind. Not
+        // awaited: the call ends at its timeout, whatever the storage does (a
+        // storage that is down would hold it until its own request timeout).
+        this.#later(c.db.commit([], [{ type: "delete", key: replyKey }]));
+        watchCtl.abort();
+        if (remote !== undefined) this.#later(remote);
+        remote = undefined;
       }
       throw e;
     } finally {
@@ -358,6 +360,12 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
       watchCtl.abort();
       await remote;
     }
+  }
+
+  /** Work a call left behind at its timeout: `stop()` waits for it. */
+  #later(p: Promise<unknown>): void {
+    const late: Promise<void> = p.then(() => {}, () => {}).finally(() => this.#late.delete(late));
+    this.#late.add(late);
   }
 
   /**
