@@ -58,13 +58,16 @@ function junkGossip(count: number, extra: unknown[] = []): Uint8Array {
 }
 
 Deno.test("hostile gossip: 4,093 made-up members are reaped everywhere and a new node joins", async () => {
+  // Built before the nodes start: building it takes the event loop for a while
+  // (a second under load), long enough for the nodes to time each other out.
+  const junk = junkGossip(4093);
   await using a = await startNode("a", REAP);
   await using b = await startNode("b", REAP);
   await b.join(a.spec);
   await converged([a, b], ["a", "b"]);
   const conn = await rawPeer(a.spec.listenAddrs[0]!);
   try {
-    await conn.write([junkGossip(4093)]);
+    await conn.write([junk]);
     await eventually(() => b.members().length > 1000, "junk spread to b", 5000);
   } finally {
     conn.close();
