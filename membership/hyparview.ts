@@ -38,6 +38,7 @@ export { HPV, type HyParViewConfig, type HyParViewOptions } from "./hyparview_op
 import { ProtocolError } from "../base/errors.ts";
 import { ForwardedJoiners, JoinBacklog, JoinRetry } from "./_hyparview_joins.ts";
 import { LostNodes } from "./_hyparview_lost.ts";
+import { KnownNodes } from "./_hyparview_known.ts";
 import type { MemberEntry } from "./membership_state.ts";
 import { type NodeSpec, validateSpec } from "./spec.ts";
 import {
@@ -71,7 +72,6 @@ export class HyParView implements MembershipStrategy {
   joinsShed = 0;
   readonly #o: Required<HyParViewOptions>;
   readonly #random: Random;
-  readonly #knownMax: number;
   #self: NodeSpec;
   #left = false;
   /** Neighbours, including those being connected. */
@@ -79,8 +79,8 @@ export class HyParView implements MembershipStrategy {
   /** Neighbours whose connection is up. */
   readonly #up = new Set<string>();
   readonly #passive = new Map<string, NodeSpec>();
-  /** Specs learnt from handshakes (who a name is), oldest first. */
-  readonly #known = new Map<string, NodeSpec>();
+  /** Specs heard of (who a name is, whom to ask), oldest first. */
+  readonly #known: KnownNodes;
   /** What to say to a node when its connection comes up. */
   readonly #greet = new Map<string, unknown>();
   /** Nodes asked to be neighbours at low priority, not confirmed yet (a close means "no"). */
@@ -117,7 +117,7 @@ export class HyParView implements MembershipStrategy {
       this.#o.probeIntervalMs,
     );
     this.#random = config.random;
-    this.#knownMax = config.knownMax ?? 1024;
+    this.#known = new KnownNodes(config.knownMax ?? 1024, () => this.#self.name);
   }
 
   /** The settings in force. */
@@ -517,29 +517,14 @@ export class HyParView implements MembershipStrategy {
   /** A node heard of that is neither a neighbour, a passive member nor known to have failed. */
   #heardOf(): NodeSpec | undefined {
     const failed = this.#lost.names();
-    const out: NodeSpec[] = [];
-    for (const k of this.#known.values()) {
-      const n = k.name;
-      if (!this.#active.has(n) && !this.#passive.has(n) && !failed.has(n)) out.push(k);
-    }
-    return this.#pick(out);
+    return this.#known.pick(
+      this.#random,
+      (n) => this.#active.has(n) || this.#passive.has(n) || failed.has(n),
+    );
   }
 
   #learn(spec: NodeSpec): void {
-    if (spec.name === this.#self.name) return;
-    const old = this.#known.get(spec.name);
-    if (old === spec || (old !== undefined && old.incarnation > spec.incarnation)) return;
-    this.#known.delete(spec.name);
-    this.#known.set(spec.name, spec);
-    if (this.#known.size > this.#knownMax) {
-      // The oldest quarter at once: deleting one entry per insert from the front of a Map
-      // walks the deleted slots before it each time (a tenth of the simulator's time).
-      let n = Math.ceil(this.#knownMax / 4);
-      for (const k of this.#known.keys()) {
-        if (n-- <= 0) break;
-        this.#known.delete(k);
-      }
-    }
+    this.#known.learn(spec);
   }
 
   #pick<T>(items: T[]): T | undefined {
