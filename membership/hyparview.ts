@@ -629,13 +629,13 @@ export class HyParView implements MembershipStrategy {
     }
     while (this.#active.size < this.#o.activeViewSize) {
       const high = this.#up.size === 0 && this.#active.size === 0;
-      // Past a refusal (passive members full) every other request, and with no
-      // passive member left every request, goes to a node only heard of: after
-      // a mass failure, a group whose views hold only each other and the dead
-      // is found by nodes with room that once heard of it, and dead addresses
-      // are forgotten as they are tried.
-      const explore = !high &&
-        (this.#passive.size === 0 || (this.#refusals > 0 && this.#random.next() < 0.5));
+      // With no passive member left, a request goes to a node only heard of:
+      // after a mass failure, a group whose views hold only each other and the
+      // dead finds the living, and dead addresses are forgotten as they are
+      // tried. Not while passive members are left: asking nodes that are full
+      // moves links for nothing (a request every other time after a refusal
+      // closed links under calls in small clusters).
+      const explore = !high && this.#passive.size === 0;
       const heard = explore ? this.#heardOf() : undefined;
       if (heard === undefined && this.#passive.size === 0) return;
       // Two or more short (after a mass failure or join): insist at once. The
