@@ -13,6 +13,15 @@ const spec = (name: string, incarnation = 1): NodeSpec => ({
   channels: {},
 });
 
+/** Makes `names` neighbours of `n` (known, asked at high priority, connected). */
+function neighbours(n: HyParView, names: string[]): void {
+  for (const p of names) {
+    n.seen(spec(p), 0);
+    n.receive(p, [HPV.Neighbor, 1], 0);
+    n.up(p, 0);
+  }
+}
+
 function node(name: string, options: ConstructorParameters<typeof HyParView>[1] | object = {}) {
   return new HyParView(spec(name), { random: seededRandom(name.length * 7), ...options });
 }
@@ -24,11 +33,7 @@ Deno.test("hyparview core: a join connects, greets with JOIN, and the contact sp
   assert.deepEqual(a.greeting("contact"), [HPV.Join]);
   assert.equal(a.greeting("contact"), undefined, "a greeting is said once");
   // The contact knows x and y as neighbours; a JOIN from a reaches it.
-  for (const n of ["x", "y"]) {
-    c.seen(spec(n), 0);
-    c.receive(n, [HPV.Neighbor, 1], 0);
-    c.up(n, 0);
-  }
+  neighbours(c, ["x", "y"]);
   c.seen(spec("a"), 0);
   const j = c.receive("a", [HPV.Join], 0);
   assert.deepEqual(j.connect.map((s) => s.name), ["a"]);
@@ -41,11 +46,7 @@ Deno.test("hyparview core: a join connects, greets with JOIN, and the contact sp
 
 Deno.test("hyparview core: a full node refuses a low-priority NEIGHBOR by closing, accepts a high one by evicting with a hand-over", () => {
   const n = node("n", { activeViewSize: 2 });
-  for (const p of ["p", "q"]) {
-    n.seen(spec(p), 0);
-    n.receive(p, [HPV.Neighbor, 1], 0);
-    n.up(p, 0);
-  }
+  neighbours(n, ["p", "q"]);
   n.seen(spec("r"), 0);
   const low = n.receive("r", [HPV.Neighbor, 0], 0);
   assert.deepEqual(low.disconnect.map((d) => d.name), ["r"], "refused: its connection is closed");
@@ -158,11 +159,7 @@ Deno.test("hyparview core: short of neighbours with no passive member, a node as
   // After a mass failure, a pair of survivors holding only each other and dead
   // addresses stayed apart for good: nobody with room had them in a passive view.
   const n = node("n", { activeViewSize: 3 });
-  for (const p of ["p", "q"]) {
-    n.seen(spec(p), 0);
-    n.receive(p, [HPV.Neighbor, 1], 0);
-    n.up(p, 0);
-  }
+  neighbours(n, ["p", "q"]);
   for (const p of [...n.passiveView()]) n.unreachable(p, 0);
   assert.deepEqual(n.passiveView(), []);
   // A SHUFFLE walk passing through: its addresses are heard of, not passive members.
