@@ -121,6 +121,21 @@ export const DEFAULT_OPTIMIZE_THRESHOLD = 2;
 export const DEFAULT_LAZY_TICK_MS = 1000;
 
 /**
+ * Plumtree: period of the IHAVE flush for `DEFAULT_REPAIR_WINDOW_MS` after a
+ * node's neighbours changed (trees under repair).
+ *
+ * @default 200
+ */
+export const DEFAULT_REPAIR_TICK_MS = 200;
+
+/**
+ * Plumtree: how long after a neighbour change IHAVEs flush at the repair pace.
+ *
+ * @default 5000
+ */
+export const DEFAULT_REPAIR_WINDOW_MS = 5000;
+
+/**
  * Plumtree: period of anti-entropy exchanges (as in Partisan).
  *
  * @default 10000

@@ -32,12 +32,6 @@ export interface PlumtreeOptions extends Omit<PlumtreeCoreOptions, "random"> {
   // deno-lint-ignore no-explicit-any
   handlers: BroadcastHandler<any, any, any>[];
   /**
-   * Period of the IHAVE flush, as in Partisan.
-   *
-   * @default 1000
-   */
-  lazyTickMs?: number;
-  /**
    * Period of anti-entropy exchanges, as in Partisan.
    *
    * @default 10000
@@ -184,13 +178,12 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     this.#random = options.random ?? mathRandom;
     this.#log = options.logger ?? node.logger;
     this.#core = new PlumtreeCore(node.name, { ...options, random: this.#random });
-    this.#lazyTickMs = options.lazyTickMs ?? D.DEFAULT_LAZY_TICK_MS;
+    this.#lazyTickMs = this.#core.lazyTickMs;
     const exchangeTickMs = options.exchangeTickMs ?? D.DEFAULT_EXCHANGE_TICK_MS;
     const exchangesMax = options.exchangesMax ?? D.DEFAULT_EXCHANGES_MAX;
     const inboxMax = options.inboxMax ?? D.DEFAULT_INBOX_MAX;
     for (
       const [k, v] of Object.entries({
-        lazyTickMs: this.#lazyTickMs,
         exchangeTickMs,
         exchangesMax,
         inboxMax,
@@ -516,8 +509,8 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   #scheduleLazy(): void {
     this.#lazyTimer = this.#clock.setTimeout(() => {
       this.#scheduleLazy();
-      this.#sendAll(this.#core.lazyTick(this.#clock.now()));
-    }, this.#lazyTickMs);
+      this.#sendAll(this.#core.lazyTickDue(this.#clock.now()));
+    }, this.#core.lazyTickPeriodMs);
   }
 
   /** `frame`: the bytes `raw` arrived in, forwarded (round patched) when it is a new push. */

@@ -109,6 +109,13 @@ export class PlumtreeCore {
   readonly #missing: MissingIds;
   /** Peers that sent this node any Plumtree message (so they know it as a neighbour). */
   readonly #heard = new Set<string>();
+  /** The IHAVE flush's pace: steady, and while trees repair after a neighbour change. */
+  readonly lazyTickMs: number;
+  readonly #repairTickMs: number;
+  readonly #repairWindowMs: number;
+  /** When a neighbour last went or came, and when IHAVEs were last flushed. */
+  #changedAt = -Infinity;
+  #flushedAt = -Infinity;
   /** Protocol counters. */
   readonly stats: PlumtreeStats = {
     eager: 0,
@@ -144,6 +151,18 @@ export class PlumtreeCore {
     this.#unsharedMax = options.unsharedMax ?? D.DEFAULT_UNSHARED_MAX;
     this.#optimize = options.optimizeThreshold ?? D.DEFAULT_OPTIMIZE_THRESHOLD;
     this.#random = options.random;
+    this.lazyTickMs = options.lazyTickMs ?? D.DEFAULT_LAZY_TICK_MS;
+    this.#repairTickMs = options.repairTickMs ?? D.DEFAULT_REPAIR_TICK_MS;
+    this.#repairWindowMs = options.repairWindowMs ?? D.DEFAULT_REPAIR_WINDOW_MS;
+    for (
+      const [k, v] of Object.entries({
+        lazyTickMs: this.lazyTickMs,
+        repairTickMs: this.#repairTickMs,
+        repairWindowMs: this.#repairWindowMs,
+      })
+    ) {
+      if (!(v > 0 && Number.isFinite(v))) throw new RangeError(`${k} must be > 0, got ${v}`);
+    }
     if (!Number.isInteger(this.#catchupMax) || this.#catchupMax < 0) {
       throw new RangeError(`catchupIdsMax must be a non-negative integer, got ${this.#catchupMax}`);
     }
@@ -274,6 +293,7 @@ export class PlumtreeCore {
   }
 
   #forget(peer: string): void {
+    if (this.#neighbours.has(peer)) this.#changedAt = this.#now;
     this.#picked.delete(peer);
     this.#inbound.delete(peer);
     this.#neighbours.delete(peer);
@@ -295,6 +315,7 @@ export class PlumtreeCore {
   #addNeighbour(peer: string): void {
     if (peer === this.self || this.#neighbours.has(peer)) return;
     this.#neighbours.add(peer);
+    this.#changedAt = this.#now;
     this.#outstanding.set(peer, { peer, pending: [], head: 0, unacked: new Map(), size: 0 });
     this.#outs = [...this.#outstanding.values()];
     // Existing trees take the new link as lazy (not eager there): they stay as they are.
@@ -650,6 +671,7 @@ export class PlumtreeCore {
    */
   lazyTick(now?: number): Send[] {
     if (now !== undefined) this.#now = now;
+    this.#flushedAt = this.#now;
     const sends: Send[] = [];
     // A NEIGHBOR can be lost (sent while the peer's Plumtree was not running yet):
     // repeat it to picked neighbours that have not sent anything back since.
@@ -670,6 +692,38 @@ export class PlumtreeCore {
       }
     }
     return sends;
+  }
+
+  /**
+   * How often a shell calls `lazyTickDue`: the shorter of `lazyTickMs` and
+   * `repairTickMs`.
+   */
+  get lazyTickPeriodMs(): number {
+    return Math.min(this.lazyTickMs, this.#repairTickMs);
+  }
+
+  /**
+   * The lazy tick when it is due at `now` (see `nextLazyTickAt`), else
+   * nothing. A shell calls it every `lazyTickPeriodMs`.
+   */
+  lazyTickDue(now: number): Send[] {
+    this.#now = now;
+    // Half a shell period of slack: a timer that fires a little early still counts.
+    if (now < this.nextLazyTickAt() - this.lazyTickPeriodMs / 2) return [];
+    return this.lazyTick(now);
+  }
+
+  /**
+   * When the next lazy tick is due: `repairTickMs` after the last when that
+   * falls within `repairWindowMs` of the last neighbour change (so at once
+   * when a neighbour changes after a quiet spell), else `lazyTickMs` after
+   * it. The orphans of a failed node learn what they missed from these
+   * IHAVEs. For a shell that schedules each tick rather than polling
+   * `lazyTickDue`; it moves earlier when a neighbour goes or comes.
+   */
+  nextLazyTickAt(): number {
+    const fast = this.#flushedAt + this.#repairTickMs;
+    return fast < this.#changedAt + this.#repairWindowMs ? fast : this.#flushedAt + this.lazyTickMs;
   }
 
   /** One IHAVE frame of `chunk` to `peer`, its ids grouped by handler and root; unacknowledged until IGNORED. */

@@ -293,3 +293,47 @@ Deno.test("plumtree core: what a cut-off node broadcast is announced to its next
     /unsharedMax/,
   );
 });
+
+Deno.test("plumtree core: IHAVEs flush every lazyTickMs, and every repairTickMs for repairWindowMs after a neighbour went", () => {
+  const core = new PlumtreeCore("a", {
+    random: seededRandom(6),
+    catchupIdsMax: 0,
+    lazyTickMs: 1000,
+    repairTickMs: 200,
+    repairWindowMs: 2000,
+  });
+  assert.equal(core.lazyTickPeriodMs, 200);
+  core.setMembers(["a", "b", "c"], 0);
+  // Polled every 200 ms from t = 10_000, with one broadcast before each poll:
+  // the times at which IHAVEs went to b.
+  const flushes = (from: number, to: number) => {
+    const at: number[] = [];
+    for (let t = from; t < to; t += 200) {
+      core.broadcast("h", t, null, t);
+      if (announcedTo(core.lazyTickDue(t), "b").length > 0) at.push(t);
+    }
+    return at;
+  };
+  core.lazyTick(9_999);
+  assert.deepEqual(flushes(10_000, 13_000), [11_000, 12_000]);
+  core.setMembers(["a", "b"], 13_000); // c went: b is told at the repair pace for 2 s
+  assert.deepEqual(core.nextLazyTickAt(), 12_200);
+  assert.deepEqual(flushes(13_000, 17_000), [
+    13_000,
+    13_200,
+    13_400,
+    13_600,
+    13_800,
+    14_000,
+    14_200,
+    14_400,
+    14_600,
+    14_800,
+    15_800,
+    16_800,
+  ]);
+  assert.throws(
+    () => new PlumtreeCore("a", { random: seededRandom(7), repairTickMs: 0 }),
+    /repairTickMs must be > 0, got 0/,
+  );
+});

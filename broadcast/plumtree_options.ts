@@ -104,6 +104,27 @@ export interface PlumtreeCoreOptions {
    * @default 2
    */
   optimizeThreshold?: number;
+  /**
+   * Period of the IHAVE flush, as in Partisan (`lazyTickDue` keeps it).
+   *
+   * @default 1000
+   */
+  lazyTickMs?: number;
+  /**
+   * Period of the IHAVE flush for `repairWindowMs` after this node's
+   * neighbours changed (one went, or one came): a node whose tree parent
+   * failed learns what it missed from its other neighbours' IHAVEs, so while
+   * the overlay repairs itself they go out at this pace, not `lazyTickMs`.
+   *
+   * @default 200
+   */
+  repairTickMs?: number;
+  /**
+   * How long after a neighbour change IHAVEs flush every `repairTickMs`.
+   *
+   * @default 5000
+   */
+  repairWindowMs?: number;
   /** Randomness for overlay choices. */
   random: Random;
 }

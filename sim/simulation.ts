@@ -279,7 +279,7 @@ export class Simulation {
       spec,
       alive: true,
       strategy,
-      pt: new PlumtreeCore(name, { ...this.#o.plumtree, random }),
+      pt: new PlumtreeCore(name, { lazyTickMs: this.#o.lazyTickMs, ...this.#o.plumtree, random }),
       up: new Set(),
       wanted: new Map(),
       connecting: new Set(),
@@ -287,6 +287,7 @@ export class Simulation {
       linkEpoch: new Map(),
       crash: undefined,
       ptDeadline: Infinity,
+      lazyAt: Infinity,
       flushScheduled: false,
       effects: undefined as unknown as EffectsHost,
       handlers: undefined as unknown as PlumtreeHandlers,
@@ -301,7 +302,8 @@ export class Simulation {
     if (via !== undefined) this.#apply(node, strategy.join(via.spec, this.#now));
     // Periodic work, each node at its own phase.
     this.#every(node, this.#o.pingIntervalMs, () => this.#tick(node));
-    this.#every(node, this.#o.lazyTickMs, () => this.#sendPt(node, node.pt.lazyTick(this.#now)));
+    // The first lazy tick at a random part of the period, then each when due.
+    this.#at(this.#random.next() * node.pt.lazyTickMs, () => this.#lazyTick(node));
     this.#pubs?.add(node);
     return name;
   }
@@ -695,6 +697,26 @@ export class Simulation {
       this.#send(n, s.to, m, 1);
     }
     this.#armPt(n);
+    if (n.lazyAt !== Infinity) this.#armLazy(n);
+  }
+
+  #lazyTick(n: SimNode): void {
+    if (!n.alive) return;
+    n.lazyAt = -1;
+    this.#sendPt(n, n.pt.lazyTickDue(this.#now));
+    n.lazyAt = Infinity;
+    this.#armLazy(n);
+  }
+
+  /** Schedules `n`'s next lazy tick when the core wants it sooner than scheduled. */
+  #armLazy(n: SimNode): void {
+    if (n.lazyAt === -1) return; // in the tick: armed when it ends
+    const at = Math.max(this.#now, n.pt.nextLazyTickAt());
+    if (at >= n.lazyAt) return;
+    n.lazyAt = at;
+    this.#q.push(at, () => {
+      if (n.lazyAt === at) this.#lazyTick(n);
+    });
   }
 
   #armPt(n: SimNode): void {
