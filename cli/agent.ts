@@ -41,7 +41,8 @@
  *
  * `--membership hyparview` runs HyParView partial views (for large clusters:
  * a node connects to a few neighbours only; process groups and presence then
- * travel through the overlay).
+ * travel through the overlay); `--shuffle-interval-ms` sets how often a node
+ * trades passive members with a random one (default 10000).
  *
  * It logs membership changes, answers `echo` and `info` calls, and with
  * `--json` prints one JSON object per line (used by the demo and the tests).
@@ -78,7 +79,8 @@ const JOIN_RETRY_MAX_MS = 5000;
 /** The agent's usage, printed by `--help` and with an error. */
 const AGENT_USAGE =
   "usage: murmur agent --name NAME --cookie SECRET [--host 127.0.0.1] [--port 0] " +
-  "[--advertise HOST:PORT]... [--join HOST:PORT]... [--membership full-mesh|hyparview] " +
+  "[--advertise HOST:PORT]... [--join HOST:PORT]... " +
+  "[--membership full-mesh|hyparview [--shuffle-interval-ms 10000]] " +
   "[--log-level info] [--dashboard PORT [--dashboard-host H] [--dashboard-token T]] " +
   "[--tls-cert FILE --tls-key FILE [--tls-ca FILE]...] " +
   "[--dns NAME [--dns-type SRV|A|AAAA] [--dns-port PORT] [--dns-server IP:PORT]] " +
@@ -117,6 +119,7 @@ function parseAgentArgs(args: string[]) {
       "dead-member-remove-ms": { type: "string", default: "60000" },
       "log-level": { type: "string", default: "info" },
       membership: { type: "string", default: "full-mesh" },
+      "shuffle-interval-ms": { type: "string" },
       "lazy-tick-ms": { type: "string", default: "200" },
       json: { type: "boolean", default: false },
       control: { type: "boolean", default: false },
@@ -177,6 +180,15 @@ export async function agent(args: string[]): Promise<void> {
     Deno.exit(2);
   }
   const hyparview = values.membership === "hyparview";
+  const shuffleMs = values["shuffle-interval-ms"];
+  if (shuffleMs !== undefined && !(hyparview && Number(shuffleMs) > 0)) {
+    console.error(
+      `--shuffle-interval-ms must be a positive number of ms, with --membership hyparview, got ${
+        JSON.stringify(shuffleMs)
+      }\n${USAGE}`,
+    );
+    Deno.exit(2);
+  }
   if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
     console.error(`--tls-cert and --tls-key go together\n${USAGE}`);
     Deno.exit(2);
@@ -224,7 +236,12 @@ export async function agent(args: string[]): Promise<void> {
     pingIntervalMs: Number(values["ping-interval-ms"]),
     deadMemberRemoveMs: Number(values["dead-member-remove-ms"]),
     reconnectBackoffMaxMs: 1000,
-    membership: hyparview ? { strategy: "hyparview" } : { strategy: "full-mesh" },
+    membership: hyparview
+      ? {
+        strategy: "hyparview",
+        ...(shuffleMs === undefined ? {} : { shuffleIntervalMs: Number(shuffleMs) }),
+      }
+      : { strategy: "full-mesh" },
     ...(values.tag.length > 0 ? { tags } : {}),
     ...(tls === undefined ? {} : { tls }),
     ...(values.dns === undefined ? {} : {

@@ -27,6 +27,17 @@ Deno.test("cli: agent and status answer --help with their usage; an unknown opti
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /Unknown option '--nme'/);
   assert.match(bad.stderr, /usage: murmur agent/);
+  const shuffle = await run("cli/mod.ts", [
+    "agent",
+    "--name",
+    "a",
+    "--cookie",
+    "c",
+    "--shuffle-interval-ms",
+    "500",
+  ]);
+  assert.equal(shuffle.code, 2);
+  assert.match(shuffle.stderr, /--shuffle-interval-ms must be .* with --membership hyparview/);
   const badStatus = await run("cli/mod.ts", ["status", "--jsn", "8080"]);
   assert.equal(badStatus.code, 2);
   assert.match(badStatus.stderr, /unknown option --jsn/);
