@@ -16,13 +16,12 @@
  * @module
  */
 
-import * as D from "./defaults.ts";
 import type { Random } from "../base/clock.ts";
 import { ihaveGroups, type PlumtreeMessage, type PlumtreeStats, PT, type Send } from "./wire.ts";
 import { idKey, idSlot, RecentIds } from "./_recent.ts";
 import { MissingIds } from "./_missing.ts";
 import { drop, Trees } from "./_trees.ts";
-import type { PlumtreeCoreOptions } from "./plumtree_options.ts";
+import { type PlumtreeCoreOptions, resolveCoreOptions } from "./plumtree_options.ts";
 
 export type { PlumtreeCoreOptions } from "./plumtree_options.ts";
 
@@ -135,68 +134,27 @@ export class PlumtreeCore {
   /** Creates the state of node `self`. */
   constructor(self: string, options: PlumtreeCoreOptions) {
     this.self = self;
-    this.#fanout = options.fanout ?? D.DEFAULT_PLUMTREE_FANOUT;
-    this.#graftTimeoutMs = options.graftTimeoutMs ?? D.DEFAULT_GRAFT_TIMEOUT_MS;
-    this.#graftRetryMs = options.graftRetryMs ?? D.DEFAULT_GRAFT_RETRY_MS;
-    this.#graftRetriesMax = options.graftRetriesMax ?? D.DEFAULT_GRAFT_RETRIES_MAX;
-    this.#lazyMax = options.lazyOutstandingMax ?? D.DEFAULT_LAZY_OUTSTANDING_MAX;
-    this.#idsMax = options.idsRememberedMax ?? D.DEFAULT_IDS_REMEMBERED_MAX;
-    this.#ihaveBatchMax = options.ihaveBatchMax ?? D.DEFAULT_IHAVE_BATCH_MAX;
-    this.#ihaveIdsMax = options.ihaveIdsMax ?? D.DEFAULT_IHAVE_IDS_MAX;
-    this.#missingMax = options.missingMax ?? D.DEFAULT_MISSING_MAX;
-    this.#missingPerPeerMax = options.missingPerPeerMax ?? D.DEFAULT_MISSING_PER_PEER_MAX;
-    this.#rootsMax = options.rootsMax ?? D.DEFAULT_ROOTS_MAX;
-    this.#catchupMs = options.catchupMs ?? D.DEFAULT_CATCHUP_MS;
-    this.#catchupMax = options.catchupIdsMax ?? D.DEFAULT_CATCHUP_IDS_MAX;
-    this.#unsharedMax = options.unsharedMax ?? D.DEFAULT_UNSHARED_MAX;
-    this.#optimize = options.optimizeThreshold ?? D.DEFAULT_OPTIMIZE_THRESHOLD;
-    this.#random = options.random;
-    this.lazyTickMs = options.lazyTickMs ?? D.DEFAULT_LAZY_TICK_MS;
-    this.#repairTickMs = options.repairTickMs ?? D.DEFAULT_REPAIR_TICK_MS;
-    this.#repairWindowMs = options.repairWindowMs ?? D.DEFAULT_REPAIR_WINDOW_MS;
-    for (
-      const [k, v] of Object.entries({
-        lazyTickMs: this.lazyTickMs,
-        repairTickMs: this.#repairTickMs,
-        repairWindowMs: this.#repairWindowMs,
-      })
-    ) {
-      if (!(v > 0 && Number.isFinite(v))) throw new RangeError(`${k} must be > 0, got ${v}`);
-    }
-    if (!Number.isInteger(this.#catchupMax) || this.#catchupMax < 0) {
-      throw new RangeError(`catchupIdsMax must be a non-negative integer, got ${this.#catchupMax}`);
-    }
-    if (!(this.#catchupMs >= 0)) {
-      throw new RangeError(`catchupMs must be non-negative, got ${this.#catchupMs}`);
-    }
+    const o = resolveCoreOptions(options);
+    this.#fanout = o.fanout;
+    this.#graftTimeoutMs = o.graftTimeoutMs;
+    this.#graftRetryMs = o.graftRetryMs;
+    this.#graftRetriesMax = o.graftRetriesMax;
+    this.#lazyMax = o.lazyOutstandingMax;
+    this.#idsMax = o.idsRememberedMax;
+    this.#ihaveBatchMax = o.ihaveBatchMax;
+    this.#ihaveIdsMax = o.ihaveIdsMax;
+    this.#missingMax = o.missingMax;
+    this.#missingPerPeerMax = o.missingPerPeerMax;
+    this.#rootsMax = o.rootsMax;
+    this.#catchupMs = o.catchupMs;
+    this.#catchupMax = o.catchupIdsMax;
+    this.#unsharedMax = o.unsharedMax;
+    this.#optimize = o.optimizeThreshold;
+    this.#random = o.random;
+    this.lazyTickMs = o.lazyTickMs;
+    this.#repairTickMs = o.repairTickMs;
+    this.#repairWindowMs = o.repairWindowMs;
     this.#delivered = new Array(this.#catchupMax);
-    for (
-      const [k, v] of Object.entries({
-        fanout: this.#fanout,
-        graftRetriesMax: this.#graftRetriesMax,
-        optimizeThreshold: this.#optimize,
-      })
-    ) {
-      if (!Number.isInteger(v) || v < 0) {
-        throw new RangeError(`${k} must be a non-negative integer, got ${v}`);
-      }
-    }
-    for (
-      const [k, v] of Object.entries({
-        lazyOutstandingMax: this.#lazyMax,
-        idsRememberedMax: this.#idsMax,
-        ihaveBatchMax: this.#ihaveBatchMax,
-        ihaveIdsMax: this.#ihaveIdsMax,
-        missingMax: this.#missingMax,
-        missingPerPeerMax: this.#missingPerPeerMax,
-        rootsMax: this.#rootsMax,
-        unsharedMax: this.#unsharedMax,
-      })
-    ) {
-      if (!Number.isInteger(v) || v < 1) {
-        throw new RangeError(`${k} must be a positive integer, got ${v}`);
-      }
-    }
     this.#recent = new RecentIds(this.#idsMax);
     this.#trees = new Trees(this.#rootsMax, () => void this.stats.rootsDropped++);
     this.#missing = new MissingIds({

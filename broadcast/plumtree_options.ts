@@ -6,6 +6,7 @@
  */
 
 import type { Random } from "../base/clock.ts";
+import * as D from "./defaults.ts";
 
 /** Options of `PlumtreeCore`. Every per-peer structure has a bound; what is shed is counted. */
 export interface PlumtreeCoreOptions {
@@ -127,4 +128,76 @@ export interface PlumtreeCoreOptions {
   repairWindowMs?: number;
   /** Randomness for overlay choices. */
   random: Random;
+}
+
+/** `PlumtreeCoreOptions` with every default filled in, checked. */
+export type ResolvedCoreOptions = Required<PlumtreeCoreOptions>;
+
+/**
+ * Fills in the defaults of `o` and checks every value, throwing a
+ * `RangeError` that names the first bad one.
+ *
+ * @example
+ * ```ts
+ * import { seededRandom } from "../base/clock.ts";
+ * import { resolveCoreOptions } from "./plumtree_options.ts";
+ * console.log(resolveCoreOptions({ random: seededRandom(1) }).lazyTickMs); // 1000
+ * ```
+ */
+export function resolveCoreOptions(o: PlumtreeCoreOptions): ResolvedCoreOptions {
+  const r: ResolvedCoreOptions = {
+    fanout: o.fanout ?? D.DEFAULT_PLUMTREE_FANOUT,
+    graftTimeoutMs: o.graftTimeoutMs ?? D.DEFAULT_GRAFT_TIMEOUT_MS,
+    graftRetryMs: o.graftRetryMs ?? D.DEFAULT_GRAFT_RETRY_MS,
+    graftRetriesMax: o.graftRetriesMax ?? D.DEFAULT_GRAFT_RETRIES_MAX,
+    lazyOutstandingMax: o.lazyOutstandingMax ?? D.DEFAULT_LAZY_OUTSTANDING_MAX,
+    idsRememberedMax: o.idsRememberedMax ?? D.DEFAULT_IDS_REMEMBERED_MAX,
+    ihaveBatchMax: o.ihaveBatchMax ?? D.DEFAULT_IHAVE_BATCH_MAX,
+    ihaveIdsMax: o.ihaveIdsMax ?? D.DEFAULT_IHAVE_IDS_MAX,
+    missingMax: o.missingMax ?? D.DEFAULT_MISSING_MAX,
+    missingPerPeerMax: o.missingPerPeerMax ?? D.DEFAULT_MISSING_PER_PEER_MAX,
+    rootsMax: o.rootsMax ?? D.DEFAULT_ROOTS_MAX,
+    catchupMs: o.catchupMs ?? D.DEFAULT_CATCHUP_MS,
+    catchupIdsMax: o.catchupIdsMax ?? D.DEFAULT_CATCHUP_IDS_MAX,
+    unsharedMax: o.unsharedMax ?? D.DEFAULT_UNSHARED_MAX,
+    optimizeThreshold: o.optimizeThreshold ?? D.DEFAULT_OPTIMIZE_THRESHOLD,
+    lazyTickMs: o.lazyTickMs ?? D.DEFAULT_LAZY_TICK_MS,
+    repairTickMs: o.repairTickMs ?? D.DEFAULT_REPAIR_TICK_MS,
+    repairWindowMs: o.repairWindowMs ?? D.DEFAULT_REPAIR_WINDOW_MS,
+    random: o.random,
+  };
+  for (const k of ["lazyTickMs", "repairTickMs", "repairWindowMs"] as const) {
+    const v = r[k];
+    if (!(v > 0 && Number.isFinite(v))) throw new RangeError(`${k} must be > 0, got ${v}`);
+  }
+  if (!Number.isInteger(r.catchupIdsMax) || r.catchupIdsMax < 0) {
+    throw new RangeError(`catchupIdsMax must be a non-negative integer, got ${r.catchupIdsMax}`);
+  }
+  if (!(r.catchupMs >= 0)) {
+    throw new RangeError(`catchupMs must be non-negative, got ${r.catchupMs}`);
+  }
+  for (const k of ["fanout", "graftRetriesMax", "optimizeThreshold"] as const) {
+    const v = r[k];
+    if (!Number.isInteger(v) || v < 0) {
+      throw new RangeError(`${k} must be a non-negative integer, got ${v}`);
+    }
+  }
+  for (
+    const k of [
+      "lazyOutstandingMax",
+      "idsRememberedMax",
+      "ihaveBatchMax",
+      "ihaveIdsMax",
+      "missingMax",
+      "missingPerPeerMax",
+      "rootsMax",
+      "unsharedMax",
+    ] as const
+  ) {
+    const v = r[k];
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`${k} must be a positive integer, got ${v}`);
+    }
+  }
+  return r;
 }
