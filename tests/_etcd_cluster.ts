@@ -2,6 +2,8 @@
 // cluster token, a temporary data directory), members that can be SIGKILLed,
 // restarted, stopped and continued, and the leader found.
 
+import { freePort } from "./_helpers.ts";
+
 /** Why etcd tests cannot run here, or undefined when they can. */
 export async function etcdUnavailable(): Promise<string | undefined> {
   try {
@@ -18,14 +20,10 @@ export async function etcdUnavailable(): Promise<string | undefined> {
   }
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const listeners = Array.from(
-    { length: n },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  return await Promise.resolve(ports);
+function freePorts(n: number): number[] {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(freePort());
+  return [...ports];
 }
 
 interface Member {
@@ -70,7 +68,7 @@ export class EtcdCluster {
         .output().then((o) => o.success, () => false);
       if (ok) data = shm;
     }
-    const ports = await freePorts(2 * n);
+    const ports = freePorts(2 * n);
     const members: Member[] = Array.from({ length: n }, (_, i) => ({
       name: `m${i}`,
       client: `http://127.0.0.1:${ports[2 * i]}`,

@@ -249,6 +249,26 @@ export async function rawPeer(
   return conn;
 }
 
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on now, for a process that
+ * must be told its port before it starts. Picked below Linux's ephemeral range
+ * (32768 and up): a port taken from that range and released is soon handed to
+ * another test's connection or `port: 0` listener, and the process that was
+ * to bind it fails with "address in use" (seen in a parallel run).
+ */
+export function freePort(): number {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      // Taken: another.
+    }
+  }
+  throw new Error("no free port found below the ephemeral range in 200 tries");
+}
+
 /** Median of a list of numbers. */
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

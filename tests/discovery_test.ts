@@ -5,16 +5,8 @@
 
 import assert from "node:assert/strict";
 import type { Node } from "../mod.ts";
-import { eventually, JsonProcess, startNode } from "./_helpers.ts";
+import { eventually, freePort, JsonProcess, startNode } from "./_helpers.ts";
 import { type DnsTable, startDnsServer } from "./_dns_server.ts";
-
-/** A port nothing listens on now (bound, then released). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 Deno.test("discovery: a seed started 10 s after the joiner is joined (retried with backoff, never given up)", async () => {
   const port = freePort();

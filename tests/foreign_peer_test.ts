@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { HandshakeError } from "../mod.ts";
-import { startNode } from "./_helpers.ts";
+import { freePort, startNode } from "./_helpers.ts";
 import { namedConnectError } from "../membership/_foreign.ts";
 
 /** A TCP server on 127.0.0.1 that answers every connection with `reply` (after reading a little). */
@@ -103,10 +103,8 @@ Deno.test("join: a TLS node dialing a plain port, a closed port: each named", as
       (e: Error) =>
         e.message.includes(`127.0.0.1:${port} did not answer TLS (is it a plain port?)`),
     );
-    // A port nothing listens on (bound, then closed).
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const closed = (l.addr as Deno.NetAddr).port;
-    l.close();
+    // A port nothing listens on (below the ephemeral range: not handed to another test meanwhile).
+    const closed = freePort();
     await assert.rejects(
       () => plain.join(`127.0.0.1:${closed}`),
       (e: Error) =>

@@ -6,7 +6,7 @@ import { encodeFrames } from "../membership/mod.ts";
 import { encodeValue, PROTOCOL_VERSION } from "../protocol.ts";
 import { HandshakeError, Node } from "../mod.ts";
 import { MemoryNetwork } from "../testing.ts";
-import { converged, median, rawPeer, startNode } from "./_helpers.ts";
+import { converged, freePort, median, rawPeer, startNode } from "./_helpers.ts";
 
 /** CBOR for a positive bignum (tag 2) of `n` bytes. */
 function bignum(n: number): Uint8Array {
@@ -184,9 +184,7 @@ Deno.test("multi-host: listening on 0.0.0.0 without advertise is refused with a 
 Deno.test("multi-host: a wrong advertised address fails the join at once with the real cause", async () => {
   await using c = await startNode("c");
   // a listens on a port of its own but advertises c's address: whoever dials it reaches c.
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
+  const port = freePort();
   await using _a = await startNode("a", {
     listen: { hostname: "127.0.0.1", port },
     advertise: [c.spec.listenAddrs[0]!],

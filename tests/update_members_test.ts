@@ -3,7 +3,7 @@
 // kept (it leaves by itself), this node is never touched.
 
 import assert from "node:assert/strict";
-import { eventually, JsonProcess, startNode } from "./_helpers.ts";
+import { eventually, freePort, JsonProcess, startNode } from "./_helpers.ts";
 
 Deno.test("updateMembers: joins the listed, removes the unlisted that are down, keeps the live, reports failures", async () => {
   const a = await startNode("um-a"), b = await startNode("um-b"), c = await startNode("um-c");
@@ -12,9 +12,7 @@ Deno.test("updateMembers: joins the listed, removes the unlisted that are down, 
     await b.join(a.spec);
     await c.join(a.spec);
     // d is told the list: a by spec, b by address, and one that answers nothing.
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const nobody = `127.0.0.1:${(l.addr as Deno.NetAddr).port}`;
-    l.close();
+    const nobody = `127.0.0.1:${freePort()}`;
     const r1 = await d.updateMembers([a.spec, `127.0.0.1:${b.listenAddr.port}`, nobody], {
       timeoutMs: 3000,
     });
