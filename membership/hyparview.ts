@@ -27,7 +27,6 @@ import {
   INSIST_AFTER_SHUFFLES,
   JOIN_BACKLOG_DRAIN,
   JOIN_EVICT_GAP_MS,
-  NEIGHBOR_CONFIRM_MS,
   PATH_MAX,
   REPAIR_BACKOFF_MS,
   resolved,
@@ -85,8 +84,7 @@ export class HyParView implements MembershipStrategy {
   /** What to say to a node when its connection comes up. */
   readonly #greet = new Map<string, unknown>();
   /** Nodes asked to be neighbours at low priority, not confirmed yet (a close means "no"). */
-  /** NEIGHBOR requests waiting for their answer, with when they went. */
-  readonly #unconfirmed = new Map<string, number>();
+  readonly #unconfirmed = new Set<string>();
   /** Requests to nodes only heard of (not passive members): forgotten if unreachable. */
   readonly #exploring = new Set<string>();
   /** Low-priority requests refused in a row, since when, and when the next may go. */
@@ -356,7 +354,7 @@ export class HyParView implements MembershipStrategy {
         ) {
           this.#addActive(newcomer, [HPV.Neighbor, this.#active.size === 0 ? 1 : 0], fx);
           // Until it answers, no other request goes out (the evicting node is full, for one).
-          this.#unconfirmed.set(newcomer.name, now);
+          this.#unconfirmed.add(newcomer.name);
         }
         this.#repair(fx, now);
         break;
@@ -629,14 +627,6 @@ export class HyParView implements MembershipStrategy {
       }
       return;
     }
-    for (const [name, at] of this.#unconfirmed) {
-      if (this.#up.has(name) && now - at >= NEIGHBOR_CONFIRM_MS) {
-        // Up and never refused: taken (it already counted this node, so it said nothing).
-        this.#unconfirmed.delete(name);
-        this.#exploring.delete(name);
-        this.#refusals = 0;
-      }
-    }
     while (this.#active.size < this.#o.activeViewSize) {
       const high = this.#up.size === 0 && this.#active.size === 0;
       // With no passive member left, a request goes to a node only heard of:
@@ -661,7 +651,7 @@ export class HyParView implements MembershipStrategy {
       this.#addActive(spec, [HPV.Neighbor, high || insist ? 1 : 0], fx);
       if (insist && !short) this.#refusals = 0;
       // One request at a time (but with none up): the next goes once this one is answered.
-      if (!high) this.#unconfirmed.set(name, now);
+      if (!high) this.#unconfirmed.add(name);
     }
   }
 

@@ -109,13 +109,6 @@ export const REPAIR_BACKOFF_MS = 250;
  * node short of neighbours insists (high priority).
  */
 export const INSIST_AFTER_SHUFFLES = 6;
-/**
- * A NEIGHBOR request whose connection has been up this long without a refusal
- * (a close) counts as accepted, answered or not: a node that already had the
- * asker in its view sends no NEIGHBOR back, and the asker, which sends one
- * request at a time, would otherwise wait for that answer for good.
- */
-export const NEIGHBOR_CONFIRM_MS = 2000;
 /** Forwarded joiners being dialed at once, in all (each taken only once its connection is up). */
 export const CANDIDATES_MAX = 8;
 /** Forwarded joiners being dialed at once on behalf of one forwarding neighbour. */
