@@ -149,7 +149,6 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   readonly #handlers = new Map<string, BroadcastHandler<any, any, any>>();
   readonly #channel: string;
   readonly #endpoint: string;
-  readonly #lazyTickMs: number;
   #lazyTimer: TimerId | undefined;
   readonly #exchanges: Exchanges;
   #graftTimer: { id: TimerId; at: number } | undefined;
@@ -178,7 +177,6 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     this.#random = options.random ?? mathRandom;
     this.#log = options.logger ?? node.logger;
     this.#core = new PlumtreeCore(node.name, { ...options, random: this.#random });
-    this.#lazyTickMs = this.#core.lazyTickMs;
     const exchangeTickMs = options.exchangeTickMs ?? D.DEFAULT_EXCHANGE_TICK_MS;
     const exchangesMax = options.exchangesMax ?? D.DEFAULT_EXCHANGES_MAX;
     const inboxMax = options.inboxMax ?? D.DEFAULT_INBOX_MAX;
@@ -260,7 +258,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     p.#offs.push(node.register(`${p.#endpoint}.recent`, () =>
       p.#core.recentDeliveries(
         p.#clock.now(),
-        Math.max(ECLIPSE_SETTLED_MS, 3 * p.#lazyTickMs),
+        Math.max(ECLIPSE_SETTLED_MS, 3 * p.#core.lazyTickMs),
         60_000,
         ECLIPSE_IDS_MAX,
       )

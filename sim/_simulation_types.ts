@@ -107,7 +107,7 @@ export interface SimNode {
   /** Which incarnation of each outgoing link is up (a close arriving late must not close a newer one). */
   readonly linkEpoch: Map<string, number>;
   ptDeadline: number;
-  /** When its next lazy tick is scheduled (Infinity before the first). */
+  /** When its next lazy tick is scheduled: Infinity before the first, -1 while one runs. */
   lazyAt: number;
   flushScheduled: boolean;
   /** How this node carries out its strategy's effects (the interpreter a Node shares). */
