@@ -10,7 +10,7 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
+import { settle } from "./_settle.ts";
 
 /** An opaque handle returned by {@linkcode Clock.setTimeout}. */
 export type TimerId = number | object;
@@ -292,12 +292,4 @@ export class SimulatedClock implements Clock {
       i = m;
     }
   }
-}
-
-/**
- * Lets every queued microtask and ready I/O callback run. `setImmediate` is used
- * because a nested zero-delay `setTimeout` is clamped to milliseconds.
- */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }

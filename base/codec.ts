@@ -1,54 +1,36 @@
 /**
  * The value codec of every murmur message, payload and stored state: CBOR
- * (cbor-x), checked on the way in and on the way out.
+ * (RFC 8949), written and read by murmur's own encoder and decoder (no npm
+ * package, so a node process loads no Node compatibility layer for it).
  *
- * Decoding is bounded in time as well as size: before cbor-x sees a frame, a
- * linear scan refuses tags other than those murmur's encoder emits (dates, big
- * integers, typed arrays, sets, maps), big integers over
- * {@linkcode BIGINT_BYTES_MAX} bytes, nesting deeper than
- * {@linkcode DECODE_DEPTH_MAX}, and lengths the frame cannot hold. What crosses
- * the wire is plain data: class instances arrive as plain objects (own
- * enumerable properties), `Map`, `Set`, `Date`, typed arrays and bigints keep
- * their types; functions, symbols, cycles, `Error` and `RegExp` values are
- * refused where they are sent ({@linkcode encodeForWire}). A `Promise` has no
- * own properties and arrives as `{}`: await it before sending.
+ * The bytes are those cbor-x 1.6 writes with the settings murmur used before
+ * (no records, maps as objects, `Uint8Array` untagged), so older nodes and
+ * stored state read and are read unchanged.
+ *
+ * Decoding is bounded in time as well as size, in one pass: it refuses tags
+ * other than those murmur's encoder emits (dates, big integers, typed arrays,
+ * sets, maps), big integers over {@linkcode BIGINT_BYTES_MAX} bytes, nesting
+ * deeper than {@linkcode DECODE_DEPTH_MAX}, indefinite lengths, lengths the
+ * frame cannot hold and trailing bytes. What crosses the wire is plain data:
+ * class instances arrive as plain objects (own enumerable properties), `Map`,
+ * `Set`, `Date`, typed arrays and bigints keep their types, 64-bit integers
+ * written as such arrive as bigints, byte strings arrive as views of the
+ * received frame; functions, symbols, cycles, `Error`, `RegExp`, `Promise`
+ * and iterables other than arrays, maps and sets are refused where they are
+ * encoded ({@linkcode encodeForWire}), and so is what a receiver would refuse.
  *
  * @module
  */
 
-// The subpath entries are cbor-x's plain JavaScript build: no native addon and no
-// environment lookup at load, so users need no --allow-env.
-import { Encoder } from "cbor-x/encode";
-import { Decoder } from "cbor-x/decode";
 import { ProtocolError } from "./errors.ts";
-import { scanCbor } from "./_cbor_scan.ts";
+import { encodeCbor } from "./_cbor_encode.ts";
+import { decodeCbor } from "./_cbor_decode.ts";
 import { findUnsendable } from "./_value_path.ts";
 
 /** Deepest nesting of arrays, maps and tags a decoded value may have. */
 export const DECODE_DEPTH_MAX = 100;
 /** Largest big integer (CBOR tags 2 and 3) accepted, in bytes (1024 bits). */
 export const BIGINT_BYTES_MAX = 128;
-
-const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
-
-/**
- * One encode as a plain `Uint8Array` view of cbor-x's output buffer. cbor-x
- * returns a Node `Buffer` view where Node's `Buffer` exists (Deno gives npm
- * packages one), and making that view costs more than the encode of a small
- * message; in REUSE_BUFFER_MODE it hands back its buffer with the bounds
- * instead. Later encodes continue after these bytes, so the view stays valid.
- */
-function encodeView(value: unknown): Uint8Array {
-  const t = encodeReusing(value, REUSE_BUFFER_MODE);
-  return new Uint8Array(t.buffer, t.byteOffset + t.start, t.end - t.start);
-}
-/** cbor-x's `REUSE_BUFFER_MODE` (exported by its encode.js, absent from its typings). */
-const REUSE_BUFFER_MODE = 512;
-const encodeReusing = encoder.encode.bind(encoder) as unknown as (
-  value: unknown,
-  mode: number,
-) => Uint8Array & { start: number; end: number };
 
 /**
  * Encodes any CBOR-representable value (the codec of every murmur message and
@@ -61,17 +43,17 @@ const encodeReusing = encoder.encode.bind(encoder) as unknown as (
  * ```
  */
 export function encodeValue(value: unknown): Uint8Array {
-  return encodeView(value);
+  return encodeForWire(value);
 }
 
 /**
  * Encodes a value that is about to cross the wire, or throws a `TypeError`
  * that names the path of the part that cannot: `msg.items[3].callback is a
  * function`. Refused: functions, symbols, cycles, `Error`, `RegExp`,
- * big integers over {@linkcode BIGINT_BYTES_MAX} bytes, and nesting deeper than
+ * `Promise`, iterables other than arrays, maps and sets, big integers over
+ * {@linkcode BIGINT_BYTES_MAX} bytes, and nesting deeper than
  * {@linkcode DECODE_DEPTH_MAX} (what a receiver would refuse). The checks that
- * name the path run only when encoding fails, so a good value costs one encode
- * and one linear scan.
+ * name the path run only when encoding fails, so a good value costs one encode.
  *
  * @param value The value.
  * @param rootName How the value is named in the error (`"msg"`).
@@ -87,18 +69,14 @@ export function encodeValue(value: unknown): Uint8Array {
  * ```
  */
 export function encodeForWire(value: unknown, rootName = "value", context?: string): Uint8Array {
-  let bytes: Uint8Array | undefined;
-  let why: string | undefined;
   try {
-    bytes = encodeView(value);
-    why = scanCbor(bytes, DECODE_DEPTH_MAX, BIGINT_BYTES_MAX);
+    return encodeCbor(value, DECODE_DEPTH_MAX, BIGINT_BYTES_MAX);
   } catch (e) {
-    why = (e as Error).message;
+    const why = e instanceof RangeError ? "too deep for the stack" : (e as Error).message;
+    const where = findUnsendable(value, rootName, DECODE_DEPTH_MAX - 1, BIGINT_BYTES_MAX) ??
+      `${rootName} cannot be encoded (${why})`;
+    throw new TypeError(context === undefined ? where : `${context}: ${where}`);
   }
-  if (why === undefined) return bytes!;
-  const where = findUnsendable(value, rootName, DECODE_DEPTH_MAX - 1, BIGINT_BYTES_MAX) ??
-    `${rootName} cannot be encoded (${why})`;
-  throw new TypeError(context === undefined ? where : `${context}: ${where}`);
 }
 
 /**
@@ -127,11 +105,9 @@ export function checkSendable(value: unknown, rootName = "value", context?: stri
  * ```
  */
 export function decodeValue(bytes: Uint8Array): unknown {
-  const why = scanCbor(bytes, DECODE_DEPTH_MAX, BIGINT_BYTES_MAX);
-  if (why !== undefined) throw new ProtocolError(`refused CBOR: ${why}`);
   try {
-    return decoder.decode(bytes);
+    return decodeCbor(bytes, DECODE_DEPTH_MAX, BIGINT_BYTES_MAX);
   } catch (e) {
-    throw new ProtocolError(`malformed CBOR: ${(e as Error).message}`, { cause: e });
+    throw new ProtocolError(`refused CBOR: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -148,7 +148,7 @@ export function flooding(nodes: Node[]): Contender {
 
 /**
  * The raw limit, written on plain sockets with nothing of murmur in the path:
- * the root encodes each message once with cbor-x and appends the frame to
+ * the root encodes each message once (bench/_raw.ts cborEncode) and appends the frame to
  * every receiver's coalescing writer (64 KiB writes, one write loop per
  * socket); each receiver reads 256 KiB at a time, splits the frames in place
  * and decodes each (bench/_raw.ts).

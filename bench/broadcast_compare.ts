@@ -1,7 +1,7 @@
 // `deno task bench:broadcast`: one run, side by side, for 4, 8 and 16 nodes over
 // TCP in one process: Plumtree, flooding (eager push to every member) and the
 // raw limit (bench/_raw.ts on plain sockets: the root encodes each message once
-// with cbor-x and writes the frames to every receiver's socket in coalesced
+// with the fastest CBOR encoder (bench/_raw.ts) and writes the frames to every receiver's socket in coalesced
 // 64 KiB writes; receivers read large chunks and decode). For each size:
 //   - a short burst (BENCH_MESSAGES, default 2000) with window 256 (at most 256
 //     messages sent and not yet delivered to every node),

@@ -1,7 +1,7 @@
 // `deno task bench:membership`: one run, side by side.
 //  1. send throughput between two nodes over TCP (100 B, fire-and-forget) as a
 //     ratio of the honest baseline measured in the same run (bench/_raw.ts:
-//     the same `[1, endpoint, payload]` messages encoded with cbor-x,
+//     the same `[1, endpoint, payload]` messages encoded with the fastest encoder (bench/_raw.ts),
 //     length-prefixed and coalesced into 64 KiB writes on a plain Deno.Conn,
 //     read 256 KiB at a time and decoded), and of plain framing without
 //     encoding (the socket's own limit);
@@ -157,7 +157,7 @@ console.log(
   } | 1.00 |`,
 );
 console.log(
-  `| encode-and-write baseline (cbor-x, 64 KiB writes) | ${fmt(baseM)} | 1.00 | ${
+  `| encode-and-write baseline (fastest codec, 64 KiB writes) | ${fmt(baseM)} | 1.00 | ${
     (baseM / plainM).toFixed(2)
   } |`,
 );

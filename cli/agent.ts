@@ -57,7 +57,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs } from "./_args.ts";
 import {
   createConsoleLogger,
   type LogLevel,
@@ -71,7 +71,7 @@ import { ChatLog } from "./chat.ts";
 import { type Dashboard, serveDashboard, shareSummary } from "../dashboard/mod.ts";
 import { UserEvents } from "../broadcast/mod.ts";
 import { COMMANDS_USAGE } from "./commands.ts";
-import { instrumentMetrics } from "../metrics/mod.ts";
+import type { Metrics } from "../metrics/mod.ts";
 
 /** The longest wait between two attempts of a `--join` target. */
 const JOIN_RETRY_MAX_MS = 5000;
@@ -355,13 +355,17 @@ export async function agent(args: string[]): Promise<void> {
   });
   const poll = setInterval(reportMembers, 1000);
 
-  // OpenTelemetry metrics (only when OTEL_DENO=true; otherwise nothing is registered).
+  // OpenTelemetry metrics, only under Deno's built-in exporter (OTEL_DENO=true). Their module is
+  // loaded only then: its npm package would start Deno's Node compatibility layer (~6 MiB).
   const parts = {
     node,
     plumtree,
     publishers: { pg: publishers[0], presence: publishers[1] },
   };
-  const metrics = instrumentMetrics(parts);
+  const otel = Deno.env.get("OTEL_DENO");
+  const metrics: Pick<Metrics, "enabled" | "close"> = otel === "true" || otel === "1"
+    ? (await import("../metrics/mod.ts")).instrumentMetrics(parts)
+    : { enabled: false, close: () => Promise.resolve() };
   // Every agent answers cluster-wide dashboards, with or without one of its own.
   const offSummary = shareSummary(parts);
   let dashboard: Dashboard | undefined;

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs } from "./_args.ts";
 import type { MemberInfo } from "../membership/node_types.ts";
 import { formatTable } from "./status.ts";
 

@@ -3,9 +3,9 @@
 // messages on, and the links' bookkeeping. The dialer opens connections, the
 // acceptor takes them. Module-private: Node composes it.
 
-import { setImmediate } from "node:timers";
 import { decodeMessage, Tag } from "./wire.ts";
 import { encodeValue } from "../base/codec.ts";
+import { settle } from "../base/_settle.ts";
 import { type ClosedError, FrameTooLargeError, NodeDownError } from "./errors.ts";
 import { ProtocolError } from "../base/errors.ts";
 import type { ServerHello } from "./handshake.ts";
@@ -311,7 +311,7 @@ export class Peers implements PeerRegistry {
         // a flooding peer would hold the event loop until its buffer drains.
         if (frames >= READ_YIELD_FRAMES || bytes >= READ_YIELD_BYTES) {
           frames = bytes = 0;
-          await new Promise((r) => setImmediate(r));
+          await settle();
         }
         // A batch of the frames already buffered when the transport can (one
         // wake-up and one clock reading for all), else one frame.

@@ -17,14 +17,15 @@
  * transcript, so the client can act on it (take a higher incarnation, stop
  * retrying); earlier refusals (wrong cookie, cluster or protocol) are
  * informational. Nothing but these frames is read before the handshake
- * succeeds, under a small frame limit. HMAC is computed synchronously
- * (node:crypto) so that simulations in virtual time stay deterministic.
+ * succeeds, under a small frame limit. HMAC is computed synchronously (in
+ * TypeScript, not WebCrypto) so that simulations in virtual time stay
+ * deterministic.
  *
  * @module
  */
 
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { decodeValue, encodeValue } from "../base/codec.ts";
+import { equalBytes, hmacSha256 } from "./_hmac.ts";
 import { type HandshakeCode, HandshakeError, NameConflictError } from "./errors.ts";
 import { ProtocolError } from "../base/errors.ts";
 import { isName, type NodeSpec, validateSpec } from "./spec.ts";
@@ -98,12 +99,14 @@ export interface ServerHandshakeHooks {
 
 const ZERO_INSTANCE = new Uint8Array(INSTANCE_BYTES);
 
+const utf8 = new TextEncoder();
+
 function mac(cookie: string, role: "s" | "c" | "r", transcript: unknown[]): Uint8Array {
-  return createHmac("sha256", cookie).update(encodeValue([role, ...transcript])).digest();
+  return hmacSha256(utf8.encode(cookie), encodeValue([role, ...transcript]));
 }
 
 function sameMac(a: unknown, b: Uint8Array): boolean {
-  return a instanceof Uint8Array && a.length === MAC_BYTES && timingSafeEqual(a, b);
+  return a instanceof Uint8Array && a.length === MAC_BYTES && equalBytes(a, b);
 }
 
 const CODES: readonly HandshakeCode[] = [

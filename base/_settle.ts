@@ -1,0 +1,20 @@
+// Yielding to the event loop. Module-private.
+
+const NODE_TIMERS = ["node", "timers"].join(":");
+
+/** Node's `setImmediate`, once loaded. */
+let immediate: ((callback: () => void) => unknown) | undefined;
+
+/**
+ * Lets every queued microtask and ready I/O callback run, then resolves.
+ * `setImmediate` is used because a nested zero-delay `setTimeout` is clamped to
+ * milliseconds. It comes from `node:timers`, loaded on the first call: loading
+ * it starts part of Deno's Node compatibility layer (about 2 MiB), which an
+ * idle node never needs (only simulations and a peer flooding a node yield).
+ */
+export async function settle(): Promise<void> {
+  // A computed specifier: a literal one would put a node: module in every
+  // importer's module graph, and Deno starts Node compatibility for any.
+  immediate ??= (await import(NODE_TIMERS)).setImmediate;
+  await new Promise<void>((resolve) => immediate!(resolve));
+}
