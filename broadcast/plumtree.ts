@@ -149,7 +149,8 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   readonly #handlers = new Map<string, BroadcastHandler<any, any, any>>();
   readonly #channel: string;
   readonly #endpoint: string;
-  #lazyTimer: TimerId | undefined;
+  /** The next lazy tick's timer and when it fires. */
+  #lazyTimer: { id: TimerId; at: number } | undefined;
   readonly #exchanges: Exchanges;
   #graftTimer: { id: TimerId; at: number } | undefined;
   /** One message at a time, in arrival order (a handler's promise holds the rest). */
@@ -271,7 +272,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       node.onDown("*", () => p.#refreshMembers()),
     );
     p.#refreshMembers();
-    p.#scheduleLazy();
+    p.#armLazy();
     p.#exchanges.schedule();
     p.#eclipse.schedule();
     for (const h of p.#handlers.values()) {
@@ -435,7 +436,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       }
     }
     for (const off of this.#offs) off();
-    for (const t of [this.#lazyTimer, this.#graftTimer?.id]) {
+    for (const t of [this.#lazyTimer?.id, this.#graftTimer?.id]) {
       if (t !== undefined) this.#clock.clearTimeout(t);
     }
     await this.#exchanges.close();
@@ -490,6 +491,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
       i = j;
     }
     this.#armGraftTimer();
+    this.#armLazy();
   }
 
   #armGraftTimer(): void {
@@ -504,11 +506,23 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
     this.#graftTimer = { id, at };
   }
 
-  #scheduleLazy(): void {
-    this.#lazyTimer = this.#clock.setTimeout(() => {
-      this.#scheduleLazy();
+  /**
+   * Arms the timer of the next lazy tick at the core's `nextLazyTickAt`, or
+   * earlier than it was armed when a neighbour change moved the tick up. An
+   * idle node wakes once per `lazyTickMs` (polling every `repairTickMs` cost
+   * five wake-ups a second).
+   */
+  #armLazy(): void {
+    if (this.#closed) return;
+    const at = this.#core.nextLazyTickAt();
+    if (this.#lazyTimer !== undefined && this.#lazyTimer.at <= at) return;
+    if (this.#lazyTimer !== undefined) this.#clock.clearTimeout(this.#lazyTimer.id);
+    const id = this.#clock.setTimeout(() => {
+      this.#lazyTimer = undefined;
       this.#sendAll(this.#core.lazyTickDue(this.#clock.now()));
-    }, this.#core.lazyTickPeriodMs);
+      this.#armLazy(); // when lazyTickDue found it early and sent nothing
+    }, Math.max(0, at - this.#clock.now()));
+    this.#lazyTimer = { id, at };
   }
 
   /** `frame`: the bytes `raw` arrived in, forwarded (round patched) when it is a new push. */

@@ -1,7 +1,8 @@
 // Liveness: a peer silent for `failureTimeoutMs` is down (its links close and
 // it is reconnected with backoff); idle links get a ping every
 // `pingIntervalMs`, so that silence means a failure, not an idle link.
-// Module-private: Node runs it on its tick.
+// Module-private: Node runs it on its tick under HyParView (the full mesh
+// runs SWIM instead: membership/_swim.ts).
 
 import { encodeValue } from "../base/codec.ts";
 import { Tag } from "./wire.ts";

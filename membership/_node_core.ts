@@ -28,6 +28,7 @@ import { ChangeListeners, NamedListeners, UpWaiters } from "./_listeners.ts";
 import { Partitions } from "./_partitions.ts";
 import { FATAL_CODES, type Peer, Peers } from "./_peers.ts";
 import { checkLiveness } from "./_liveness.ts";
+import { NodeSwim, swimStats } from "./_swim_host.ts";
 import { FullMesh } from "./full_mesh.ts";
 import type { LogLevel } from "../base/logger.ts";
 import { checkTags, isName, type NodeSpec, type Tags } from "./spec.ts";
@@ -82,6 +83,8 @@ export class NodeCore {
   flushTimer: TimerId | undefined;
   readonly tasks = new Set<Promise<unknown>>();
   readonly direct: DirectLinks;
+  /** SWIM-style liveness (the full mesh); HyParView pings its few links instead. */
+  readonly swim: NodeSwim | undefined;
 
   constructor(
     cfg: NodeConfig,
@@ -175,6 +178,24 @@ export class NodeCore {
       specOf: (name) => name === this.cfg.name ? this.spec : this.memberSpec(name),
       selfKey: () => `${this.cfg.name}@${this.spec.incarnation}`,
     });
+    this.swim = this.strategy.kind !== "full-mesh" ? undefined : new NodeSwim(
+      this.peers,
+      this.delivery.endpoints,
+      {
+        self: cfg.name,
+        clock: this.clock,
+        random: cfg.random,
+        periodMs: cfg.pingIntervalMs,
+        suspicionTimeoutMs: cfg.failureTimeoutMs,
+        isPartitioned: (name) => this.isPartitioned(name),
+        down: (name, why) => {
+          const p = this.peers.peers.get(name);
+          if (p === undefined || !p.up) return;
+          this.peers.markDown(p, why);
+          this.peers.scheduleReconnect(p);
+        },
+      },
+    );
     this.direct = new DirectLinks(
       cfg.name,
       m?.strategy === "hyparview"
@@ -267,6 +288,7 @@ export class NodeCore {
       members: this.strategy.members().length,
       tombstones: this.strategy.tombstones(),
       refutations: this.refutations,
+      ...swimStats(this.swim?.swim.stats),
     };
   }
 
@@ -392,6 +414,7 @@ export class NodeCore {
       if (t !== undefined) this.clock.clearTimeout(t);
     }
     this.partitions.clear();
+    this.swim?.close();
     const closed = new ClosedError(`node "${this.cfg.name}" is closed`);
     this.peers.close(closed);
     this.delivery.close(closed);
@@ -605,7 +628,8 @@ export class NodeCore {
     const tick = () => {
       this.tickTimer = this.clock.setTimeout(tick, pingIntervalMs);
       const now = this.clock.now();
-      checkLiveness(this.peers, now);
+      if (this.swim !== undefined) this.swim.swim.tick(now);
+      else checkLiveness(this.peers, now);
       this.direct.reapIdle(now);
       if (this.strategy.active) this.run(this.strategy.tick(now));
     };

@@ -19,14 +19,16 @@ export const DEFAULT_GOSSIP_INTERVAL_MS = 1000;
 export const DEFAULT_GOSSIP_FANOUT = 4;
 
 /**
- * Period of liveness pings on idle connections, and of the strategy's tick.
+ * Period of liveness (full mesh: one SWIM probe; HyParView: pings on idle
+ * connections), and of the strategy's tick.
  *
  * @default 1000
  */
 export const DEFAULT_PING_INTERVAL_MS = 1000;
 
 /**
- * A peer silent this long is down.
+ * Full mesh: a suspicion not cleared this long makes a peer down. HyParView:
+ * a peer silent this long is down.
  *
  * @default 5000
  */

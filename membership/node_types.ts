@@ -175,4 +175,16 @@ export interface NodeStats {
   tombstones: number;
   /** Times this node took a higher incarnation because a peer had it stale or dead. */
   refutations: number;
+  /** Full mesh (SWIM liveness): peers this node pinged, one per `pingIntervalMs` at most. 0 under HyParView. */
+  probes: number;
+  /** Full mesh: peers asked to ping a peer that did not answer this node. */
+  indirectProbes: number;
+  /** Full mesh: suspicions this node started (its probe failed, or a peer told it). */
+  suspicions: number;
+  /** Full mesh: suspicions cleared by a frame from the suspect. */
+  suspicionsCleared: number;
+  /** Full mesh: peers this node made down because a suspicion of them was not cleared. */
+  suspicionDowns: number;
+  /** Full mesh: times this node answered a suspicion of itself. */
+  suspicionsRefuted: number;
 }

@@ -129,13 +129,16 @@ export interface NodeOptions {
    */
   gossipFanout?: number;
   /**
-   * Period of pings on each idle connection, and of liveness checks.
+   * Period of liveness. Full mesh (SWIM): one peer probed per period, a
+   * probe unanswered within 0.4 of it asks three others to probe. HyParView:
+   * a ping on each idle connection per period.
    *
    * @default 1000
    */
   pingIntervalMs?: number;
   /**
-   * A peer silent this long is down.
+   * Full mesh: a suspicion of a peer that nothing cleared this long (no frame
+   * from it) makes it down. HyParView: a peer silent this long is down.
    *
    * @default 5000
    */

@@ -10,8 +10,9 @@
 // Safer than OTP under message loss: murmur's `send` is at most once, and a
 // short partition can drop an update without any node going down. Updates
 // carry a sequence number per publisher; a gap, or a periodic tick
-// (`syncIntervalMs`) showing a newer sequence, makes the receiver ask for the
-// peer's full local data again (RESYNC). Module-private: `DataPublisher`
+// (`syncIntervalMs`: to every peer for three intervals after a local update,
+// then to one peer per interval, round-robin) showing a newer sequence, makes
+// the receiver ask for the peer's full local data again (RESYNC). Module-private: `DataPublisher`
 // picks this engine on a full-mesh node.
 
 import { checkSendable } from "../base/codec.ts";
@@ -22,6 +23,9 @@ import { isVersion, type Listener, type Version } from "./module.ts";
 import type { PublisherEngine, PublisherStats } from "./_engine.ts";
 import type { ScopeState } from "./_scope.ts";
 import { isPlain, isWire, type Wire } from "./_wire.ts";
+
+/** Sync intervals after a local update during which the tick goes to every peer. */
+const TICK_ALL_ROUNDS = 3;
 
 interface Peer<Local> {
   node: string;
@@ -54,6 +58,10 @@ export class MeshPublisher<Local, Update, View, Sub, SubResult>
   readonly #zombies = new Map<string, { data: Local; timer: TimerId }>();
   #seq = 0;
   #tickTimer: TimerId | undefined;
+  /** When this node last updated its local data (its clock). */
+  #updatedAt = -Infinity;
+  /** Round-robin position of the idle tick. */
+  #tickNext = 0;
   #closed = false;
   readonly #stats: PublisherStats = {
     localUpdates: 0,
@@ -118,6 +126,7 @@ export class MeshPublisher<Local, Update, View, Sub, SubResult>
     }
     this.#s.applyLocal(this.#node.name, update, () => this.#others(), bytes);
     this.#seq++;
+    this.#updatedAt = this.#o.clock.now();
     this.#stats.localUpdates++;
     for (const [p, w] of outgoing) {
       // The sequence number is the one of this update.
@@ -206,11 +215,25 @@ export class MeshPublisher<Local, Update, View, Sub, SubResult>
     this.#send(peer.node, w);
   }
 
+  /**
+   * The sync tick: for `TICK_ALL_ROUNDS` intervals after a local update it
+   * goes to every peer (one that lost the update asks again at once); after
+   * that to one peer per interval, round-robin, so an idle publisher costs
+   * the same at any cluster size.
+   */
   #scheduleTick(): void {
     this.#tickTimer = this.#o.clock.setTimeout(() => {
       if (this.#closed) return;
       this.#scheduleTick();
-      for (const p of this.#peers.values()) this.#send(p.node, ["tick", this.#instance, this.#seq]);
+      const tick: Wire = ["tick", this.#instance, this.#seq];
+      const now = this.#o.clock.now();
+      if (now - this.#updatedAt <= TICK_ALL_ROUNDS * this.#o.syncIntervalMs) {
+        for (const p of this.#peers.values()) this.#send(p.node, tick);
+        return;
+      }
+      if (this.#peers.size === 0) return;
+      const peers = [...this.#peers.keys()];
+      this.#send(peers[this.#tickNext++ % peers.length]!, tick);
     }, this.#o.syncIntervalMs);
   }
 

@@ -58,8 +58,10 @@ export interface DataPublisherOptions {
   /** Timers (default the system clock). */
   clock?: Clock;
   /**
-   * Period of the sequence tick that reveals lost updates (full mesh), of the
-   * anti-entropy round with one neighbour (partial view).
+   * Period of the sequence tick that reveals lost updates (full mesh: to
+   * every peer for three periods after a local update, then to one peer per
+   * period, round-robin), of the anti-entropy round with one neighbour
+   * (partial view).
    *
    * @default 2000
    */
