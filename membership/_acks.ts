@@ -65,6 +65,9 @@ export class Acks {
     return n;
   }
 
+  /** Called when a send starts waiting for its acknowledgement (the node arms its retransmit timer). */
+  onPending: (() => void) | undefined;
+
   /** Sends waiting for their acknowledgement. */
   get outstanding(): number {
     return this.#acks.size;
@@ -145,6 +148,7 @@ export class Acks {
       );
       options.signal?.addEventListener("abort", onAbort, { once: true });
       this.#acks.set(seq, a);
+      this.onPending?.();
       if (room) this.#admit(a);
       else {
         let ws = this.#waiters.get(to);

@@ -634,11 +634,20 @@ export class NodeCore {
       if (this.strategy.active) this.run(this.strategy.tick(now));
     };
     this.tickTimer = this.clock.setTimeout(tick, pingIntervalMs);
+    // The retransmit timer runs only while acknowledged sends wait: an idle node does not wake for it.
+    const acks = this.delivery.acks;
     const retransmit = () => {
-      this.retransmitTimer = this.clock.setTimeout(retransmit, retransmitIntervalMs);
-      this.delivery.acks.retransmit(this.clock.now());
+      this.retransmitTimer = undefined;
+      acks.retransmit(this.clock.now());
+      if (acks.outstanding > 0 && !this.closed) arm();
     };
-    this.retransmitTimer = this.clock.setTimeout(retransmit, retransmitIntervalMs);
+    const arm = () => {
+      if (!this.closed) {
+        this.retransmitTimer ??= this.clock.setTimeout(retransmit, retransmitIntervalMs);
+      }
+    };
+    acks.onPending = arm;
+    if (acks.outstanding > 0) arm();
     const probe = () => {
       this.probeTimer = this.clock.setTimeout(probe, deadProbeIntervalMs);
       if (this.strategy.active) {

@@ -5,14 +5,14 @@
  */
 
 /**
- * Full mesh: period of whole-view gossip (a digest to `gossipFanout` peers).
+ * Full mesh: period of anti-entropy gossip (a digest of the view to one random peer).
  *
  * @default 1000
  */
 export const DEFAULT_GOSSIP_INTERVAL_MS = 1000;
 
 /**
- * Full mesh: peers that receive each gossip round and each change.
+ * Full mesh: peers each change is pushed to at once.
  *
  * @default 4
  */

@@ -2,10 +2,11 @@
  * The full-mesh membership strategy (the seed's default peer service manager):
  * every node knows every member and keeps a connection to each. The view is
  * the CRDT of {@linkcode step}; changes are pushed at once to `gossipFanout`
- * random peers that are up. Every `gossipIntervalMs` the same number of peers
- * get a digest of the view (a hash), and only a peer whose view differs
- * answers with its whole view (and gets this one's back when it lacks
- * something): idle gossip costs a few bytes per round, whatever the size of
+ * random peers that are up. Every `gossipIntervalMs` one random peer gets a
+ * digest of the view (a hash; push-pull anti-entropy, which spreads what a
+ * push missed in O(log n) rounds), and only a peer whose view differs answers
+ * with its whole view (and gets this one's back when it lacks something):
+ * idle gossip costs one small frame per node per round, whatever the size of
  * the cluster.
  * A member down (or never reached) for `deadMemberRemoveMs` is removed by a
  * tombstone that gossip spreads; tombstones are forgotten after
@@ -15,6 +16,9 @@
  */
 
 import * as D from "./defaults.ts";
+
+/** Peers that get the periodic digest each round (pushes of changes go to `gossipFanout`). */
+const DIGEST_FANOUT = 1;
 import type { Random } from "../base/clock.ts";
 import { formatAddress } from "./transport.ts";
 import {
@@ -380,8 +384,8 @@ export class FullMesh implements MembershipStrategy {
   }
 
   /**
-   * Pushes what changed since the last push (after a change) or a digest (a
-   * periodic round) to `gossipFanout` peers.
+   * Pushes what changed since the last push (after a change) to
+   * `gossipFanout` peers, or a digest (a periodic round) to one.
    */
   #round(fx: StrategyEffects, push: boolean): void {
     const up = [...this.#up];
@@ -397,8 +401,9 @@ export class FullMesh implements MembershipStrategy {
       if (delta.length === 0) return;
       msg = delta;
     } else msg = [DIGEST, this.#digest()];
-    for (const name of sample(up, this.#fanout, this.#random)) fx.sends.push({ to: name, msg });
-    this.stats.gossipsOut += Math.min(up.length, this.#fanout);
+    const fanout = push ? this.#fanout : DIGEST_FANOUT;
+    for (const name of sample(up, fanout, this.#random)) fx.sends.push({ to: name, msg });
+    this.stats.gossipsOut += Math.min(up.length, fanout);
   }
 
   /** The digest of the current view (computed once per view). */

@@ -117,13 +117,14 @@ export interface NodeOptions {
   /** Receives log records (default {@linkcode consoleLogger}: `info` and above). */
   logger?: Logger;
   /**
-   * Period of anti-entropy gossip to `gossipFanout` random peers.
+   * Period of anti-entropy gossip (full mesh: a digest of the view to one
+   * random peer).
    *
    * @default 1000
    */
   gossipIntervalMs?: number;
   /**
-   * Peers that receive each gossip round and each change.
+   * Peers that each change is pushed to at once.
    *
    * @default 4
    */
