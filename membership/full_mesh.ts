@@ -2,9 +2,10 @@
  * The full-mesh membership strategy (the seed's default peer service manager):
  * every node knows every member and keeps a connection to each. The view is
  * the CRDT of {@linkcode step}; changes are pushed at once to `gossipFanout`
- * random peers that are up. Every `gossipIntervalMs` one random peer gets a
- * digest of the view (a hash; push-pull anti-entropy, which spreads what a
- * push missed in O(log n) rounds), and only a peer whose view differs answers
+ * random peers that are up. Every `gossipIntervalMs` a digest of the view (a
+ * hash) goes to as many peers while the view changed in the last three
+ * rounds, to one random peer once it has been quiet (push-pull anti-entropy),
+ * and only a peer whose view differs answers
  * with its whole view (and gets this one's back when it lacks something):
  * idle gossip costs one small frame per node per round, whatever the size of
  * the cluster.
@@ -17,8 +18,10 @@
 
 import * as D from "./defaults.ts";
 
-/** Peers that get the periodic digest each round (pushes of changes go to `gossipFanout`). */
+/** Peers that get the periodic digest in a quiet round (pushes of changes go to `gossipFanout`). */
 const DIGEST_FANOUT = 1;
+/** Rounds after a change of the view during which digests still go to `gossipFanout` peers. */
+const DIGEST_BUSY_ROUNDS = 3;
 import type { Random } from "../base/clock.ts";
 import { formatAddress } from "./transport.ts";
 import {
@@ -163,6 +166,8 @@ export class FullMesh implements MembershipStrategy {
   readonly #downSince = new Map<string, number>();
   #dirty = false;
   #lastRound = -Infinity;
+  /** When the view last changed (digests go wide for a few rounds after). */
+  #changedAt = -Infinity;
   /** Names whose entries changed since the last push (what a push carries). */
   readonly #changed = new Set<string>();
   #digestOf: MembershipState | undefined;
@@ -307,18 +312,18 @@ export class FullMesh implements MembershipStrategy {
     }
     if (now - this.#lastRound >= this.#gossipIntervalMs) {
       this.#lastRound = now;
-      this.#round(fx, this.#dirty);
+      this.#round(fx, this.#dirty, now);
       this.#dirty = false;
     }
     return fx;
   }
 
   /** Pushes the view to `gossipFanout` random peers if it changed since the last push. */
-  flush(_now: number): StrategyEffects {
+  flush(now: number): StrategyEffects {
     const fx = noEffects();
     if (!this.#dirty || this.#left) return fx;
     this.#dirty = false;
-    this.#round(fx, true);
+    this.#round(fx, true, now);
     return fx;
   }
 
@@ -368,6 +373,7 @@ export class FullMesh implements MembershipStrategy {
       this.#view = initialState(spec);
       this.#changed.add(spec.name);
       this.#dirty = true;
+      this.#changedAt = now;
       return { ...noEffects(), flush: true };
     }
     return this.#apply({ type: "rejoin", spec }, now);
@@ -385,9 +391,10 @@ export class FullMesh implements MembershipStrategy {
 
   /**
    * Pushes what changed since the last push (after a change) to
-   * `gossipFanout` peers, or a digest (a periodic round) to one.
+   * `gossipFanout` peers, or a digest (a periodic round) to as many while the
+   * view is changing and to one once it is quiet.
    */
-  #round(fx: StrategyEffects, push: boolean): void {
+  #round(fx: StrategyEffects, push: boolean, now: number): void {
     const up = [...this.#up];
     if (up.length === 0) return;
     let msg: unknown;
@@ -401,7 +408,10 @@ export class FullMesh implements MembershipStrategy {
       if (delta.length === 0) return;
       msg = delta;
     } else msg = [DIGEST, this.#digest()];
-    const fanout = push ? this.#fanout : DIGEST_FANOUT;
+    // Digests go to gossipFanout peers while the view is changing (joins spread fast), to one
+    // when it has been quiet for a few rounds (an idle node's gossip does not grow).
+    const busy = now - this.#changedAt <= DIGEST_BUSY_ROUNDS * this.#gossipIntervalMs;
+    const fanout = push || busy ? this.#fanout : DIGEST_FANOUT;
     for (const name of sample(up, fanout, this.#random)) fx.sends.push({ to: name, msg });
     this.stats.gossipsOut += Math.min(up.length, fanout);
   }
@@ -467,6 +477,7 @@ export class FullMesh implements MembershipStrategy {
       }
       if (this.#changed.size > this.#membersMax + this.#tombstonesMax) this.#changed.clear();
       this.#dirty = true;
+      this.#changedAt = now;
       fx.flush = true;
     }
     return fx;
