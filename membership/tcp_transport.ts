@@ -205,6 +205,13 @@ const FRAME_POOL_BYTES = 8192;
  */
 const WRITE_BUFFER_BYTES_MAX = 64 * 1024;
 const POOLED_FRAME_BYTES_MAX = 4096;
+/**
+ * A connection's read buffer starts this small and doubles, up to the
+ * transport's `readBufferBytes`, each time a read fills it: a quiet connection
+ * holds 4 KiB, a busy one soon reads 64 KiB at a time (a full mesh of 64
+ * processes holds 126 connections in each).
+ */
+const READ_BUFFER_INITIAL_BYTES = 4096;
 
 class TcpFrameConnection implements FrameConnection {
   readonly remoteAddr: Address;
@@ -216,6 +223,8 @@ class TcpFrameConnection implements FrameConnection {
   #end = 0;
   #closed = false;
   readonly #baseBytes: number;
+  /** The read buffer's size when no large frame is in it: grows to `#baseBytes` under load. */
+  #cap: number;
   #writeBuf: Uint8Array | undefined;
   // The slab: filled up to #poolAt; it holds a copy of #buf[#poolFrom, #poolTo)
   // at #poolFrom + #poolShift (read-buffer positions, valid until the bytes move).
@@ -229,7 +238,8 @@ class TcpFrameConnection implements FrameConnection {
     this.#conn = conn;
     this.remoteAddr = remoteAddr;
     this.#baseBytes = bufferBytes;
-    this.#buf = new Uint8Array(bufferBytes);
+    this.#cap = Math.min(READ_BUFFER_INITIAL_BYTES, bufferBytes);
+    this.#buf = new Uint8Array(this.#cap);
     this.#view = new DataView(this.#buf.buffer);
     try {
       (conn as Deno.TcpConn).setNoDelay?.(true);
@@ -255,6 +265,7 @@ class TcpFrameConnection implements FrameConnection {
       }
       if (this.#closed) return null;
       let n: number | null;
+      const room = this.#buf.length - this.#end;
       try {
         n = await this.#conn.read(this.#buf.subarray(this.#end));
       } catch (e) {
@@ -268,6 +279,11 @@ class TcpFrameConnection implements FrameConnection {
         return null;
       }
       this.#end += n;
+      if (n === room && this.#cap < this.#baseBytes) {
+        // The read filled the buffer: more is waiting. Read more at a time from now on.
+        this.#cap = Math.min(this.#cap * 2, this.#baseBytes);
+        this.#resize(Math.max(this.#cap, this.#end - this.#start));
+      }
     }
   }
 
@@ -340,16 +356,26 @@ class TcpFrameConnection implements FrameConnection {
     if (this.#start + need <= this.#buf.length && roomy) return;
     const pending = this.#end - this.#start; // always < need here
     this.#poolFrom = this.#poolTo = 0; // the bytes move: the slab no longer mirrors them
-    const size = Math.max(this.#baseBytes, need);
+    const size = Math.max(this.#cap, need);
     if (size !== this.#buf.length) {
       // Grow for a large frame, or shrink back to the base size after one.
-      const next = new Uint8Array(size);
-      next.set(this.#buf.subarray(this.#start, this.#end));
-      this.#buf = next;
-      this.#view = new DataView(next.buffer);
+      this.#resize(size);
+      return;
     } else if (this.#start > 0) {
       this.#buf.copyWithin(0, this.#start, this.#end);
     } else return; // already compact: the frame fills the buffer up to its end
+    this.#start = 0;
+    this.#end = pending;
+  }
+
+  /** Moves the unread bytes to the start of a new buffer of `size` bytes. */
+  #resize(size: number): void {
+    const pending = this.#end - this.#start;
+    const next = new Uint8Array(size);
+    next.set(this.#buf.subarray(this.#start, this.#end));
+    this.#buf = next;
+    this.#view = new DataView(next.buffer);
+    this.#poolFrom = this.#poolTo = 0; // the bytes moved: the slab no longer mirrors them
     this.#start = 0;
     this.#end = pending;
   }
