@@ -515,6 +515,7 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
   #armLazy(): void {
     if (this.#closed) return;
     const at = this.#core.nextLazyTickAt();
+    if (at === Infinity) return; // nothing to announce: armed again when something is queued
     if (this.#lazyTimer !== undefined && this.#lazyTimer.at <= at) return;
     if (this.#lazyTimer !== undefined) this.#clock.clearTimeout(this.#lazyTimer.id);
     const id = this.#clock.setTimeout(() => {

@@ -114,6 +114,12 @@ export class PlumtreeCore {
   readonly #repairWindowMs: number;
   /** When a neighbour last went or came, and when IHAVEs were last flushed. */
   #changedAt = -Infinity;
+  /**
+   * False once a lazy tick found nothing to announce or repeat: the next tick
+   * then waits until something is queued (`nextLazyTickAt` is Infinity), so an
+   * idle node does not wake for it.
+   */
+  #lazyBusy = true;
   #flushedAt = -Infinity;
   /** Protocol counters. */
   readonly stats: PlumtreeStats = {
@@ -243,6 +249,7 @@ export class PlumtreeCore {
       if (p === this.self) continue;
       if (!this.#picked.has(p)) {
         this.#picked.add(p);
+        this.#lazyBusy = true;
         sends.push({ to: p, msg: [PT.Neighbor, 1] });
       }
       this.#addNeighbour(p);
@@ -291,6 +298,7 @@ export class PlumtreeCore {
   /** Announces recent deliveries to a new neighbour (it grafts what it lacks). */
   #catchUp(peer: string): void {
     const out = this.#outstanding.get(peer)!;
+    this.#lazyBusy = true;
     // What nobody known holds, however old (see `unsharedMax`), then the recent ids.
     for (const e of this.#unshared) {
       out.pending.push(e);
@@ -398,6 +406,7 @@ export class PlumtreeCore {
     // an eager push can be lost (a dropped connection, a lossy network), and on
     // a new tree every link starts eager. A peer that has the id just
     // acknowledges the batch.
+    if (this.#outs.length > 0) this.#lazyBusy = true;
     for (const out of this.#outs) {
       if (out.peer === from) continue;
       out.pending.push(entry);
@@ -649,6 +658,7 @@ export class PlumtreeCore {
         sends.push(this.#ihave(peer, out, all.slice(at, at + this.#ihaveBatchMax)));
       }
     }
+    this.#lazyBusy = sends.length > 0;
     return sends;
   }
 
@@ -677,9 +687,12 @@ export class PlumtreeCore {
    * when a neighbour changes after a quiet spell), else `lazyTickMs` after
    * it. The orphans of a failed node learn what they missed from these
    * IHAVEs. For a shell that schedules each tick rather than polling
-   * `lazyTickDue`; it moves earlier when a neighbour goes or comes.
+   * `lazyTickDue`; it moves earlier when a neighbour goes or comes, and is
+   * Infinity once a tick found nothing to announce or repeat, until something
+   * is queued again (a shell asks again after each call into the core).
    */
   nextLazyTickAt(): number {
+    if (!this.#lazyBusy) return Infinity;
     const fast = this.#flushedAt + this.#repairTickMs;
     return fast < this.#changedAt + this.#repairWindowMs ? fast : this.#flushedAt + this.lazyTickMs;
   }

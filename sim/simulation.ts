@@ -697,7 +697,7 @@ export class Simulation {
       this.#send(n, s.to, m, 1);
     }
     this.#armPt(n);
-    if (n.lazyAt !== Infinity) this.#armLazy(n);
+    this.#armLazy(n);
   }
 
   #lazyTick(n: SimNode): void {
