@@ -178,24 +178,9 @@ export class NodeCore {
       specOf: (name) => name === this.cfg.name ? this.spec : this.memberSpec(name),
       selfKey: () => `${this.cfg.name}@${this.spec.incarnation}`,
     });
-    this.swim = this.strategy.kind !== "full-mesh" ? undefined : new NodeSwim(
-      this.peers,
-      this.delivery.endpoints,
-      {
-        self: cfg.name,
-        clock: this.clock,
-        random: cfg.random,
-        periodMs: cfg.pingIntervalMs,
-        suspicionTimeoutMs: cfg.failureTimeoutMs,
-        isPartitioned: (name) => this.isPartitioned(name),
-        down: (name, why) => {
-          const p = this.peers.peers.get(name);
-          if (p === undefined || !p.up) return;
-          this.peers.markDown(p, why);
-          this.peers.scheduleReconnect(p);
-        },
-      },
-    );
+    this.swim = this.strategy.kind !== "full-mesh"
+      ? undefined
+      : new NodeSwim(this.peers, this.delivery.endpoints, cfg, (name) => this.isPartitioned(name));
     this.direct = new DirectLinks(
       cfg.name,
       m?.strategy === "hyparview"

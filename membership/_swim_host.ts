@@ -2,10 +2,11 @@
 // links. Module-private: the node core builds it for the full mesh.
 
 import { encodeValue } from "../base/codec.ts";
-import type { Clock, Random, TimerId } from "../base/clock.ts";
+import type { Clock, TimerId } from "../base/clock.ts";
 import { Tag } from "./wire.ts";
 import type { Peers } from "./_peers.ts";
 import type { Endpoints } from "./_endpoints.ts";
+import type { NodeConfig } from "./_config.ts";
 import { Swim, SWIM_ENDPOINT, type SwimMessage, type SwimStats } from "./_swim.ts";
 
 /** SWIM's counters under their `NodeStats` names (zeros without SWIM). */
@@ -36,18 +37,23 @@ export class NodeSwim {
   constructor(
     peers: Peers,
     endpoints: Endpoints,
-    deps: {
-      self: string;
-      clock: Clock;
-      random: Random;
-      periodMs: number;
-      suspicionTimeoutMs: number;
-      isPartitioned(name: string): boolean;
-      /** Marks a peer down (its links close) and schedules its reconnection. */
-      down(name: string, why: string): void;
-    },
+    cfg: Pick<NodeConfig, "name" | "clock" | "random" | "pingIntervalMs" | "failureTimeoutMs">,
+    isPartitioned: (name: string) => boolean,
   ) {
-    this.#clock = deps.clock;
+    this.#clock = cfg.clock;
+    const deps = {
+      self: cfg.name,
+      clock: cfg.clock,
+      random: cfg.random,
+      isPartitioned,
+      /** Marks a peer down (its links close) and schedules its reconnection. */
+      down: (name: string, why: string) => {
+        const p = peers.peers.get(name);
+        if (p === undefined || !p.up) return;
+        peers.markDown(p, why);
+        peers.scheduleReconnect(p);
+      },
+    };
     const sendFrame = (name: string, frame: Uint8Array) => {
       const link = peers.control(name);
       if (link === undefined || deps.isPartitioned(name)) return;
@@ -79,8 +85,8 @@ export class NodeSwim {
           this.#timers.add(id);
         },
       },
-      deps.periodMs,
-      deps.suspicionTimeoutMs,
+      cfg.pingIntervalMs,
+      cfg.failureTimeoutMs,
     );
     endpoints.setInternal(SWIM_ENDPOINT, (msg, ctx) => {
       this.swim.receive(ctx.from, msg, deps.clock.now());
