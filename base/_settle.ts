@@ -1,7 +1,5 @@
 // Yielding to the event loop. Module-private.
 
-const NODE_TIMERS = ["node", "timers"].join(":");
-
 /** Node's `setImmediate`, once loaded. */
 let immediate: ((callback: () => void) => unknown) | undefined;
 
@@ -13,8 +11,6 @@ let immediate: ((callback: () => void) => unknown) | undefined;
  * idle node never needs (only simulations and a peer flooding a node yield).
  */
 export async function settle(): Promise<void> {
-  // A computed specifier: a literal one would put a node: module in every
-  // importer's module graph, and Deno starts Node compatibility for any.
-  immediate ??= (await import(NODE_TIMERS)).setImmediate;
+  immediate ??= (await import("node:timers")).setImmediate;
   await new Promise<void>((resolve) => immediate!(resolve));
 }
