@@ -11,6 +11,11 @@ import { LogHandler } from "./_plumtree_fixture.ts";
 import { eventually, startNode } from "./_helpers.ts";
 
 const HPV = { strategy: "hyparview" as const, activeViewSize: 2, passiveViewSize: 8 };
+// The production failure timeout, not the helpers' 600 ms: on a loaded machine (a full test run)
+// 600 ms of silence took links down, a node left short asked the victim to take it at high
+// priority, and the victim, with an honest neighbour for a moment, got every broadcast by the
+// exchange that runs when a neighbour comes up: no eclipse was left to notice (CI, twice in a day).
+const TIMING = { failureTimeoutMs: 5000, pingIntervalMs: 1000 };
 
 Deno.test("eclipse: a node whose neighbours swallow every broadcast notices, rotates them out, and is reached again", async () => {
   const nodes: Node[] = [];
@@ -20,7 +25,7 @@ Deno.test("eclipse: a node whose neighbours swallow every broadcast notices, rot
     // Four honest nodes with Plumtree.
     const honest: { node: Node; log: LogHandler }[] = [];
     for (let i = 1; i <= 4; i++) {
-      const node = await startNode(`h${i}`, { membership: HPV });
+      const node = await startNode(`h${i}`, { membership: HPV, ...TIMING });
       if (i > 1) await node.join(honest[0]!.node.spec);
       const log = new LogHandler();
       trees.push(await Plumtree.start(node, { handlers: [log], eclipseCheckMs: 300 }));
@@ -30,6 +35,7 @@ Deno.test("eclipse: a node whose neighbours swallow every broadcast notices, rot
     // The victim joins the honest nodes, so they are in its passive view when it is taken.
     const victim = await startNode("victim", {
       membership: HPV,
+      ...TIMING,
       logger: (r) => void logs.push(r),
     });
     nodes.push(victim);
@@ -45,7 +51,7 @@ Deno.test("eclipse: a node whose neighbours swallow every broadcast notices, rot
     // Two swallowers (members without Plumtree) take its whole active view.
     const swallowers: Node[] = [];
     for (let i = 1; i <= 2; i++) {
-      const s = await startNode(`swallower${i}`, { membership: HPV });
+      const s = await startNode(`swallower${i}`, { membership: HPV, ...TIMING });
       swallowers.push(s);
       nodes.push(s);
     }
@@ -85,7 +91,19 @@ Deno.test("eclipse: a node whose neighbours swallow every broadcast notices, rot
       10_000,
     );
     // ...until it notices (a check every 300 ms), rotates, and new broadcasts reach it.
-    await eventually(noticed, "the victim notices the eclipse", 20_000);
+    await eventually(noticed, "the victim notices the eclipse", 20_000).catch((e) => {
+      console.log(
+        "DIAG1",
+        honest.map((h) => `${h.node.name}: ${h.node.connectedMembers()}`),
+        swallowers.map((h) => `${h.name}: ${h.connectedMembers()}`),
+        victim.members(),
+        victim.passiveMembers(),
+        victimLog.delivered.length,
+        victimTree.stats(),
+        logs.filter((r) => r.level !== "debug").map((r) => `${r.level} ${r.msg.slice(0, 100)}`),
+      );
+      throw e;
+    });
     await holding;
     const noticedMs = Math.round(performance.now() - t0);
     const warn = logs.find((r) => /possible eclipse/.test(r.msg))!;
