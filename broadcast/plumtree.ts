@@ -508,9 +508,10 @@ export class Plumtree implements AsyncDisposable, BroadcastServer {
 
   /**
    * Arms the timer of the next lazy tick at the core's `nextLazyTickAt`, or
-   * earlier than it was armed when a neighbour change moved the tick up. An
-   * idle node wakes once per `lazyTickMs` (polling every `repairTickMs` cost
-   * five wake-ups a second).
+   * earlier than it was armed when a neighbour change moved the tick up; none
+   * while the core has nothing to announce (it says Infinity), so an idle node
+   * does not wake for it (polling every `repairTickMs` cost five wake-ups a
+   * second). Called after every call into the core.
    */
   #armLazy(): void {
     if (this.#closed) return;

@@ -663,8 +663,9 @@ export class PlumtreeCore {
   }
 
   /**
-   * How often a shell calls `lazyTickDue`: the shorter of `lazyTickMs` and
-   * `repairTickMs`.
+   * How often a shell that polls would call `lazyTickDue`: the shorter of
+   * `lazyTickMs` and `repairTickMs` (half of it is the slack `lazyTickDue`
+   * allows a timer that fires early).
    */
   get lazyTickPeriodMs(): number {
     return Math.min(this.lazyTickMs, this.#repairTickMs);
@@ -672,7 +673,8 @@ export class PlumtreeCore {
 
   /**
    * The lazy tick when it is due at `now` (see `nextLazyTickAt`), else
-   * nothing. A shell calls it every `lazyTickPeriodMs`.
+   * nothing. A shell calls it when the timer it armed at `nextLazyTickAt`
+   * fires (or polls every `lazyTickPeriodMs`).
    */
   lazyTickDue(now: number): Send[] {
     this.#now = now;

@@ -12,8 +12,8 @@
 // carry a sequence number per publisher; a gap, or a periodic tick
 // (`syncIntervalMs`: to every peer for three intervals after a local update,
 // then to one peer per interval, round-robin) showing a newer sequence, makes
-// the receiver ask for the peer's full local data again (RESYNC). Module-private: `DataPublisher`
-// picks this engine on a full-mesh node.
+// the receiver ask for the peer's full local data again (RESYNC).
+// Module-private: `DataPublisher` picks this engine on a full-mesh node.
 
 import { checkSendable } from "../base/codec.ts";
 import type { Clock, TimerId } from "../base/clock.ts";
