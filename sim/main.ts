@@ -7,6 +7,8 @@
 //                     (crash20-10000 ... crash95-10000: that share of the
 //                     processes crashes at once), and presence with 100
 //                     trackers (minutes each; see docs/BENCHMARKS.md)
+//   --huge            also 100,000 nodes, one broadcaster (minutes and GiBs of
+//                     heap; `deno task sim` allows V8 16 GiB)
 //
 // The publisher scenarios (presence-1000, presence-churn-1000) print the
 // usual fields and convergedMs, staleEntries and bytesPerNodePerSec.
@@ -23,7 +25,7 @@ import {
 const LARGE_CRASH_FRACTIONS = [0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95];
 
 const USAGE = "usage: deno task sim [--scenario NAME[,NAME]...] [--seeds 1,2,3,4] [--large] " +
-  "[--baseline FILE]";
+  "[--huge] [--baseline FILE]";
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(USAGE);
   Deno.exit(0);
@@ -36,6 +38,7 @@ try {
       scenario: { type: "string" },
       seeds: { type: "string", default: "1,2,3,4" },
       large: { type: "boolean", default: false },
+      huge: { type: "boolean", default: false },
       baseline: { type: "string" },
     },
   });
@@ -52,6 +55,7 @@ if (values.large) {
   // The failure sweep: 20-95% of 10,000 processes crash at once.
   for (const f of LARGE_CRASH_FRACTIONS) list.push(scenario("crash", 10_000, "hyparview", f));
 }
+if (values.huge) list.push(scenario("one", 100_000));
 /** The publisher scenarios: kind, nodes, trackers. */
 let pubList: { name: string; run: (seed: number) => PublisherScenarioResult }[] = [
   ["presence", 1000],
@@ -75,7 +79,7 @@ if (values.scenario) {
     console.error(
       `sim: no scenario starts with ${none.map((w) => `"${w}"`).join(", ")}; known: ${
         known.join(", ")
-      }${values.large ? "" : " (--large adds the 10,000-node ones)"}`,
+      }${values.large ? "" : " (--large adds the 10,000-node ones, --huge one-100000)"}`,
     );
     Deno.exit(2);
   }
