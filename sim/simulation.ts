@@ -262,7 +262,12 @@ export class Simulation {
     const spec: NodeSpec = validateSpec({
       name,
       incarnation: 1,
-      listenAddrs: [{ hostname: "10.0.0.1", port: 10_000 + index }],
+      // 50,000 ports per host address (node n60000 is 10.0.1.1:20000): past 55,536 nodes the
+      // ports of one address ran out (--huge).
+      listenAddrs: [{
+        hostname: `10.0.${Math.floor(index / 50_000)}.1`,
+        port: 10_000 + (index % 50_000),
+      }],
       channels: {},
     });
     const random = seededRandom(this.#o.seed * 1_000_003 + index * 7919 + 1);
