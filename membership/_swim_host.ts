@@ -7,17 +7,21 @@ import { Tag } from "./wire.ts";
 import type { Peers } from "./_peers.ts";
 import type { Endpoints } from "./_endpoints.ts";
 import type { NodeConfig } from "./_config.ts";
+import type { NodeStats } from "./node_types.ts";
 import { Swim, SWIM_ENDPOINT, type SwimMessage, type SwimStats } from "./_swim.ts";
 
 /** SWIM's counters under their `NodeStats` names (zeros without SWIM). */
-export function swimStats(s: SwimStats | undefined): {
-  probes: number;
-  indirectProbes: number;
-  suspicions: number;
-  suspicionsCleared: number;
-  suspicionDowns: number;
-  suspicionsRefuted: number;
-} {
+export function swimStats(
+  s: SwimStats | undefined,
+): Pick<
+  NodeStats,
+  | "probes"
+  | "indirectProbes"
+  | "suspicions"
+  | "suspicionsCleared"
+  | "suspicionDowns"
+  | "suspicionsRefuted"
+> {
   return {
     probes: s?.probes ?? 0,
     indirectProbes: s?.indirect ?? 0,
