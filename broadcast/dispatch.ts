@@ -143,7 +143,7 @@ export function receivePlumtree(
     case PT.Broadcast: {
       const [, name, id, payload, root, round] = msg;
       const merged = (isNew: boolean): Received => ({
-        sends: core.onBroadcast(from, name, id, payload, round, root, isNew),
+        sends: core.onBroadcast(from, name, id, payload, round, root, isNew, now()),
         payload: { msg, isNew },
       });
       const failed = (e: unknown): Received => {

@@ -430,6 +430,7 @@ export class PlumtreeCore {
    * duplicate means one of the two pushes that reached this node is redundant:
    * the one on the longer path (higher round; ties by name) is pruned, so that
    * two copies crossing under load can never cut both of a node's inbound paths.
+   * `now`: when it arrived (a delivery's time, for catch-up and eclipse checks).
    */
   onBroadcast(
     from: string,
@@ -439,7 +440,11 @@ export class PlumtreeCore {
     round: number,
     root: string,
     isNew: boolean,
+    now?: number,
   ): Send[] {
+    // The delivery's time: eclipse checks and catch-up read it, and a parked lazy tick
+    // tells the core nothing for seconds.
+    if (now !== undefined) this.#now = now;
     const slot = idSlot(id);
     this.#hear(from);
     if (isNew) {

@@ -3,6 +3,7 @@ import { seededRandom } from "../base/clock.ts";
 import { encodeValue } from "../base/codec.ts";
 import { type IHaveGroup, PT } from "./wire.ts";
 import { PlumtreeCore } from "./plumtree_core.ts";
+import { receivePlumtree } from "./dispatch.ts";
 
 /** The ids of the IHAVEs among `sends` to `peer`, sorted. */
 function announcedTo(sends: ReturnType<PlumtreeCore["lazyTick"]>, peer: string): number[] {
@@ -64,6 +65,36 @@ Deno.test("plumtree core: a new neighbour is announced what was delivered in the
   // At 1300, ids 5 to 9 are recent, but only the newest 3 are announced.
   core.setMembers(["a", "b", "c", "d"], 1300);
   assert.deepEqual(announcedTo(core.lazyTick(1300), "d"), [7, 8, 9]);
+});
+
+Deno.test("plumtree core: a received broadcast is timed when it arrives, not at the last tick (the lazy tick parks when idle)", () => {
+  const core = new PlumtreeCore("a", { random: seededRandom(5), catchupMs: 1000 });
+  core.setMembers(["a", "b"], 0);
+  // No tick until the broadcast arrives (a parked lazy tick): only the receive tells the time.
+  const seen = new Set<unknown>();
+  const handlers = {
+    has: () => true,
+    merge: (_h: string, id: unknown) => !seen.has(id) && Boolean(seen.add(id)),
+    isStale: (_h: string, id: unknown) => seen.has(id),
+    graft: () => "stale" as const,
+  };
+  const r = receivePlumtree(
+    core,
+    "b",
+    [PT.Broadcast, "h", "m1", null, "b", 1],
+    handlers,
+    () => 10_000,
+  );
+  assert.ok(!(r instanceof Promise) && r.payload?.isNew);
+  // An eclipse check at 12,000 asks for what settled 5,000 ms ago: m1 (10,000) has not.
+  assert.deepEqual(core.recentDeliveries(12_000, 5000, 60_000, 64), []);
+  assert.deepEqual(core.recentDeliveries(15_000, 5000, 60_000, 64).map((e) => e.id), ["m1"]);
+  // A neighbour that comes up at 10,500 is caught up on it (delivered within catchupMs).
+  core.setMembers(["a", "b", "c"], 10_500);
+  assert.deepEqual(
+    core.lazyTick(10_500).filter((s) => s.to === "c" && s.msg[0] === PT.IHave).length,
+    1,
+  );
 });
 
 Deno.test("plumtree core: catchupIdsMax 0 turns catch-up off; bad values are refused by name", () => {
