@@ -4,6 +4,7 @@
 
 import type { TimerId } from "../base/clock.ts";
 import { encodeForWire } from "../base/codec.ts";
+import type { Action } from "./behaviour.ts";
 import type { Core, Waiter } from "./_core.ts";
 import { DurableKilledError, DurableTimeoutError } from "./errors.ts";
 import {
@@ -18,11 +19,31 @@ import {
 import type { Loaded } from "./_state.ts";
 import type { Check, Key } from "./storage.ts";
 
-/** The inline path of one handle, with what it last saw of an idle queue. */
+/** What the inline path did with a call: answered it, or left it for the queue. */
+export type InlineResult<Reply> = { done: true; reply: Reply } | { done: false };
+
+const NOT_DONE: { done: false } = { done: false };
+
+interface InlineCall<Call, Reply> {
+  msg: Call;
+  id: string;
+  resolve: (r: InlineResult<Reply>) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The inline path of one handle, with what it last saw of an idle queue. Its
+ * calls go one commit at a time; those that arrive while one is in flight wait
+ * and go together in the next, up to `consumeBatch` per commit (a storage's
+ * round trip then serves many calls, as a consumer's batch does).
+ */
 export class InlineCalls<S, Call, Cast, Info, Reply> {
   readonly #c: Core<S, Call, Cast, Info, Reply>;
   /** The queue length's versionstamp when this handle last saw the queue idle. */
   #idleQlen: string | null | undefined;
+  /** Calls waiting for the commit in flight to end (at most the handle's callers). */
+  #waiting: InlineCall<Call, Reply>[] = [];
+  #draining = false;
 
   constructor(core: Core<S, Call, Cast, Info, Reply>) {
     this.#c = core;
@@ -34,49 +55,84 @@ export class InlineCalls<S, Call, Cast, Info, Reply> {
   }
 
   /**
-   * The inline path (as in dgen, only with `consumeBatch` 1): when the queue is
-   * empty and unlocked, the call runs in the caller's own commit, which checks
-   * that nothing was enqueued meanwhile (the `qv` counter), so FIFO order holds.
-   * Anything unusual (a lock, a stop, a throw, a conflict, a result that cannot
-   * be committed) falls back to the queue, where failures are counted.
+   * The inline path (dgen's, batched): when the queue is empty and unlocked,
+   * calls run in this handle's own commit, which checks that nothing was
+   * enqueued meanwhile (the `qv` counter), so FIFO order holds. Anything
+   * unusual (a lock, a stop, a throw, a conflict, a result that cannot be
+   * committed) sends that call and those after it in its batch to the queue,
+   * where failures are counted.
    */
-  async run(msg: Call, id: string): Promise<{ done: true; reply: Reply } | { done: false }> {
+  run(msg: Call, id: string): Promise<InlineResult<Reply>> {
+    const p = Promise.withResolvers<InlineResult<Reply>>();
+    this.#waiting.push({ msg, id, resolve: p.resolve, reject: p.reject });
+    if (!this.#draining) void this.#drain();
+    return p.promise;
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#waiting.length > 0) {
+        const batch = this.#waiting.splice(0, Math.max(1, this.#c.o.batch));
+        try {
+          const results = await this.#runBatch(batch);
+          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i] ?? NOT_DONE);
+        } catch (e) {
+          for (const call of batch) call.reject(e);
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #runBatch(batch: InlineCall<Call, Reply>[]): Promise<InlineResult<Reply>[]> {
     const c = this.#c;
     // First optimistically, with no reads: the cached state and the queue-length
     // versionstamp seen idle last time. The commit's checks make it safe.
     const idle = this.#idleQlen;
     const cached = c.state.cached;
     if (idle !== undefined && cached !== undefined) {
-      const r = await this.#attempt(msg, id, cached, idle);
+      const r = await this.#attempt(batch, cached, idle);
       if (r !== "conflict") return r;
     }
     this.#idleQlen = undefined;
     const [qlen, lock, header] = await c.db.getMany([K_QLEN, K_LOCK, K_STATE]);
-    if (lock!.value !== null || (qlen!.value !== null && qlen!.value !== 0n)) {
-      return { done: false };
-    }
+    if (lock!.value !== null || (qlen!.value !== null && qlen!.value !== 0n)) return [];
     this.#idleQlen = qlen!.versionstamp;
-    const r = await this.#attempt(msg, id, await c.state.load(header), qlen!.versionstamp);
-    return r === "conflict" ? { done: false } : r;
+    const r = await this.#attempt(batch, await c.state.load(header), qlen!.versionstamp);
+    return r === "conflict" ? [] : r;
   }
 
+  /** Runs the batch's callbacks in order on `loaded` and commits the result once. */
   async #attempt(
-    msg: Call,
-    id: string,
+    batch: InlineCall<Call, Reply>[],
     loaded: Loaded<S>,
     qlenVersionstamp: string | null,
-  ): Promise<{ done: true; reply: Reply } | { done: false } | "conflict"> {
+  ): Promise<InlineResult<Reply>[] | "conflict"> {
     const c = this.#c;
-    let u;
+    const ran: { reply: unknown; actions: Action<S>[]; state: S }[] = [];
+    let state = loaded.state;
     try {
-      u = unpack<S, Reply>(
-        await c.invoke("handleCall", () => c.b.handleCall(msg, { id }, loaded.state)),
-        "handleCall",
-      );
-      if (u.lock || u.stop !== undefined) return { done: false };
-      encodeForWire(u.reply, "reply");
-      // The callback ran once: its result is committed, or the call goes to the queue
-      // (where it runs again) only when the state it saw changed or the queue is busy.
+      for (const call of batch) {
+        let u;
+        try {
+          u = unpack<S, Reply>(
+            await c.invoke("handleCall", () => c.b.handleCall(call.msg, { id: call.id }, state)),
+            "handleCall",
+          );
+          if (u.lock || u.stop !== undefined) break;
+          encodeForWire(u.reply, "reply");
+        } catch (e) {
+          if (e instanceof DurableKilledError || c.stopped) throw e;
+          break; // this call and those after it: retried, counted and maybe dead-lettered in the queue
+        }
+        ran.push({ reply: u.reply, actions: u.actions, state: u.state });
+        state = u.state;
+      }
+      if (ran.length === 0) return [];
+      // The callbacks ran once: their result is committed, or the calls go to the queue
+      // (where they run again) only when the state they saw changed or the queue is busy.
       let qlenVs = qlenVersionstamp;
       for (let round = 0;; round++) {
         const checks: Check[] = [
@@ -84,10 +140,10 @@ export class InlineCalls<S, Call, Cast, Info, Reply> {
           { key: K_LOCK, versionstamp: null },
           { key: K_STATE, versionstamp: loaded.versionstamp },
         ];
-        if (await c.commitWithState(u.state, loaded, checks, []) !== undefined) break;
+        if (await c.commitWithState(state, loaded, checks, []) !== undefined) break;
         this.#idleQlen = undefined;
         if (round >= c.o.conflictRetriesMax) return "conflict";
-        // Why? A queue that was busy and is idle again, with the state as the callback
+        // Why? A queue that was busy and is idle again, with the state as the callbacks
         // saw it, keeps the result: only the queue length's versionstamp moved.
         const [qlen, lock, header] = await c.db.getMany([K_QLEN, K_LOCK, K_STATE]);
         const idle = lock!.value === null && (qlen!.value === null || qlen!.value === 0n);
@@ -97,12 +153,12 @@ export class InlineCalls<S, Call, Cast, Info, Reply> {
       this.#idleQlen = qlenVs;
     } catch (e) {
       if (e instanceof DurableKilledError || c.stopped) throw e;
-      return { done: false }; // retried, counted and maybe dead-lettered through the queue
+      return []; // retried, counted and maybe dead-lettered through the queue
     }
-    c.stats.processed++;
+    c.stats.processed += ran.length;
     c.stats.commits++;
-    await c.runActions(u.actions, u.state);
-    return { done: true, reply: u.reply as Reply };
+    for (const r of ran) await c.runActions(r.actions, r.state);
+    return ran.map((r) => ({ done: true, reply: r.reply as Reply }));
   }
 }
 

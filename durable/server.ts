@@ -302,7 +302,7 @@ export class DurableServer<S, Call = unknown, Cast = unknown, Info = unknown, Re
     const id = randomId();
     const started = c.clock.now();
     const record = encRecord([0, msg, id, 0], msg);
-    if (c.o.consume && c.o.batch === 1 && !this.#consumer?.locking) {
+    if (c.o.consume && !this.#consumer?.locking) {
       const inline = await withTimeout(this.#inline.run(msg, id), c, timeoutMs);
       if (inline.done) return inline.reply;
     }
