@@ -58,18 +58,14 @@
  */
 
 import { parseArgs } from "./_args.ts";
-import {
-  createConsoleLogger,
-  type LogLevel,
-  Node,
-  Plumtree,
-  Presence,
-  ProcessGroups,
-} from "../mod.ts";
-import { parseAddress } from "../membership/mod.ts";
+// Each part from its own module, not the root's: an agent loads what it runs (the dashboard's
+// server only with --dashboard), which an idle process's memory shows.
+import { createConsoleLogger, type LogLevel, Node, parseAddress } from "../membership/mod.ts";
+import { Plumtree, UserEvents } from "../broadcast/mod.ts";
+import { Presence, ProcessGroups } from "../publisher/mod.ts";
 import { ChatLog } from "./chat.ts";
-import { type Dashboard, serveDashboard, shareSummary } from "../dashboard/mod.ts";
-import { UserEvents } from "../broadcast/mod.ts";
+import { shareSummary } from "../dashboard/cluster.ts";
+import type { Dashboard } from "../dashboard/server.ts";
 import { COMMANDS_USAGE } from "./commands.ts";
 import type { Metrics } from "../metrics/mod.ts";
 
@@ -371,6 +367,7 @@ export async function agent(args: string[]): Promise<void> {
   let dashboard: Dashboard | undefined;
   if (dashboardPort !== undefined) {
     try {
+      const { serveDashboard } = await import("../dashboard/server.ts");
       dashboard = await serveDashboard(parts, {
         hostname: values["dashboard-host"],
         port: dashboardPort,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { BroadcastHandler, GraftResult } from "../mod.ts";
+import type { BroadcastHandler, GraftResult } from "../broadcast/mod.ts";
 
 /** One chat line. */
 export interface ChatLine {
