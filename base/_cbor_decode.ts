@@ -64,11 +64,11 @@ const GETTERS: Record<string, (dv: DataView, at: number, le: boolean) => number 
   Float64Array: (dv, at, le) => dv.getFloat64(at, le),
 };
 
-/** Longest map key (in bytes, ASCII) kept in the key cache. */
-const KEY_CACHED_MAX = 23;
-/** Slots in the key cache (a power of two). */
-const KEY_CACHE_SIZE = 1024;
-const keyCache: (string | undefined)[] = new Array(KEY_CACHE_SIZE).fill(undefined);
+/** Longest text (in bytes, ASCII) kept in the text cache. */
+const TEXT_CACHED_MAX = 23;
+/** Slots in the text cache (a power of two). */
+const TEXT_CACHE_SIZE = 1024;
+const textCache: (string | undefined)[] = new Array(TEXT_CACHE_SIZE).fill(undefined);
 
 function refuse(why: string): never {
   throw new CborError(why);
@@ -81,6 +81,34 @@ function halfToFloat(h: number): number {
   if (exp === 0) return sign * mant * 2 ** -24;
   if (exp === 31) return mant === 0 ? sign * Infinity : NaN;
   return sign * (1024 + mant) * 2 ** (exp - 25);
+}
+
+const fc = String.fromCharCode;
+/**
+ * Up to 8 ASCII bytes as a flat string, without the view that
+ * `fromCharCode.apply` needs (endpoints, names and tags are this short).
+ */
+function shortAscii(b: Uint8Array, p: number, n: number): string {
+  switch (n) {
+    case 0:
+      return "";
+    case 1:
+      return fc(b[p]!);
+    case 2:
+      return fc(b[p]!, b[p + 1]!);
+    case 3:
+      return fc(b[p]!, b[p + 1]!, b[p + 2]!);
+    case 4:
+      return fc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!);
+    case 5:
+      return fc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!);
+    case 6:
+      return fc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!);
+    case 7:
+      return fc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!);
+    default:
+      return fc(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!);
+  }
 }
 
 /** One decode: the input and the position in it. */
@@ -223,60 +251,56 @@ class Reader {
     }
   }
 
+  /**
+   * A text string of `n` bytes at the position. Short ASCII ones (map keys,
+   * endpoints, names, tags) come from a cache: the same text is the same
+   * string each time, made once (V8 stores properties under a known string,
+   * and finds a Map key, much faster than under a fresh one).
+   */
   text(n: number): string {
     const src = this.src;
     const p = this.pos;
     this.pos = p + n;
-    if (n < 32) {
-      let ascii = true;
-      for (let i = p; i < p + n; i++) {
-        if (src[i]! >= 0x80) {
-          ascii = false;
-          break;
-        }
+    if (n <= TEXT_CACHED_MAX) {
+      let h = n;
+      let i = p;
+      for (; i < p + n; i++) {
+        const c = src[i]!;
+        if (c >= 0x80) break;
+        h = (Math.imul(h, 31) + c) | 0;
       }
-      if (ascii) return String.fromCharCode.apply(null, src.subarray(p, p + n) as never);
+      if (i === p + n) {
+        const slot = h & (TEXT_CACHE_SIZE - 1);
+        const cached = textCache[slot];
+        if (cached !== undefined && cached.length === n) {
+          let same = true;
+          for (let j = 0; j < n; j++) {
+            if (cached.charCodeAt(j) !== src[p + j]) {
+              same = false;
+              break;
+            }
+          }
+          if (same) return cached;
+        }
+        // Without the view that `fromCharCode.apply` needs when it is this short.
+        const made = n <= 8
+          ? shortAscii(src, p, n)
+          : String.fromCharCode.apply(null, src.subarray(p, p + n) as never);
+        textCache[slot] = made;
+        return made;
+      }
     }
     return utf8.decode(src.subarray(p, p + n));
   }
 
-  /**
-   * A map key: short ASCII text keys come from a cache, so that the same key
-   * is the same string each time (V8 stores properties under a known string
-   * much faster than under a fresh one); anything else is read as an item.
-   */
+  /** A map key: text comes from the text cache (see `text`); anything else is read as an item. */
   key(depth: number): unknown {
-    const src = this.src;
     const p = this.pos;
     if (p >= this.end) refuse("truncated CBOR");
-    const ib = src[p]!;
-    const n = ib - 0x60;
-    if (n < 0 || n > KEY_CACHED_MAX || p + 1 + n > this.end) return this.item(depth);
-    let h = n;
-    for (let i = p + 1; i < p + 1 + n; i++) {
-      const c = src[i]!;
-      if (c >= 0x80) return this.item(depth);
-      h = (Math.imul(h, 31) + c) | 0;
-    }
-    const slot = h & (KEY_CACHE_SIZE - 1);
-    const cached = keyCache[slot];
-    if (cached !== undefined && cached.length === n) {
-      let same = true;
-      for (let i = 0; i < n; i++) {
-        if (cached.charCodeAt(i) !== src[p + 1 + i]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) {
-        this.pos = p + 1 + n;
-        return cached;
-      }
-    }
+    const n = this.src[p]! - 0x60;
+    if (n < 0 || n > 23 || p + 1 + n > this.end) return this.item(depth);
     this.pos = p + 1;
-    const k = this.text(n);
-    keyCache[slot] = k;
-    return k;
+    return this.text(n);
   }
 
   /** A map's `n` entries, as an object (or as a `Map` for tag 259). */
