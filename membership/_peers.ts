@@ -59,6 +59,9 @@ export class Peers implements PeerRegistry {
     connectsRefused: 0,
   };
   closed = false;
+  /** The peer whose next frame `#onHeard` waits for (see `watch`). */
+  #watched: string | undefined;
+  #onHeard: (() => void) | undefined;
 
   constructor(
     cfg: NodeConfig,
@@ -73,6 +76,22 @@ export class Peers implements PeerRegistry {
     this.track = track;
     this.#dialer = new Dialer(this, transport);
     this.#acceptor = new Acceptor(this, listener);
+  }
+
+  /**
+   * Calls `heard` once when the next frame from `name` arrives; replaces the
+   * last watch (one at a time: SWIM's probe in flight).
+   */
+  watch(name: string, heard: () => void): void {
+    this.#watched = name;
+    this.#onHeard = heard;
+  }
+
+  #heard(): void {
+    const f = this.#onHeard;
+    this.#watched = undefined;
+    this.#onHeard = undefined;
+    f?.();
   }
 
   get listenAddr(): Address {
@@ -337,6 +356,7 @@ export class Peers implements PeerRegistry {
         const peer = this.peers.get(link.peer);
         if (peer !== undefined && peer.spec.incarnation === link.incarnation) {
           peer.lastHeard = this.cfg.clock.now();
+          if (this.#watched === peer.name) this.#heard();
         }
         for (const frame of batch) {
           const m = decodeMessage(frame);

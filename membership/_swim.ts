@@ -55,8 +55,14 @@ export interface SwimHost {
   send(name: string, msg: SwimMessage): void;
   /** Marks `name` down on this node. */
   down(name: string, why: string): void;
-  /** Runs `f` after `ms`. */
-  after(ms: number, f: () => void): void;
+  /** Runs `f` after `ms`; the function returned cancels it. */
+  after(ms: number, f: () => void): () => void;
+  /**
+   * Calls `heard` once when the next frame from `name` arrives (it replaces the
+   * last watch): the host cancels an answered probe's timeout with it, so an
+   * idle node does not wake for it. Optional: without it the timeout runs.
+   */
+  watch?(name: string, heard: () => void): void;
 }
 
 /** Counters, for stats and tests. */
@@ -157,7 +163,8 @@ export class Swim {
     this.stats.probes++;
     this.#h.ping(target);
     const probe = this.#probe;
-    this.#h.after(this.#probeTimeoutMs, () => this.#indirect(probe));
+    const cancel = this.#h.after(this.#probeTimeoutMs, () => this.#indirect(probe));
+    this.#h.watch?.(target, cancel); // answered: nothing to do at the timeout
   }
 
   /** The direct ping went unanswered: asks others to probe. */

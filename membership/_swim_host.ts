@@ -87,7 +87,11 @@ export class NodeSwim {
             f();
           }, ms);
           this.#timers.add(id);
+          return () => {
+            if (this.#timers.delete(id)) deps.clock.clearTimeout(id);
+          };
         },
+        watch: (name, heard) => peers.watch(name, heard),
       },
       cfg.pingIntervalMs,
       cfg.failureTimeoutMs,

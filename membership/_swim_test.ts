@@ -23,7 +23,10 @@ function host(peers: string[]) {
       log.downs.push(n);
       heard.delete(n);
     },
-    after: (_ms, f) => void log.timers.push(f),
+    after: (_ms, f) => {
+      log.timers.push(f);
+      return () => {};
+    },
   };
   return { h, heard, log };
 }
@@ -68,4 +71,23 @@ Deno.test("swim: a suspicion cleared by a frame keeps the peer; one nothing clea
   assert.deepEqual(log.downs, ["c"]);
   assert.equal(swim.stats.cleared, 1);
   assert.deepEqual(swim.suspects(), []);
+});
+
+Deno.test("swim: a probe's timeout is handed to the host's watch, which cancels it when the target is heard", () => {
+  const { h, heard, log } = host(["a", "b"]);
+  let cancelled = 0;
+  let watched: [string, () => void] | undefined;
+  h.after = (_ms, f) => {
+    log.timers.push(f);
+    return () => void cancelled++;
+  };
+  h.watch = (name, onHeard) => void (watched = [name, onHeard]);
+  const swim = new Swim(h, 1000, 5000);
+  heard.set("a", -5000); // not heard within the period: both are probed in turn
+  heard.set("b", -5000);
+  swim.tick(0);
+  assert.equal(log.pings.length, 1);
+  assert.equal(watched?.[0], log.pings[0], "the probe's target is watched");
+  watched![1](); // its pong arrived
+  assert.equal(cancelled, 1, "the timeout is cancelled");
 });

@@ -7,14 +7,37 @@ import assert from "node:assert/strict";
 import { MemoryNetwork } from "../testing.ts";
 import { DataPublisher, Node, seededRandom } from "../mod.ts";
 import { tags } from "./_tags_module.ts";
-import { SimulatedClock } from "../protocol.ts";
+import { type Clock, SimulatedClock } from "../protocol.ts";
+
+type TimerId = ReturnType<Clock["setTimeout"]>;
 
 const SEED = Number(Deno.env.get("SIM_SEED") ?? Date.now() % 2 ** 31);
 const PING_MS = 500;
 const FAILURE_MS = 3000;
 
-async function cluster(n: number, lossRate = 0) {
-  const clock = new SimulatedClock(1_000_000);
+/** Timer callbacks run, counted: the wake-ups of the nodes that use this clock. */
+class CountingClock implements Clock {
+  fired = 0;
+  constructor(readonly inner: SimulatedClock) {}
+  now(): number {
+    return this.inner.now();
+  }
+  wallNow(): number {
+    return this.inner.wallNow();
+  }
+  setTimeout(fn: () => void, ms: number): TimerId {
+    return this.inner.setTimeout(() => {
+      this.fired++;
+      fn();
+    }, ms);
+  }
+  clearTimeout(id: TimerId): void {
+    this.inner.clearTimeout(id);
+  }
+}
+
+async function cluster(n: number, lossRate = 0, counting?: CountingClock) {
+  const clock = counting?.inner ?? new SimulatedClock(1_000_000);
   const net = new MemoryNetwork({ clock, seed: SEED, latencyMs: [1, 10], lossFreeFrames: 8 });
   const random = seededRandom(SEED);
   const nodes: Node[] = [];
@@ -26,7 +49,7 @@ async function cluster(n: number, lossRate = 0) {
       cookie: "swim",
       transport: net.transport(host),
       listen: { hostname: host, port: 7000 },
-      clock,
+      clock: counting ?? clock,
       random,
       logger: () => {},
       gossipIntervalMs: 1000,
@@ -77,6 +100,27 @@ Deno.test(`swim: an idle full-mesh node sends as much in a cluster of 24 as in o
   // Pinging every idle link made this grow with the cluster (4x the links at 24).
   assert.ok(large < small * 1.5, `${large.toFixed(1)} at 24 vs ${small.toFixed(1)} at 6`);
   assert.ok(large < 12, `${large.toFixed(1)} frames per second per idle node`);
+});
+
+Deno.test(`swim: an idle node does not wake for the timeout of a probe that was answered (SIM_SEED=${SEED})`, async () => {
+  const counting = new CountingClock(new SimulatedClock(1_000_000));
+  const { clock, nodes } = await cluster(8, 0, counting);
+  try {
+    await clock.advance(5000);
+    const before = counting.fired;
+    await clock.advance(20_000);
+    const perNode = (counting.fired - before) / nodes.length / 20;
+    const probes = nodes.reduce((a, x) => a + x.stats().probes, 0);
+    console.log(
+      `  timer callbacks per idle node per second: ${perNode.toFixed(2)} (${probes} probes)`,
+    );
+    // A period (500 ms) wakes a node twice a second, the digest once; each answered probe
+    // woke it once more for its timeout (two more a second) until the timer was cancelled.
+    assert.ok(probes > 0, "probes went out");
+    assert.ok(perNode < 2.6, `${perNode.toFixed(2)} wake-ups per second per idle node`);
+  } finally {
+    await Promise.all(nodes.map((x) => x.close()));
+  }
 });
 
 Deno.test(`swim: a hung node (connections open, nothing answered) is down on every other node, and it sees them down (SIM_SEED=${SEED})`, async () => {
