@@ -338,8 +338,9 @@ export async function agent(args: string[]): Promise<void> {
     emit("down", { peer });
     reportMembers();
   });
-  // Membership changes are reported as they happen (coalesced per task); a slow
-  // poll catches the rest (a HyParView passive view changes without events).
+  // Membership changes are reported as they happen (coalesced per task); under HyParView a
+  // slow poll catches the rest (its passive view changes without events). A full mesh's
+  // changes all come as events: its idle agent does not wake for the poll.
   let reportQueued = false;
   node.onMemberChange(() => {
     if (reportQueued) return;
@@ -349,7 +350,7 @@ export async function agent(args: string[]): Promise<void> {
       reportMembers();
     });
   });
-  const poll = setInterval(reportMembers, 1000);
+  const poll = node.strategy === "hyparview" ? setInterval(reportMembers, 1000) : undefined;
 
   // OpenTelemetry metrics, only under Deno's built-in exporter (OTEL_DENO=true). Their module is
   // loaded only then: its npm package would start Deno's Node compatibility layer (~6 MiB).
