@@ -27,7 +27,7 @@ import {
   INSIST_AFTER_SHUFFLES,
   JOIN_BACKLOG_DRAIN,
   JOIN_EVICT_GAP_MS,
-  PATH_MAX,
+  NEIGHBOR_ANSWER_MS,
   REPAIR_BACKOFF_MS,
   resolved,
   shufflePath,
@@ -39,6 +39,7 @@ import { ProtocolError } from "../base/errors.ts";
 import { ForwardedJoiners, JoinBacklog, JoinRetry } from "./_hyparview_joins.ts";
 import { LostNodes } from "./_hyparview_lost.ts";
 import { KnownNodes } from "./_hyparview_known.ts";
+import { Shuffles } from "./_hyparview_shuffle.ts";
 import type { MemberEntry } from "./membership_state.ts";
 import { type NodeSpec, validateSpec } from "./spec.ts";
 import {
@@ -84,7 +85,8 @@ export class HyParView implements MembershipStrategy {
   /** What to say to a node when its connection comes up. */
   readonly #greet = new Map<string, unknown>();
   /** Nodes asked to be neighbours at low priority, not confirmed yet (a close means "no"). */
-  readonly #unconfirmed = new Set<string>();
+  /** Low-priority requests sent and not yet answered, with when they were asked. */
+  readonly #unconfirmed = new Map<string, number>();
   /** Requests to nodes only heard of (not passive members): forgotten if unreachable. */
   readonly #exploring = new Set<string>();
   /** Low-priority requests refused in a row, since when, and when the next may go. */
@@ -93,7 +95,7 @@ export class HyParView implements MembershipStrategy {
   #nextRepair = -Infinity;
   #nextRejoin = -Infinity;
   /** Specs sent in the last SHUFFLE (evicted first when the reply comes). */
-  #shuffled: string[] = [];
+  readonly #shuffles: Shuffles;
   #nextShuffle = -Infinity;
   #lastShuffle = -Infinity;
   /** Nodes lost to a failure, since when (probed now and then: a partition may heal). */
@@ -118,6 +120,21 @@ export class HyParView implements MembershipStrategy {
     );
     this.#random = config.random;
     this.#known = new KnownNodes(config.knownMax ?? 1024, () => this.#self.name);
+    const current = () => this.#self;
+    this.#shuffles = new Shuffles({
+      get self() {
+        return current();
+      },
+      options: this.#o,
+      up: () => this.#up,
+      activeView: () => this.#active.values(),
+      passiveView: () => this.#passive.values(),
+      pick: <T>(items: T[]) => this.#pick(items),
+      sample: <T>(items: T[], n: number) => this.#sample(items, n),
+      send: (fx, to, msg) => this.#send(fx, to, msg),
+      learn: (spec) => this.#learn(spec),
+      addPassive: (spec, preferEvict) => this.#addPassive(spec, preferEvict),
+    });
   }
 
   /** The settings in force. */
@@ -263,12 +280,7 @@ export class HyParView implements MembershipStrategy {
     } else if (spec !== undefined) {
       // A close before it confirmed a low-priority request is a refusal: it is alive, and full.
       if (this.#dropActive(name)!.unconfirmed) {
-        this.#addPassive(spec);
-        if (this.#refusals++ === 0) this.#refusedSince = now;
-        this.#nextRepair = now + Math.min(
-          this.#o.shuffleIntervalMs,
-          REPAIR_BACKOFF_MS * 2 ** Math.min(this.#refusals, 16),
-        );
+        this.#refused(spec, now);
       } else {
         this.#lost.lose(spec, now);
         this.#nextRepair = now; // a failure is replaced at once
@@ -278,6 +290,16 @@ export class HyParView implements MembershipStrategy {
     // No reconnection attempts: HyParView replaces, it does not insist.
     fx.disconnect.push({ name, reason: "neighbour down", departed: false });
     return fx;
+  }
+
+  /** A low-priority request refused (or never answered): a passive candidate again, and a backoff. */
+  #refused(spec: NodeSpec, now: number): void {
+    this.#addPassive(spec);
+    if (this.#refusals++ === 0) this.#refusedSince = now;
+    this.#nextRepair = now + Math.min(
+      this.#o.shuffleIntervalMs,
+      REPAIR_BACKOFF_MS * 2 ** Math.min(this.#refusals, 16),
+    );
   }
 
   /** A connection to `name` could not be made: drop it from both views, replace it. */
@@ -354,7 +376,7 @@ export class HyParView implements MembershipStrategy {
         ) {
           this.#addActive(newcomer, [HPV.Neighbor, this.#active.size === 0 ? 1 : 0], fx);
           // Until it answers, no other request goes out (the evicting node is full, for one).
-          this.#unconfirmed.add(newcomer.name);
+          this.#unconfirmed.set(newcomer.name, now);
         }
         this.#repair(fx, now);
         break;
@@ -364,7 +386,7 @@ export class HyParView implements MembershipStrategy {
         if (!Number.isInteger(ttl) || ttl < 0 || ttl > 1000) {
           throw new ProtocolError("SHUFFLE ttl is not a small integer");
         }
-        this.#onShuffle(
+        this.#shuffles.received(
           from,
           ttl,
           shuffleSpecs(specs, () => void this.stats.invalidEntries++),
@@ -375,7 +397,7 @@ export class HyParView implements MembershipStrategy {
       }
       case HPV.ShuffleReply: {
         const [, specs, path] = msg;
-        this.#onShuffleReply(
+        this.#shuffles.replied(
           shuffleSpecs(specs, () => void this.stats.invalidEntries++),
           shufflePath(path),
           fx,
@@ -392,6 +414,17 @@ export class HyParView implements MembershipStrategy {
   tick(now: number): StrategyEffects {
     const fx = noEffects();
     if (this.#left) return fx;
+    for (const [name, askedAt] of this.#unconfirmed) {
+      if (now - askedAt < NEIGHBOR_ANSWER_MS) continue;
+      // Asked long ago, never answered (a lost frame, a silent peer): given up as a refusal.
+      const spec = this.#active.get(name);
+      this.#unconfirmed.delete(name);
+      if (spec === undefined) continue;
+      this.#dropActive(name);
+      this.#exploring.delete(name);
+      this.#refused(spec, now);
+      fx.disconnect.push({ name, reason: "neighbour request not answered", departed: false });
+    }
     this.#repair(fx, now);
     this.#probe(fx, now);
     const i = this.#o.shuffleIntervalMs;
@@ -401,7 +434,7 @@ export class HyParView implements MembershipStrategy {
     } else if (now >= this.#nextShuffle || this.#starved(now)) {
       this.#nextShuffle = now + i * (0.75 + this.#random.next() / 2);
       this.#lastShuffle = now;
-      this.#shuffle(fx);
+      this.#shuffles.start(fx);
     }
     return fx;
   }
@@ -651,7 +684,7 @@ export class HyParView implements MembershipStrategy {
       this.#addActive(spec, [HPV.Neighbor, high || insist ? 1 : 0], fx);
       if (insist && !short) this.#refusals = 0;
       // One request at a time (but with none up): the next goes once this one is answered.
-      if (!high) this.#unconfirmed.add(name);
+      if (!high) this.#unconfirmed.set(name, now);
     }
   }
 
@@ -728,61 +761,5 @@ export class HyParView implements MembershipStrategy {
     // Refused: closing its connection tells it; it stays a passive candidate here.
     this.#addPassive(spec);
     fx.disconnect.push({ name: from, reason: "neighbour request refused", departed: false });
-  }
-
-  #shuffle(fx: StrategyEffects): void {
-    const to = this.#pick([...this.#up]);
-    if (to === undefined) return;
-    const active = this.#sample(
-      [...this.#active.values()].filter((s) => s.name !== to),
-      this.#o.shuffleActiveCount,
-    );
-    const passive = this.#sample([...this.#passive.values()], this.#o.shufflePassiveCount);
-    const specs = [this.#self, ...active, ...passive];
-    this.#shuffled = specs.map((s) => s.name);
-    this.#send(fx, to, [HPV.Shuffle, this.#o.activeRandomWalkLength, specs, [this.#self.name]]);
-  }
-
-  #onShuffle(
-    from: string,
-    ttl: number,
-    specs: NodeSpec[],
-    path: string[],
-    fx: StrategyEffects,
-  ): void {
-    const next = [...this.#up].filter((n) => n !== from && !path.includes(n));
-    if (ttl > 1 && next.length > 0 && path.length < PATH_MAX) {
-      // The hops learn the addresses too: after a mass failure, a node left
-      // alone rejoins through one it knows, and the more it knows the likelier
-      // one is alive.
-      for (const s of specs) this.#learn(s);
-      this.#send(fx, this.#pick(next)!, [HPV.Shuffle, ttl - 1, specs, [...path, this.#self.name]]);
-      return;
-    }
-    const reply = this.#sample([...this.#passive.values()], specs.length);
-    const back = path.at(-1);
-    if (back !== undefined) {
-      this.#send(fx, from, [HPV.ShuffleReply, reply, path.slice(0, -1)]);
-    }
-    const sent = reply.map((s) => s.name);
-    // Learnt where the walk ends (the hops on the way only pass them on).
-    for (const s of specs) {
-      this.#learn(s);
-      this.#addPassive(s, sent);
-    }
-  }
-
-  #onShuffleReply(specs: NodeSpec[], path: string[], fx: StrategyEffects): void {
-    const back = path.at(-1);
-    if (back !== undefined) {
-      // A hop of the walk: pass the answer on toward the origin.
-      if (this.#up.has(back)) this.#send(fx, back, [HPV.ShuffleReply, specs, path.slice(0, -1)]);
-      return;
-    }
-    for (const s of specs) {
-      this.#learn(s);
-      this.#addPassive(s, this.#shuffled);
-    }
-    this.#shuffled = [];
   }
 }

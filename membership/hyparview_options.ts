@@ -105,6 +105,13 @@ export function byName(a: NodeSpec, b: NodeSpec): number {
 /** First wait after a refused low-priority NEIGHBOR; doubles per refusal up to the shuffle interval. */
 export const REPAIR_BACKOFF_MS = 250;
 /**
+ * A NEIGHBOR request whose connection is up and that has no answer after this
+ * long is given up as a refusal (its connection closed, the node back in the
+ * passive view, the next request after the backoff): one lost frame or a silent
+ * peer would otherwise hold every later request of a node that is short.
+ */
+export const NEIGHBOR_ANSWER_MS = 10_000;
+/**
  * Shuffle intervals of low-priority NEIGHBOR requests refused in a row before a
  * node short of neighbours insists (high priority).
  */

@@ -89,6 +89,28 @@ Deno.test("hyparview core: a failed neighbour is replaced from the passive view;
   assert.ok(fx.disconnect.some((d) => d.name === "p"));
 });
 
+Deno.test("hyparview core: a NEIGHBOR request never answered (connected, then silent) is given up and a new request goes out", () => {
+  const n = node("n", { activeViewSize: 2, shuffleIntervalMs: 10_000 });
+  neighbours(n, ["p"]);
+  n.receive("p", [HPV.ShuffleReply, [spec("s1"), spec("s2")], []], 0);
+  const first = n.tick(0).connect.map((c) => c.name);
+  assert.equal(first.length, 1, "one request");
+  n.up(first[0]!, 5); // its connection is up, and it never answers (a lost frame, a hung peer)
+  let t = 500, gaveUpAt = -1;
+  const next: string[] = [];
+  for (; t <= 60_000 && next.length === 0; t += 500) {
+    const fx = n.tick(t);
+    if (fx.disconnect.some((d) => d.name === first[0])) {
+      gaveUpAt = t;
+      assert.ok(n.passiveView().includes(first[0]!), "it is a passive candidate again");
+    }
+    next.push(...fx.connect.map((c) => c.name));
+  }
+  assert.ok(gaveUpAt > 0, "the silent request is given up (its connection closed)");
+  assert.equal(next.length, 1, `a new request goes out (by ${t} ms)`);
+  assert.ok(t <= 2 * 10_000, `within two shuffle intervals, not never: ${t} ms`);
+});
+
 Deno.test("hyparview core: a node kept short by refusals insists (high priority) after six shuffle intervals of them, so a full component cannot shut it out", () => {
   // Two components: n and p hold each other only, every other node is full and
   // refuses low-priority requests. Without insisting they never join up.
