@@ -51,7 +51,12 @@ export class Chromium implements AsyncDisposable {
   /** Starts headless Chromium (as the machine notes say: no sandbox as root, no background networking). */
   static async launch(path: string, timeoutMs = 15_000): Promise<Chromium> {
     const dir = await Deno.makeTempDir({ prefix: "murmur-chromium-" });
+    // Its own TMPDIR inside the profile, removed with it: Chromium puts its singleton
+    // socket's directory (org.chromium.Chromium.*) there, and left one per run in /tmp.
+    const tmp = `${dir}/tmp`;
+    await Deno.mkdir(tmp);
     const proc = new Deno.Command(path, {
+      env: { TMPDIR: tmp },
       args: [
         "--headless",
         "--no-sandbox",

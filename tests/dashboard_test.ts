@@ -376,3 +376,26 @@ Deno.test("dashboard: at most clientsMax event streams; a closed one frees its p
   await third!.body!.cancel();
   await rejects(() => serveDashboard({ node }, { clientsMax: 0 }), RangeError, "clientsMax");
 });
+
+Deno.test({
+  name: "headless Chromium leaves nothing in the system's temporary directory",
+  ignore: "reason" in chromium,
+  async fn() {
+    const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+    const leftovers = async () => {
+      const out = new Set<string>();
+      for await (const e of Deno.readDir(tmp)) {
+        if (e.name.startsWith("org.chromium.") || e.name.startsWith("murmur-chromium-")) {
+          out.add(e.name);
+        }
+      }
+      return out;
+    };
+    const before = await leftovers();
+    const browser = await Chromium.launch((chromium as { path: string }).path);
+    await browser.close();
+    const left = [...await leftovers()].filter((n) => !before.has(n));
+    // Its singleton socket went to the system's TMPDIR (two directories per run) before.
+    assert.deepEqual(left, [], `left in ${tmp}: ${left.join(", ")}`);
+  },
+});
