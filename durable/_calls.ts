@@ -77,6 +77,10 @@ export class InlineCalls<S, Call, Cast, Info, Reply> {
         try {
           const results = await this.#runBatch(batch);
           for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i] ?? NOT_DONE);
+          if (results.length < batch.length) {
+            // Cut short: the calls waiting behind it go to the queue too, after it, in order.
+            for (const call of this.#waiting.splice(0)) call.resolve(NOT_DONE);
+          }
         } catch (e) {
           for (const call of batch) call.reject(e);
         }

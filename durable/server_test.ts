@@ -306,3 +306,27 @@ Deno.test("an inline batch cut by a throwing call: those before commit, it and t
   assert.deepEqual(await Promise.all(calls), [1, 2, "DeadLetterError", 3, 4]);
   assert.equal(await s.call("next"), 5);
 });
+
+Deno.test("calls waiting behind an inline batch that was cut go to the queue after it: issue order holds", async () => {
+  await using storage = new MemoryStorage();
+  let flakyRuns = 0;
+  const Seq: DurableBehaviour<number, "next" | "flaky", never, never, number> = {
+    init: () => ({ state: 0 }),
+    handleCall: (m, _f, n) => {
+      // Throws the first time only: the inline attempt fails, the queue's retry succeeds.
+      if (m === "flaky" && flakyRuns++ === 0) throw new Error("not yet");
+      return { reply: n, state: n + 1 };
+    },
+    handleCast: (_m, n) => ({ state: n }),
+  };
+  await using s = await DurableServer.start(Seq, null, {
+    storage,
+    tenant: ["behind"],
+    consumeBatch: 2,
+    maxAttempts: 3,
+  });
+  await s.call("next");
+  const calls = (["next", "next", "flaky", "next", "next", "next"] as const).map((m) => s.call(m));
+  // Batches of two: [next], [next, flaky] cut at flaky; the three behind wait for it.
+  assert.deepEqual(await Promise.all(calls), [1, 2, 3, 4, 5, 6]);
+});
