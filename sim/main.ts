@@ -106,7 +106,18 @@ const results: ScenarioResult[] = [];
 let worse = 0;
 for (const s of list) {
   for (const seed of seeds) {
-    const r = runScenario(s, seed);
+    // Runs of 10,000 nodes and more take minutes: their joins are reported on stderr as they go.
+    const r = runScenario(s, seed, {
+      progress: s.nodes >= 10_000
+        ? (joined, virtualMs, wallMs) =>
+          console.error(
+            `  ${s.name} seed ${seed}: ${joined} joined, ${(virtualMs / 1000).toFixed(0)} s ` +
+              `virtual, ${(wallMs / 1000).toFixed(0)} s wall, ` +
+              `${Math.round(Deno.memoryUsage().rss / 2 ** 20)} MiB`,
+          )
+        : undefined,
+      progressEvery: s.nodes >= 100_000 ? 5000 : 2500,
+    });
     results.push(r);
     let line = `${r.scenario.padEnd(18)}${r.strategy.padEnd(11)}${pad(seed, 5)}${
       pad(r.messages, 10)

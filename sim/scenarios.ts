@@ -147,8 +147,18 @@ export function standardScenarios(): Scenario[] {
 }
 
 /** Runs a scenario with one seed. */
-export function runScenario(s: Scenario, seed: number): ScenarioResult {
+export function runScenario(
+  s: Scenario,
+  seed: number,
+  options: {
+    /** Called after every `progressEvery` joins (for runs that take minutes). */
+    progress?: ((joined: number, virtualMs: number, wallMs: number) => void) | undefined;
+    /** @default 5000 */
+    progressEvery?: number;
+  } = {},
+): ScenarioResult {
   const t0 = performance.now();
+  const every = options.progressEvery ?? 5000;
   const sim = new Simulation({
     seed,
     strategy: s.strategy,
@@ -185,6 +195,7 @@ export function runScenario(s: Scenario, seed: number): ScenarioResult {
     for (let i = 0; i < s.nodes; i++) {
       sim.addNode();
       sim.runFor(JOIN_GAP_MS);
+      if ((i + 1) % every === 0) options.progress?.(i + 1, sim.now, performance.now() - t0);
     }
     sim.runFor(SETTLE_MS);
   }
