@@ -84,8 +84,10 @@ export class HyParView implements MembershipStrategy {
   readonly #known: KnownNodes;
   /** What to say to a node when its connection comes up. */
   readonly #greet = new Map<string, unknown>();
-  /** Nodes asked to be neighbours at low priority, not confirmed yet (a close means "no"). */
-  /** Low-priority requests sent and not yet answered, with when they were asked. */
+  /**
+   * Nodes asked to be neighbours at low priority, not confirmed yet (a close means "no"), with
+   * when they were asked (no answer after NEIGHBOR_ANSWER_MS is a "no" too).
+   */
   readonly #unconfirmed = new Map<string, number>();
   /** Requests to nodes only heard of (not passive members): forgotten if unreachable. */
   readonly #exploring = new Set<string>();
@@ -94,7 +96,7 @@ export class HyParView implements MembershipStrategy {
   #refusedSince = 0;
   #nextRepair = -Infinity;
   #nextRejoin = -Infinity;
-  /** Specs sent in the last SHUFFLE (evicted first when the reply comes). */
+  /** The shuffles (what the last one sent is evicted first when its reply comes). */
   readonly #shuffles: Shuffles;
   #nextShuffle = -Infinity;
   #lastShuffle = -Infinity;
