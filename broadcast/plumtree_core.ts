@@ -17,7 +17,8 @@
  */
 
 import type { Random } from "../base/clock.ts";
-import { ihaveGroups, type PlumtreeMessage, type PlumtreeStats, PT, type Send } from "./wire.ts";
+import { type PlumtreeMessage, type PlumtreeStats, PT, type Send } from "./wire.ts";
+import { LazyQueues, type Recent } from "./_lazy.ts";
 import { idKey, idSlot, RecentIds } from "./_recent.ts";
 import { MissingIds } from "./_missing.ts";
 import { drop, Trees } from "./_trees.ts";
@@ -27,28 +28,6 @@ export type { PlumtreeCoreOptions } from "./plumtree_options.ts";
 
 /** Non-members remembered as having taken this node as a neighbour (see `onNeighbor`). */
 const EARLY_MAX = 64;
-
-interface Lazy {
-  readonly handler: string;
-  readonly id: unknown;
-  readonly round: number;
-  readonly root: string;
-}
-
-/** A delivered id, for catch-up. */
-interface Recent extends Lazy {
-  readonly at: number;
-}
-
-/** What one peer still has to be told: new entries, and batches sent but not acknowledged. */
-interface Outstanding {
-  readonly peer: string;
-  /** New entries from index `head` on (those before were dropped: O(1) per drop). */
-  pending: Lazy[];
-  head: number;
-  unacked: Map<number, Lazy[]>;
-  size: number;
-}
 
 /**
  * The protocol state of one node.
@@ -70,23 +49,13 @@ export class PlumtreeCore {
   readonly #graftTimeoutMs: number;
   readonly #graftRetryMs: number;
   readonly #graftRetriesMax: number;
-  readonly #lazyMax: number;
   readonly #idsMax: number;
-  readonly #ihaveBatchMax: number;
   readonly #ihaveIdsMax: number;
   readonly #missingMax: number;
   readonly #missingPerPeerMax: number;
   readonly #rootsMax: number;
-  readonly #catchupMs: number;
-  readonly #catchupMax: number;
-  readonly #unsharedMax: number;
   readonly #optimize: number;
   readonly #random: Random;
-  /** Delivered here, held by no neighbour known (see `unsharedMax`), oldest first. */
-  readonly #unshared = new Set<Lazy>();
-  /** The last ids delivered here (a ring), for new neighbours. */
-  readonly #delivered: (Recent | undefined)[];
-  #deliveredAt = 0;
   /** The latest time any input carried. */
   #now = 0;
   #members: string[] = [];
@@ -97,11 +66,8 @@ export class PlumtreeCore {
   readonly #inbound = new Set<string>();
   readonly #neighbours = new Set<string>();
   readonly #trees: Trees;
-  /** Per neighbour (and only for neighbours), its announcements not yet acknowledged. */
-  readonly #outstanding = new Map<string, Outstanding>();
-  /** The values of `#outstanding`, for the per-delivery loop. */
-  #outs: Outstanding[] = [];
-  #batchSeq = 0;
+  /** Per neighbour, what it still has to be told; the catch-up ring; what nobody else holds. */
+  readonly #lazy: LazyQueues;
   /** Ids delivered here lately, with the copy kept (duplicate detection). */
   readonly #recent: RecentIds;
   /** Ids announced here but not received yet (graft timers). */
@@ -145,22 +111,17 @@ export class PlumtreeCore {
     this.#graftTimeoutMs = o.graftTimeoutMs;
     this.#graftRetryMs = o.graftRetryMs;
     this.#graftRetriesMax = o.graftRetriesMax;
-    this.#lazyMax = o.lazyOutstandingMax;
     this.#idsMax = o.idsRememberedMax;
-    this.#ihaveBatchMax = o.ihaveBatchMax;
     this.#ihaveIdsMax = o.ihaveIdsMax;
     this.#missingMax = o.missingMax;
     this.#missingPerPeerMax = o.missingPerPeerMax;
     this.#rootsMax = o.rootsMax;
-    this.#catchupMs = o.catchupMs;
-    this.#catchupMax = o.catchupIdsMax;
-    this.#unsharedMax = o.unsharedMax;
     this.#optimize = o.optimizeThreshold;
     this.#random = o.random;
     this.lazyTickMs = o.lazyTickMs;
     this.#repairTickMs = o.repairTickMs;
     this.#repairWindowMs = o.repairWindowMs;
-    this.#delivered = new Array(this.#catchupMax);
+    this.#lazy = new LazyQueues(o, this.stats);
     this.#recent = new RecentIds(this.#idsMax);
     this.#trees = new Trees(this.#rootsMax, () => void this.stats.rootsDropped++);
     this.#missing = new MissingIds({
@@ -262,16 +223,8 @@ export class PlumtreeCore {
     this.#picked.delete(peer);
     this.#inbound.delete(peer);
     this.#neighbours.delete(peer);
-    const out = this.#outstanding.get(peer);
-    if (out !== undefined) {
-      this.#outstanding.delete(peer);
-      this.#outs = [...this.#outstanding.values()];
-      // The last neighbour went without acknowledging these: nobody known holds them.
-      if (this.#outs.length === 0) {
-        for (const b of out.unacked.values()) for (const e of b) this.#keepUnshared(e);
-        for (let i = out.head; i < out.pending.length; i++) this.#keepUnshared(out.pending[i]!);
-      }
-    }
+    // The last neighbour went without acknowledging its queue: nobody known holds those.
+    this.#lazy.remove(peer);
     this.#heard.delete(peer);
     this.#trees.forget(peer);
     this.#missing.forget(peer);
@@ -281,39 +234,10 @@ export class PlumtreeCore {
     if (peer === this.self || this.#neighbours.has(peer)) return;
     this.#neighbours.add(peer);
     this.#changedAt = this.#now;
-    this.#outstanding.set(peer, { peer, pending: [], head: 0, unacked: new Map(), size: 0 });
-    this.#outs = [...this.#outstanding.values()];
     // Existing trees take the new link as lazy (not eager there): they stay as they are.
-    this.#catchUp(peer);
-  }
-
-  #keepUnshared(e: Lazy): void {
-    this.#unshared.add(e);
-    if (this.#unshared.size > this.#unsharedMax) {
-      this.#unshared.delete(this.#unshared.values().next().value!);
-      this.stats.lazyDropped++;
-    }
-  }
-
-  /** Announces recent deliveries to a new neighbour (it grafts what it lacks). */
-  #catchUp(peer: string): void {
-    const out = this.#outstanding.get(peer)!;
+    // It is announced recent deliveries (it grafts what it lacks).
     this.#lazyBusy = true;
-    // What nobody known holds, however old (see `unsharedMax`), then the recent ids.
-    for (const e of this.#unshared) {
-      out.pending.push(e);
-      if (++out.size > this.#lazyMax) this.#dropOldest(out);
-    }
-    const n = this.#catchupMax;
-    if (n === 0) return;
-    const since = this.#now - this.#catchupMs;
-    for (let k = 1; k <= n; k++) {
-      const e = this.#delivered[(this.#deliveredAt - k + n) % n];
-      if (e === undefined || e.at < since) break;
-      if (this.#unshared.has(e)) continue;
-      out.pending.push(e);
-      if (++out.size > this.#lazyMax) this.#dropOldest(out);
-    }
+    this.#lazy.add(peer, this.#now);
   }
 
   /**
@@ -327,34 +251,7 @@ export class PlumtreeCore {
     windowMs: number,
     max: number,
   ): { handler: string; id: unknown; root: string }[] {
-    const n = this.#catchupMax, out: { handler: string; id: unknown; root: string }[] = [];
-    for (let k = 1; k <= n && out.length < max; k++) {
-      const e = this.#delivered[(this.#deliveredAt - k + n) % n];
-      if (e === undefined || now - e.at > windowMs) break;
-      if (now - e.at >= settledMs) out.push({ handler: e.handler, id: e.id, root: e.root });
-    }
-    return out;
-  }
-
-  /** Past `lazyOutstandingMax`: forget the oldest unacknowledged batch, else the oldest pending entries. */
-  #dropOldest(out: Outstanding): void {
-    const first = out.unacked.keys().next();
-    if (!first.done) {
-      const dropped = out.unacked.get(first.value)!.length;
-      out.unacked.delete(first.value);
-      out.size -= dropped;
-      this.stats.lazyDropped += dropped;
-      return;
-    }
-    const excess = out.size - this.#lazyMax;
-    out.head += excess;
-    out.size -= excess;
-    this.stats.lazyDropped += excess;
-    // Compact now and then, so that dropped entries do not pile up (amortized O(1)).
-    if (out.head >= 1024 && out.head * 2 >= out.pending.length) {
-      out.pending = out.pending.slice(out.head);
-      out.head = 0;
-    }
+    return this.#lazy.recent(now, settledMs, windowMs, max);
   }
 
   /** True when `handler`'s `id` was delivered here recently (cheaper than asking the handler). */
@@ -396,30 +293,14 @@ export class PlumtreeCore {
     }
     // One entry object for the catch-up ring and every peer's lazy set.
     const entry: Recent = { handler, id, round: round + 1, root, at: this.#now };
-    if (this.#catchupMax > 0) {
-      this.#delivered[this.#deliveredAt] = entry;
-      this.#deliveredAt = (this.#deliveredAt + 1) % this.#catchupMax;
-    }
     // Broadcast here with no neighbour to tell: nobody else holds it.
-    if (this.#outs.length === 0 && from === this.self) this.#keepUnshared(entry);
+    if (this.#lazy.peers === 0 && from === this.self) this.#lazy.keepUnshared(entry);
     // Lazy announcements go to every neighbour but the sender, eager ones too:
     // an eager push can be lost (a dropped connection, a lossy network), and on
     // a new tree every link starts eager. A peer that has the id just
     // acknowledges the batch.
-    if (this.#outs.length > 0) this.#lazyBusy = true;
-    for (const out of this.#outs) {
-      if (out.peer === from) continue;
-      out.pending.push(entry);
-      if (++out.size > this.#lazyMax) this.#dropOldest(out);
-      else if (out.pending.length - out.head >= this.#ihaveBatchMax) {
-        // A full batch goes now rather than at the tick: under steady load the
-        // outstanding set then holds about one batch and one round trip per
-        // peer, not a whole tick of announcements (which would reach the bound).
-        sends.push(this.#ihave(out.peer, out, out.pending.slice(out.head)));
-        out.pending = [];
-        out.head = 0;
-      }
-    }
+    if (this.#lazy.peers > 0) this.#lazyBusy = true;
+    this.#lazy.delivered(entry, from, sends);
     return sends;
   }
 
@@ -609,12 +490,7 @@ export class PlumtreeCore {
   /** IGNORED: `from` processed IHAVE batch `batch`; stop announcing it. */
   onIgnored(from: string, batch: number): void {
     this.#hear(from);
-    const out = this.#outstanding.get(from);
-    const entries = out?.unacked.get(batch);
-    if (out === undefined || entries === undefined) return;
-    out.unacked.delete(batch);
-    out.size -= entries.length;
-    if (this.#unshared.size > 0) { for (const e of entries) this.#unshared.delete(e); }
+    this.#lazy.acknowledged(from, batch);
   }
 
   /** A GRAFT from `from`, with the handler's answer: the link becomes eager, the payload goes back. */
@@ -650,19 +526,7 @@ export class PlumtreeCore {
     for (const p of this.#picked) {
       if (!this.#heard.has(p)) sends.push({ to: p, msg: [PT.Neighbor, 1] });
     }
-    for (const [peer, out] of this.#outstanding) {
-      if (out.size === 0) continue;
-      // Unacknowledged batches are announced again, with what is new.
-      const all: Lazy[] = [];
-      for (const b of out.unacked.values()) for (const e of b) all.push(e);
-      for (let i = out.head; i < out.pending.length; i++) all.push(out.pending[i]!);
-      out.unacked.clear();
-      out.pending = [];
-      out.head = 0;
-      for (let at = 0; at < all.length; at += this.#ihaveBatchMax) {
-        sends.push(this.#ihave(peer, out, all.slice(at, at + this.#ihaveBatchMax)));
-      }
-    }
+    this.#lazy.flush(sends);
     this.#lazyBusy = sends.length > 0;
     return sends;
   }
@@ -704,16 +568,6 @@ export class PlumtreeCore {
     return fast < this.#changedAt + this.#repairWindowMs ? fast : this.#flushedAt + this.lazyTickMs;
   }
 
-  /** One IHAVE frame of `chunk` to `peer`, its ids grouped by handler and root; unacknowledged until IGNORED. */
-  #ihave(peer: string, out: Outstanding, chunk: Lazy[]): Send {
-    const batch = ++this.#batchSeq;
-    const groups = ihaveGroups(chunk);
-    out.unacked.set(batch, chunk);
-    this.stats.lazy += chunk.length;
-    this.stats.ihaveFrames++;
-    return { to: peer, msg: [PT.IHave, batch, groups] };
-  }
-
   /** The earliest graft deadline, if any (possibly a little early). */
   nextDeadline(): number | undefined {
     return this.#missing.nextDeadline();
@@ -727,7 +581,7 @@ export class PlumtreeCore {
 
   /** Ids delivered here that no neighbour is known to hold (see `unsharedMax`). */
   get unsharedCount(): number {
-    return this.#unshared.size;
+    return this.#lazy.unsharedCount;
   }
 
   /** Ids announced but not received yet. */
@@ -742,8 +596,6 @@ export class PlumtreeCore {
 
   /** Lazy entries waiting to be announced or acknowledged, all peers together. */
   get outstandingCount(): number {
-    let n = 0;
-    for (const out of this.#outstanding.values()) n += out.size;
-    return n;
+    return this.#lazy.outstandingCount;
   }
 }
