@@ -293,16 +293,6 @@ class Reader {
     return utf8.decode(src.subarray(p, p + n));
   }
 
-  /** A map key: text comes from the text cache (see `text`); anything else is read as an item. */
-  key(depth: number): unknown {
-    const p = this.pos;
-    if (p >= this.end) refuse("truncated CBOR");
-    const n = this.src[p]! - 0x60;
-    if (n < 0 || n > 23 || p + 1 + n > this.end) return this.item(depth);
-    this.pos = p + 1;
-    return this.text(n);
-  }
-
   /** A map's `n` entries, as an object (or as a `Map` for tag 259). */
   entries(
     n: number,
@@ -320,7 +310,7 @@ class Reader {
     }
     const o: Record<string, unknown> = {};
     for (let i = 0; i < n; i++) {
-      const k = this.key(depth + 1);
+      const k = this.item(depth + 1); // text keys come from the text cache
       let key: string;
       if (typeof k === "string") key = k;
       else if (
