@@ -242,6 +242,20 @@ Deno.test("a callback's { stop } commits its state and stops the handle with tha
   assert.equal(await again.call("get"), 101, "the stopping callback's state was committed");
 });
 
+/** A counter whose calls answer the count before them; `check` may throw for a message first. */
+function sequence<M extends string = "next">(
+  check: (m: M) => void = () => {},
+): DurableBehaviour<number, M, never, never, number> {
+  return {
+    init: () => ({ state: 0 }),
+    handleCall: (m, _f, n) => {
+      check(m);
+      return { reply: n, state: n + 1 };
+    },
+    handleCast: (_m, n) => ({ state: n }),
+  };
+}
+
 Deno.test("concurrent calls of one handle on an idle queue go inline together: up to consumeBatch per commit, in order", async () => {
   // A storage with a round trip (as etcd's): each commit takes 3 ms.
   const memory = new MemoryStorage();
@@ -259,12 +273,7 @@ Deno.test("concurrent calls of one handle on an idle queue go inline together: u
       return typeof v === "function" ? v.bind(target) : v;
     },
   });
-  const Seq: DurableBehaviour<number, "next", never, never, number> = {
-    init: () => ({ state: 0 }),
-    handleCall: (_m, _f, n) => ({ reply: n, state: n + 1 }),
-    handleCast: (_m, n) => ({ state: n }),
-  };
-  await using s = await DurableServer.start(Seq, null, {
+  await using s = await DurableServer.start(sequence(), null, {
     storage,
     tenant: ["g"],
     consumeBatch: 16,
@@ -285,14 +294,9 @@ Deno.test("concurrent calls of one handle on an idle queue go inline together: u
 
 Deno.test("an inline batch cut by a throwing call: those before commit, it and those after go to the queue in order", async () => {
   await using storage = new MemoryStorage();
-  const Seq: DurableBehaviour<number, "next" | "boom", never, never, number> = {
-    init: () => ({ state: 0 }),
-    handleCall: (m, _f, n) => {
-      if (m === "boom") throw new RangeError("boom");
-      return { reply: n, state: n + 1 };
-    },
-    handleCast: (_m, n) => ({ state: n }),
-  };
+  const Seq = sequence<"next" | "boom">((m) => {
+    if (m === "boom") throw new RangeError("boom");
+  });
   await using s = await DurableServer.start(Seq, null, {
     storage,
     tenant: ["cut"],
@@ -310,15 +314,10 @@ Deno.test("an inline batch cut by a throwing call: those before commit, it and t
 Deno.test("calls waiting behind an inline batch that was cut go to the queue after it: issue order holds", async () => {
   await using storage = new MemoryStorage();
   let flakyRuns = 0;
-  const Seq: DurableBehaviour<number, "next" | "flaky", never, never, number> = {
-    init: () => ({ state: 0 }),
-    handleCall: (m, _f, n) => {
-      // Throws the first time only: the inline attempt fails, the queue's retry succeeds.
-      if (m === "flaky" && flakyRuns++ === 0) throw new Error("not yet");
-      return { reply: n, state: n + 1 };
-    },
-    handleCast: (_m, n) => ({ state: n }),
-  };
+  const Seq = sequence<"next" | "flaky">((m) => {
+    // Throws the first time only: the inline attempt fails, the queue's retry succeeds.
+    if (m === "flaky" && flakyRuns++ === 0) throw new Error("not yet");
+  });
   await using s = await DurableServer.start(Seq, null, {
     storage,
     tenant: ["behind"],
