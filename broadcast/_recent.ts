@@ -80,6 +80,11 @@ export class RecentIds {
     return this.#byHandler.get(handler)?.get(slot);
   }
 
+  /** `handler`'s remembered ids by slot (undefined before its first): one lookup for many ids. */
+  of(handler: string): ReadonlyMap<unknown, Kept> | undefined {
+    return this.#byHandler.get(handler);
+  }
+
   /** Remembers an id delivered here (once: a second call keeps the first copy). */
   remember(handler: string, slot: unknown, from: string, round: number): void {
     let of = this.#byHandler.get(handler);

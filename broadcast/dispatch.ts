@@ -211,20 +211,18 @@ function receiveIHave(
     [];
   let pending: Promise<void>[] | undefined;
   let switched: Send[] | undefined;
+  const unheld: number[] = [];
   for (const [name, root, gids, rounds] of groups) {
     if (!handlers.has(name)) {
       core.stats.malformed++;
       continue;
     }
-    for (let k = 0; k < gids.length; k++) {
+    // Ids delivered here already (the common case) need nothing of the handler,
+    // but an announcement may show a much shorter path.
+    unheld.length = 0;
+    core.sortAnnounced(from, name, root, gids, rounds, unheld, switched ??= []);
+    for (const k of unheld) {
       const id = gids[k];
-      // Delivered here already (the common case): nothing to ask the handler,
-      // but the announcement may show a much shorter path.
-      if (core.seen(name, id)) {
-        const s = core.onHeldAnnounced(from, name, id, rounds[k]!, root);
-        if (s !== undefined) (switched ??= []).push(...s);
-        continue;
-      }
       const e = { handler: name, id, round: rounds[k]!, root, stale: true };
       entries.push(e);
       try {
@@ -239,7 +237,7 @@ function receiveIHave(
   }
   const done = (): Received => {
     const sends = core.onIHave(from, batch, entries, now());
-    return { sends: switched === undefined ? sends : [...switched, ...sends] };
+    return { sends: switched === undefined || switched.length === 0 ? sends : [...switched, ...sends] };
   };
   return pending === undefined ? done() : Promise.all(pending).then(done);
 }

@@ -19,7 +19,7 @@
 import type { Random } from "../base/clock.ts";
 import { type PlumtreeMessage, type PlumtreeStats, PT, type Send } from "./wire.ts";
 import { LazyQueues, type Recent } from "./_lazy.ts";
-import { idKey, idSlot, RecentIds } from "./_recent.ts";
+import { idKey, idSlot, type Kept, RecentIds } from "./_recent.ts";
 import { MissingIds } from "./_missing.ts";
 import { drop, Trees } from "./_trees.ts";
 import { type PlumtreeCoreOptions, resolveCoreOptions } from "./plumtree_options.ts";
@@ -397,10 +397,42 @@ export class PlumtreeCore {
   ): Send[] | undefined {
     if (this.#optimize === 0) return undefined;
     const kept = this.#recent.kept(handler, idSlot(id));
-    if (kept === undefined || round + this.#optimize > kept.round) return undefined;
+    if (kept === undefined) return undefined;
+    const sends: Send[] = [];
+    this.#heldAnnounced(from, kept, round, root, sends);
+    return sends.length === 0 ? undefined : sends;
+  }
+
+  /**
+   * One IHAVE group's ids (`handler`'s, in `root`'s tree, from `from`), sorted
+   * with one lookup each: the index of every id not delivered here goes on
+   * `unheld` (for the handler's `isStale`); an id delivered here may show a
+   * shorter path, as in {@linkcode onHeldAnnounced} (its ADOPT and PRUNE go on
+   * `sends`). The announcement path's hot loop: at 16 nodes every delivery is
+   * announced by 14 neighbours.
+   */
+  sortAnnounced(
+    from: string,
+    handler: string,
+    root: string,
+    ids: readonly unknown[],
+    rounds: readonly number[],
+    unheld: number[],
+    sends: Send[],
+  ): void {
+    const of = this.#recent.of(handler);
+    for (let k = 0; k < ids.length; k++) {
+      const kept = of?.get(idSlot(ids[k]));
+      if (kept === undefined) unheld.push(k);
+      else if (this.#optimize !== 0) this.#heldAnnounced(from, kept, rounds[k]!, root, sends);
+    }
+  }
+
+  #heldAnnounced(from: string, kept: Kept, round: number, root: string, sends: Send[]): void {
+    if (this.#optimize === 0 || round + this.#optimize > kept.round) return;
     const old = kept.from;
-    if (old === this.self || old === from || root === this.self) return undefined;
-    if (!this.#neighbours.has(from) || this.#trees.parent(root) !== old) return undefined;
+    if (old === this.self || old === from || root === this.self) return;
+    if (!this.#neighbours.has(from) || this.#trees.parent(root) !== old) return;
     kept.from = from;
     kept.round = round;
     this.#trees.reparent(root, from);
@@ -408,8 +440,9 @@ export class PlumtreeCore {
     const t = this.#trees.peek(root);
     if (t !== undefined) drop(t, old);
     this.stats.prune++;
-    return [{ to: from, msg: [PT.Adopt, root] }, { to: old, msg: [PT.Prune, root] }];
+    sends.push({ to: from, msg: [PT.Adopt, root] }, { to: old, msg: [PT.Prune, root] });
   }
+
 
   /**
    * A NEIGHBOR message: `from` takes (1) or drops (0) this node as an overlay

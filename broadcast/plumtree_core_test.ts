@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { seededRandom } from "../base/clock.ts";
 import { encodeValue } from "../base/codec.ts";
-import { type IHaveGroup, PT } from "./wire.ts";
+import { type IHaveGroup, PT, type Send } from "./wire.ts";
 import { PlumtreeCore } from "./plumtree_core.ts";
 import { receivePlumtree } from "./dispatch.ts";
 
@@ -367,4 +367,26 @@ Deno.test("plumtree core: IHAVEs flush every lazyTickMs, and every repairTickMs 
     () => new PlumtreeCore("a", { random: seededRandom(7), repairTickMs: 0 }),
     /repairTickMs must be > 0, got 0/,
   );
+});
+
+Deno.test("plumtree core: announced ids are sorted with one lookup each; a much shorter path becomes the parent", () => {
+  const core = new PlumtreeCore("a", { random: seededRandom(1) });
+  core.setMembers(["a", "b", "c", "r"], 0);
+  core.onBroadcast("b", "h", 1, null, 5, "r", true, 0); // id 1 came by b, round 5
+  const unheld: number[] = [], sends: Send[] = [];
+  core.sortAnnounced("c", "h", "r", [7, 1, "x"], [0, 2, 0], unheld, sends);
+  assert.deepEqual(unheld, [0, 2]); // 7 and "x" are not delivered here
+  // c is 3 rounds closer to r than b (optimizeThreshold 2): c becomes the parent.
+  assert.deepEqual(sends, [{ to: "c", msg: [PT.Adopt, "r"] }, { to: "b", msg: [PT.Prune, "r"] }]);
+  assert.equal(core.stats.prune, 1);
+  // The same announcement again shows nothing shorter than the path now kept.
+  const again: Send[] = [];
+  core.sortAnnounced("c", "h", "r", [1], [2], unheld, again);
+  assert.deepEqual(again, []);
+  // One round closer than the path kept is under the threshold: no switch.
+  assert.equal(core.onHeldAnnounced("b", "h", 1, 1, "r"), undefined);
+  // A handler with nothing delivered: every id is unheld.
+  const none: number[] = [];
+  core.sortAnnounced("c", "other", "r", [1, 2], [0, 0], none, again);
+  assert.deepEqual(none, [0, 1]);
 });
