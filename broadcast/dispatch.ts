@@ -237,7 +237,9 @@ function receiveIHave(
   }
   const done = (): Received => {
     const sends = core.onIHave(from, batch, entries, now());
-    return { sends: switched === undefined || switched.length === 0 ? sends : [...switched, ...sends] };
+    return {
+      sends: switched === undefined || switched.length === 0 ? sends : [...switched, ...sends],
+    };
   };
   return pending === undefined ? done() : Promise.all(pending).then(done);
 }
