@@ -463,11 +463,12 @@ export class Simulation {
   /** Runs until virtual time `t` (or until no event is left). */
   runUntil(t: number): void {
     for (let i = 0; i < 1e10; i++) {
-      if (this.#q.peek() > t) break;
-      const e = this.#q.pop()!;
-      this.#now = e.at;
+      const at = this.#q.peek();
+      if (at > t) break;
+      const run = this.#q.pop()!;
+      this.#now = at;
       this.counters.events++;
-      e.run();
+      run();
     }
     this.#now = Math.max(this.#now, t);
   }
