@@ -46,13 +46,14 @@ import { type PlumtreeHandlers, receivePlumtree } from "../broadcast/dispatch.ts
 import { PlumtreeCore, type PlumtreeCoreOptions } from "../broadcast/plumtree_core.ts";
 import { type PlumtreeMessage, PT, type Send } from "../broadcast/wire.ts";
 import { EventQueue } from "./_queue.ts";
+import { SimLinks } from "./_links.ts";
+import { BroadcastTable, SIM_HANDLER } from "./_broadcasts.ts";
 import { overlayShape, staleNeighbours } from "./_measure.ts";
 import { encodeValue } from "../base/codec.ts";
 import { type SimCore, type SimKeysUpdate, SimPublishers } from "./_publishers.ts";
 
 export type { SimKeysUpdate, SimPublisherOptions } from "./_publishers.ts";
 import type {
-  Broadcast,
   BroadcastReport,
   CrashKind,
   OverlayShape,
@@ -67,8 +68,6 @@ export type {
   SimulationCounters,
   SimulationOptions,
 } from "./_simulation_types.ts";
-
-const HANDLER = "sim";
 
 /**
  * The simulator's reconnection delay after a failure (its one setting a node
@@ -93,19 +92,13 @@ export class Simulation {
   readonly #byName = new Map<string, SimNode>();
   /** The live nodes, in the order they were added. */
   readonly #live: SimNode[] = [];
-  /** Per directed link, the arrival time of its last frame (frames stay in order). */
-  readonly #lastArrival = new Map<number, number>();
-  #linkSeq = 0;
-  /** Links (dialer index * 2^20 + target index) whose close by the target is on its way. */
-  readonly #closing = new Map<number, number>();
-  /** Partition group of each node index (undefined: no partition). */
-  #group: Int32Array | undefined;
+  readonly #links: SimLinks;
   readonly #pubs: SimPublishers | undefined;
   /** Whether `counters.bytes` counts (see the option; may be switched on for a window). */
   measureBytes: boolean;
   /** Encoded sizes of message objects sent to several peers. */
   readonly #sizes = new WeakMap<object, number>();
-  readonly #broadcasts: Broadcast[] = [];
+  readonly #broadcasts = new BroadcastTable(this.#nodes);
   #now = 0;
   readonly #clock = (): number => this.#now;
   /** Counters. */
@@ -162,16 +155,33 @@ export class Simulation {
       }
     }
     this.#random = seededRandom(options.seed);
+    this.#links = new SimLinks({
+      queue: this.#q,
+      random: this.#random,
+      counters: this.counters,
+      options: this.#o,
+      now: () => this.#now,
+      node: (name) => this.#byName.get(name),
+      apply: (n, fx) => this.#apply(n, fx),
+      up: (n, to) => this.#onUp(n, to),
+      down: (n, to) => this.#onDown(n, to),
+      receive: (t, from, msg, kind) => {
+        if (kind === 1) this.#receivePt(t, from, msg as PlumtreeMessage);
+        else if (kind === 0) this.#apply(t, t.strategy.receive(from, msg, this.#now));
+        else this.#pubs!.receive(t, from, msg, kind);
+      },
+      size: (msg) => this.measureBytes ? this.#size(msg) : undefined,
+    });
     if (options.publishers !== undefined) {
       this.#pubs = new SimPublishers(
         {
           now: () => this.#now,
           at: (delay, fn) => this.#at(delay, fn),
           every: (n, period, fn) => this.#every(this.#nodes[n.index]!, period, fn),
-          send: (n, to, msg, kind) => this.#send(this.#nodes[n.index]!, to, msg, kind),
+          send: (n, to, msg, kind) => this.#links.send(this.#nodes[n.index]!, to, msg, kind),
           node: (name) => this.#byName.get(name),
-          cut: (a, b) => this.#cut(this.#nodes[a.index]!, this.#nodes[b.index]!),
-          latency: () => this.#latency(),
+          cut: (a, b) => this.#links.cut(this.#nodes[a.index]!, this.#nodes[b.index]!),
+          latency: () => this.#links.latency(),
           connectTimeoutMs: this.#o.connectTimeoutMs,
           lazyTickMs: this.#o.lazyTickMs,
         },
@@ -298,10 +308,10 @@ export class Simulation {
       handlers: undefined as unknown as PlumtreeHandlers,
     };
     node.effects = this.#effectsOf(node);
-    node.handlers = this.#handlersOf(node);
+    node.handlers = this.#broadcasts.handlers(node);
     this.#nodes.push(node);
     this.#byName.set(name, node);
-    if (this.#group !== undefined) this.#group = grow(this.#group, this.#nodes.length);
+    this.#links.added(this.#nodes.length);
     const via = contact !== undefined ? this.#byName.get(contact) : this.#pick(this.#live);
     this.#live.push(node);
     if (via !== undefined) this.#apply(node, strategy.join(via.spec, this.#now));
@@ -335,13 +345,13 @@ export class Simulation {
         const p = this.#byName.get(peer)!;
         if (kind === "host") {
           // Every peer with a link to it finds it silent after the failure timeout.
-          this.#at(this.#o.failureTimeoutMs, () => this.#linkDown(p, name, "silent"));
-        } else this.#at(this.#latency(), () => this.#linkDown(p, name, "reset"));
+          this.#at(this.#o.failureTimeoutMs, () => this.#links.linkDown(p, name, "silent"));
+        } else this.#at(this.#links.latency(), () => this.#links.linkDown(p, name, "reset"));
       }
       if (kind === "process") {
         for (const peer of n.up) {
           const p = this.#byName.get(peer)!;
-          this.#at(this.#latency(), () => p.inbound.delete(name));
+          this.#at(this.#links.latency(), () => p.inbound.delete(name));
         }
       }
     }
@@ -352,17 +362,18 @@ export class Simulation {
    * Frames across are lost; links across are found silent after `failureTimeoutMs`.
    */
   partition(side: readonly string[]): void {
-    this.#group = new Int32Array(this.#nodes.length);
+    const indices: number[] = [];
     for (const name of side) {
       const n = this.#byName.get(name);
-      if (n !== undefined) this.#group[n.index] = 1;
+      if (n !== undefined) indices.push(n.index);
     }
+    this.#links.partition(this.#nodes.length, indices);
     for (const n of this.#nodes) {
       if (!n.alive) continue;
       for (const peer of n.up) {
         const p = this.#byName.get(peer)!;
-        if (this.#cut(n, p)) {
-          this.#at(this.#o.failureTimeoutMs, () => this.#linkDown(n, peer, "silent"));
+        if (this.#links.cut(n, p)) {
+          this.#at(this.#o.failureTimeoutMs, () => this.#links.linkDown(n, peer, "silent"));
         }
       }
     }
@@ -370,7 +381,7 @@ export class Simulation {
 
   /** Heals the partition. */
   heal(): void {
-    this.#group = undefined;
+    this.#links.heal();
     // Full mesh: nodes still wanting peers across retry on their backoff.
   }
 
@@ -378,37 +389,14 @@ export class Simulation {
   broadcast(from: string): number {
     const n = this.#byName.get(from);
     if (n === undefined || !n.alive) throw new Error(`${from} is not a live node`);
-    const id = this.#broadcasts.length;
-    const size = this.#nodes.length;
-    const b: Broadcast = {
-      origin: n.index,
-      hops: new Int16Array(size).fill(-1),
-      expected: new Uint8Array(size),
-      sentAt: this.#now,
-      delays: new Float32Array(size).fill(NaN),
-      payloads: 0,
-    };
-    for (const x of this.#nodes) if (x.alive) b.expected[x.index] = 1;
-    b.hops[n.index] = 0;
-    this.#broadcasts.push(b);
-    this.#sendPt(n, n.pt.broadcast(HANDLER, id, id, this.#now));
+    const id = this.#broadcasts.open(n, this.#now);
+    this.#sendPt(n, n.pt.broadcast(SIM_HANDLER, id, id, this.#now));
     return id;
   }
 
   /** The outcome of broadcast `id` so far. */
   report(id: number): BroadcastReport {
-    const b = this.#broadcasts[id];
-    if (b === undefined) throw new RangeError(`no broadcast ${id}`);
-    let delivered = 0, missed = 0, ldh = 0;
-    for (let i = 0; i < b.hops.length; i++) {
-      if (i === b.origin) continue;
-      const h = b.hops[i]!;
-      if (h >= 0) {
-        delivered++;
-        if (h > ldh) ldh = h;
-      } else if (b.expected[i] && this.#nodes[i]!.alive) missed++;
-    }
-    return { delivered, missed, payloads: b.payloads, ldh };
+    return this.#broadcasts.report(id);
   }
 
   /**
@@ -417,15 +405,7 @@ export class Simulation {
    * sending (1 when none is expected).
    */
   reachedWithin(id: number, ms: number): number {
-    const b = this.#broadcasts[id];
-    if (b === undefined) throw new RangeError(`no broadcast ${id}`);
-    let expected = 0, reached = 0;
-    for (let i = 0; i < b.hops.length; i++) {
-      if (i === b.origin || !b.expected[i] || !this.#nodes[i]!.alive) continue;
-      expected++;
-      if (b.delays[i]! <= ms) reached++;
-    }
-    return expected === 0 ? 1 : reached / expected;
+    return this.#broadcasts.reachedWithin(id, ms);
   }
 
   /**
@@ -436,7 +416,7 @@ export class Simulation {
    * not arrived yet) is not counted: no node can know of it sooner.
    */
   staleNeighbours(): number {
-    return staleNeighbours(this.#live, this.#byName, this.#closing);
+    return staleNeighbours(this.#live, this.#byName, this.#links.closing);
   }
 
   /** The shape of the overlay now: its components over live nodes (links taken both ways). */
@@ -449,15 +429,7 @@ export class Simulation {
 
   /** Names of the nodes that were alive when broadcast `id` was sent, are alive now, and lack it. */
   missedBy(id: number): string[] {
-    const b = this.#broadcasts[id];
-    if (b === undefined) throw new RangeError(`no broadcast ${id}`);
-    const out: string[] = [];
-    for (const n of this.#nodes) {
-      if (n.index !== b.origin && b.hops[n.index] === -1 && b.expected[n.index] && n.alive) {
-        out.push(n.name);
-      }
-    }
-    return out;
+    return this.#broadcasts.missedBy(id);
   }
 
   /** Runs until virtual time `t` (or until no event is left). */
@@ -497,16 +469,6 @@ export class Simulation {
     this.#at(this.#random.next() * period, loop);
   }
 
-  #latency(): number {
-    const [lo, hi] = this.#o.latencyMs;
-    return lo + this.#random.next() * (hi - lo);
-  }
-
-  #cut(a: SimNode, b: SimNode): boolean {
-    const g = this.#group;
-    return g !== undefined && g[a.index] !== g[b.index];
-  }
-
   #tick(n: SimNode): void {
     this.#apply(n, n.strategy.tick(this.#now));
   }
@@ -524,12 +486,12 @@ export class Simulation {
       log: () => {},
       disconnect: (d) => {
         // Graceful: after what is sent to it now (frames stay in order on the link).
-        if (d.graceful) this.#at(0, () => this.#drop(n, d.name));
-        else this.#drop(n, d.name);
+        if (d.graceful) this.#at(0, () => this.#links.drop(n, d.name));
+        else this.#links.drop(n, d.name);
       },
-      connect: (spec) => this.#ensure(n, spec),
+      connect: (spec) => this.#links.ensure(n, spec),
       changes: () => {},
-      send: (to, msg) => this.#send(n, to, msg, 0),
+      send: (to, msg) => this.#links.send(n, to, msg, 0),
       refute: (above) => {
         n.spec = validateSpec({
           ...n.spec,
@@ -548,110 +510,13 @@ export class Simulation {
     };
   }
 
-  /** The simulated node's broadcast handler: the broadcast table says what it holds. */
-  #handlersOf(n: SimNode): PlumtreeHandlers {
-    const held = (id: unknown) => {
-      const b = this.#broadcasts[id as number];
-      return b !== undefined && b.hops[n.index] !== -1;
-    };
-    return {
-      has: (handler) => handler === HANDLER,
-      merge: (_h, id) => {
-        const b = this.#broadcasts[id as number]!;
-        if (b.hops[n.index] !== -1) return false;
-        b.hops[n.index] = 0; // delivered; its hop is set from the message (see #receivePt)
-        return true;
-      },
-      isStale: (_h, id) => this.#broadcasts[id as number] === undefined || held(id),
-      graft: (_h, id) => held(id) ? { ok: id } : "stale",
-    };
-  }
-
-  #ensure(n: SimNode, spec: NodeSpec): void {
-    if (spec.name === n.name) return;
-    n.wanted.set(spec.name, spec);
-    this.#connect(n, spec.name);
-  }
-
-  #connect(n: SimNode, to: string): void {
-    if (n.up.has(to) || n.connecting.has(to) || !n.wanted.has(to)) return;
-    const target = this.#byName.get(to);
-    n.connecting.add(to);
-    const ok = target !== undefined && target.alive && !this.#cut(n, target);
-    // A crashed process is refused after a round trip; a crashed host or one
-    // across a partition is never heard from.
-    const delay = ok || target?.crash === "process"
-      ? 2 * this.#latency()
-      : this.#o.connectTimeoutMs;
-    this.#at(delay, () => {
-      if (!n.alive) return;
-      n.connecting.delete(to);
-      if (!n.wanted.has(to)) return;
-      const t = this.#byName.get(to);
-      if (t !== undefined && t.alive && !this.#cut(n, t)) {
-        n.linkEpoch.set(to, ++this.#linkSeq);
-        t.inbound.add(n.name);
-        this.#apply(t, t.strategy.seen(n.spec, this.#now));
-        n.up.add(to);
-        this.#onUp(n, to);
-      } else {
-        const fx = n.strategy.unreachable?.(to, this.#now);
-        if (fx !== undefined) this.#apply(n, fx);
-        if (n.wanted.has(to)) this.#at(this.#o.reconnectMs, () => this.#connect(n, to));
-      }
-    });
-  }
-
   #onUp(n: SimNode, to: string): void {
     this.#apply(n, n.strategy.up(to, this.#now));
     if (!n.up.has(to)) return; // the strategy closed it again
     const hello = n.strategy.greeting(to);
-    if (hello !== undefined) this.#send(n, to, hello, 0);
+    if (hello !== undefined) this.#links.send(n, to, hello, 0);
     this.#sendPt(n, n.pt.setMembers([n.name, ...n.up], this.#now));
     this.#pubs?.up(n, to);
-  }
-
-  /** Closes this node's links with `to` (both directions), as Peers.drop does. */
-  #drop(n: SimNode, to: string): void {
-    n.wanted.delete(to);
-    n.connecting.delete(to);
-    const wasUp = n.up.delete(to);
-    const t = this.#byName.get(to);
-    const hadInbound = n.inbound.delete(to);
-    if (t !== undefined && (wasUp || hadInbound)) {
-      // The other side sees its link to this node break, after what this node
-      // sent it (a connection's close comes after its last frame). Only the
-      // links closed now: one opened again meanwhile stays (a late close once
-      // took a newer link's inbound side, leaving its dialer up on a link the
-      // other side did not have).
-      const outEpoch = n.linkEpoch.get(to),
-        inEpoch = hadInbound ? t.linkEpoch.get(n.name) : undefined;
-      const key = n.index * 0x100000 + t.index;
-      const at = Math.max(this.#now + this.#latency(), (this.#lastArrival.get(key) ?? 0) + 0.001);
-      const back = t.index * 0x100000 + n.index;
-      this.#closing.set(back, (this.#closing.get(back) ?? 0) + 1);
-      this.#q.push(at, () => {
-        const c = this.#closing.get(back)! - 1;
-        if (c === 0) this.#closing.delete(back);
-        else this.#closing.set(back, c);
-        if (!(n.up.has(to) && n.linkEpoch.get(to) !== outEpoch)) t.inbound.delete(n.name);
-        if (
-          t.alive && t.up.has(n.name) &&
-          (inEpoch === undefined || t.linkEpoch.get(n.name) === inEpoch)
-        ) this.#linkDown(t, n.name, "closed");
-      });
-    }
-    if (wasUp) this.#onDown(n, to);
-  }
-
-  /** A link of `n` to `to` broke (closed by the peer, or silent). */
-  #linkDown(n: SimNode, to: string, _why: string): void {
-    if (!n.alive || !n.up.has(to)) return;
-    const t = this.#byName.get(to);
-    if (_why === "silent" && t !== undefined && t.alive && !this.#cut(n, t)) return; // healed meanwhile
-    n.up.delete(to);
-    this.#onDown(n, to);
-    if (n.wanted.has(to)) this.#at(this.#o.reconnectMs, () => this.#connect(n, to));
   }
 
   #onDown(n: SimNode, to: string): void {
@@ -660,47 +525,11 @@ export class Simulation {
     this.#pubs?.down(n, to);
   }
 
-  /**
-   * Sends one frame on `n`'s link to `to` (dropped when that link is not up).
-   * Kind: 0 membership, 1 Plumtree, 2 the publishers' Plumtree, 3 publisher
-   * anti-entropy; Plumtree frames may be lost (`loss`), the others ride a
-   * reliable stream.
-   */
-  #send(n: SimNode, to: string, msg: unknown, kind: 0 | 1 | 2 | 3): void {
-    if (!n.up.has(to)) return;
-    const t = this.#byName.get(to)!;
-    this.counters.frames++;
-    if (kind === 1) this.counters.plumtreeFrames++;
-    else if (kind === 0) this.counters.membershipFrames++;
-    else this.counters.publisherFrames++;
-    if (this.measureBytes) this.counters.bytes += this.#size(msg) + 8;
-    const lossy = kind === 1 || kind === 2;
-    if (
-      !t.alive || this.#cut(n, t) ||
-      (lossy && this.#o.loss > 0 && this.#random.next() < this.#o.loss)
-    ) {
-      this.counters.lost++;
-      return;
-    }
-    const key = n.index * 0x100000 + t.index;
-    const at = Math.max(this.#now + this.#latency(), (this.#lastArrival.get(key) ?? 0) + 0.001);
-    this.#lastArrival.set(key, at);
-    this.#q.push(at, () => {
-      if (!t.alive || !n.alive) return;
-      if (kind === 1) this.#receivePt(t, n.name, msg as PlumtreeMessage);
-      else if (kind === 0) this.#apply(t, t.strategy.receive(n.name, msg, this.#now));
-      else this.#pubs!.receive(t, n.name, msg, kind);
-    });
-  }
-
   #sendPt(n: SimNode, sends: Send[]): void {
     for (const s of sends) {
       const m = s.msg;
-      if (m[0] === PT.Broadcast && n.up.has(s.to)) {
-        const b = this.#broadcasts[m[2] as number];
-        if (b !== undefined) b.payloads++;
-      }
-      this.#send(n, s.to, m, 1);
+      if (m[0] === PT.Broadcast && n.up.has(s.to)) this.#broadcasts.sent(m[2] as number);
+      this.#links.send(n, s.to, m, 1);
     }
     this.#armPt(n);
     this.#armLazy(n);
@@ -749,16 +578,8 @@ export class Simulation {
     if (r instanceof Promise) throw new Error("the simulator's handlers answer synchronously");
     if (r.payload?.isNew) {
       const [, , id, , , round] = r.payload.msg;
-      const b = this.#broadcasts[id as number]!;
-      b.hops[n.index] = Math.min(round, 32767);
-      b.delays[n.index] = this.#now - b.sentAt;
+      this.#broadcasts.delivered(n, id as number, round, this.#now);
     }
     this.#sendPt(n, r.sends);
   }
-}
-
-function grow(a: Int32Array, n: number): Int32Array {
-  const b = new Int32Array(n);
-  b.set(a);
-  return b;
 }
