@@ -443,7 +443,6 @@ export class PlumtreeCore {
     sends.push({ to: from, msg: [PT.Adopt, root] }, { to: old, msg: [PT.Prune, root] });
   }
 
-
   /**
    * A NEIGHBOR message: `from` takes (1) or drops (0) this node as an overlay
    * neighbour, or acknowledges (2) being taken. A take is acknowledged, so that

@@ -54,6 +54,8 @@ import {
   unb64,
 } from "./_etcd_client.ts";
 import { WakeStreams } from "./_etcd_watch.ts";
+import { CommitIdLease } from "./_etcd_lease.ts";
+import { KnownCounters } from "./_etcd_known.ts";
 import { GroupCommit, type GroupCommitStats } from "./_etcd_group.ts";
 import {
   buildTxn,
@@ -61,7 +63,6 @@ import {
   hex,
   ID_APPLIED,
   ID_FENCED,
-  type Known,
   META,
   type Plan,
   planCommit,
@@ -138,8 +139,6 @@ export interface EtcdStorageOptions {
 const REQUEST_SLACK_BYTES = 16 * 1024;
 /** Largest key this backend accepts (etcd itself is bounded only by the request size). */
 const ETCD_KEY_BYTES_MAX = 4096;
-/** Known counters and sequences kept between commits (to skip a read). */
-const KNOWN_MAX = 4096;
 
 /**
  * The limits of an etcd cluster started with the given `--max-txn-ops` and
@@ -205,10 +204,8 @@ export class EtcdStorage implements Storage {
   >;
   readonly #closing = new AbortController();
   readonly #httpClient: Deno.HttpClient | undefined;
-  readonly #known = new Map<string, Known>();
-  #lease: Promise<string> | undefined;
-  #keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
-  #keepAlive: Promise<void> = Promise.resolve();
+  readonly #known = new KnownCounters();
+  readonly #lease: CommitIdLease;
   readonly #watches = new Set<Promise<void>>();
   /** Commits with counters or sequences: one at a time, those waiting merged (group commit). */
   readonly #group = new GroupCommit(
@@ -248,6 +245,7 @@ export class EtcdStorage implements Storage {
       },
       this.#closing.signal,
     );
+    this.#lease = new CommitIdLease(this.#client, this.#o.commitIdTtlSec, this.#closing.signal);
   }
 
   /**
@@ -436,7 +434,7 @@ export class EtcdStorage implements Storage {
       let txn: Json, watched: { key: Uint8Array; rev: string }[];
       let written: { key: Uint8Array; value: bigint }[];
       try {
-        const lease = await this.#leaseId();
+        const lease = await this.#lease.id();
         await this.#learn(plan);
         ({ txn, watched, written } = this.#txn(checks, plan, idKey, lease));
       } catch (e) {
@@ -448,7 +446,7 @@ export class EtcdStorage implements Storage {
       } catch (e) {
         last = e;
         if (e instanceof EtcdError && e.code === CODE_NOT_FOUND && /lease/.test(e.message)) {
-          this.#lease = undefined; // expired (a long pause or partition): a new one, then again
+          this.#lease.expired(); // a long pause or partition: a new one, then again
           continue;
         }
         const f = classify(e);
@@ -459,7 +457,7 @@ export class EtcdStorage implements Storage {
         continue;
       }
       if (res.succeeded) {
-        this.#remember(written, res.header.revision);
+        this.#known.remember(written, res.header.revision);
         return { ok: true, versionstamp: revToStamp(res.header.revision) };
       }
       const responses = res.responses ?? [];
@@ -467,7 +465,7 @@ export class EtcdStorage implements Storage {
       if (idKv !== undefined) {
         // An earlier attempt whose answer was lost did apply.
         const applied = unb64(idKv.value)[0] === ID_APPLIED;
-        if (applied) this.#forget(plan);
+        if (applied) this.#known.forget(plan);
         return applied ? { ok: true, versionstamp: revToStamp(idKv.mod_revision) } : { ok: false };
       }
       let moved = false;
@@ -475,7 +473,7 @@ export class EtcdStorage implements Storage {
         const kv = responses[i + 1]?.response_range?.kvs?.[0];
         const rev = kv === undefined ? "0" : String(kv.mod_revision);
         if (rev !== w.rev) moved = true;
-        this.#note(w.key, kv);
+        this.#known.note(w.key, kv);
       }
       if (!moved) {
         // The checks failed. If a lost attempt is still in flight, fence it first.
@@ -506,45 +504,12 @@ export class EtcdStorage implements Storage {
     return planCommit(mutations, (k) => this.#key(k), this.#meta);
   }
 
-  /** Counters and sequences the plan reads from storage. */
-  *#reads(plan: Plan): Iterable<Uint8Array> {
-    for (const w of plan.writes.values()) if (w.sum && w.sum.base === undefined) yield w.key;
-    for (const a of plan.appends.values()) yield a.seqKey;
-  }
-
   /** Reads the counters and sequences not known yet. */
   async #learn(plan: Plan): Promise<void> {
-    const missing = [...this.#reads(plan)].filter((k) => !this.#known.has(hex(k)));
+    const missing = this.#known.missing(plan);
     if (missing.length === 0) return;
     const { kvs } = await this.#readAt(missing);
-    for (const [i, k] of missing.entries()) this.#note(k, kvs[i]);
-  }
-
-  /** A counter or sequence as read (absent: 0 at revision 0). */
-  #note(key: Uint8Array, kv: Json | undefined): void {
-    const v = kv === undefined ? 0n : unpackValue(unb64(kv.value));
-    if (typeof v !== "bigint") throw new StorageError("sum on a key that does not hold a counter");
-    // What was read replaces what was known (a deleted counter reads as revision 0).
-    this.#remember([{ key, value: v }], kv === undefined ? "0" : String(kv.mod_revision), true);
-  }
-
-  /** After a commit: the counters and sequences it wrote, at its revision (unless newer ones are known). */
-  #remember(
-    written: { key: Uint8Array; value: bigint }[],
-    revision: string,
-    overwrite = false,
-  ): void {
-    for (const w of written) {
-      const h = hex(w.key);
-      const k = this.#known.get(h);
-      if (!overwrite && k !== undefined && BigInt(k.rev) > BigInt(revision)) continue;
-      if (this.#known.size >= KNOWN_MAX) this.#known.clear();
-      this.#known.set(h, { value: w.value, rev: revision });
-    }
-  }
-
-  #forget(plan: Plan): void {
-    for (const k of this.#reads(plan)) this.#known.delete(hex(k));
+    for (const [i, k] of missing.entries()) this.#known.note(k, kvs[i]);
   }
 
   /** The transaction of one attempt, and the counters and sequences it depends on. */
@@ -555,7 +520,7 @@ export class EtcdStorage implements Storage {
     lease: string,
   ): TxnOf {
     return buildTxn(checks, plan, idKey, lease, {
-      known: this.#known,
+      known: this.#known.map,
       keyOf: (k) => this.#key(k),
       maxTxnOps: this.#o.maxTxnOps,
       maxRequestBytes: this.#o.maxRequestBytes,
@@ -571,7 +536,7 @@ export class EtcdStorage implements Storage {
     let last: unknown;
     for (let attempt = 0;; attempt++) {
       try {
-        const lease = await this.#leaseId();
+        const lease = await this.#lease.id();
         const res = await this.#client.once("/v3/kv/txn", {
           compare: [{ key: b64(idKey), target: "MOD", result: "EQUAL", mod_revision: "0" }],
           success: [{
@@ -588,7 +553,7 @@ export class EtcdStorage implements Storage {
       } catch (e) {
         last = e;
         if (e instanceof EtcdError && e.code === CODE_NOT_FOUND && /lease/.test(e.message)) {
-          this.#lease = undefined;
+          this.#lease.expired();
           continue;
         }
         if (classify(e) === "definite") throw this.#wrap(e, "etcd refused to fence a commit");
@@ -601,41 +566,6 @@ export class EtcdStorage implements Storage {
         `(retryDeadlineMs); last error: ${(last as Error)?.message ?? last}`,
       { cause: last },
     );
-  }
-
-  /** The lease commit ids are written under: granted on first use, kept alive while open. */
-  #leaseId(): Promise<string> {
-    this.#lease ??= (async () => {
-      const res = await this.#client.call("/v3/lease/grant", {
-        TTL: String(this.#o.commitIdTtlSec),
-      });
-      const id = String(res.ID);
-      this.#scheduleKeepAlive(id);
-      return id;
-    })().catch((e) => {
-      this.#lease = undefined;
-      throw e;
-    });
-    return this.#lease;
-  }
-
-  #scheduleKeepAlive(id: string): void {
-    if (this.#keepAliveTimer !== undefined) clearTimeout(this.#keepAliveTimer);
-    this.#keepAliveTimer = setTimeout(() => {
-      this.#keepAliveTimer = undefined;
-      this.#keepAlive = (async () => {
-        try {
-          const res = await this.#client.once("/v3/lease/keepalive", { ID: id });
-          if (res.result?.TTL === undefined || res.result.TTL === "0") {
-            this.#lease = undefined; // expired: the next commit grants a new one
-            return;
-          }
-        } catch {
-          this.#client.rotate();
-        }
-        if (!this.#closing.signal.aborted) this.#scheduleKeepAlive(id);
-      })();
-    }, (this.#o.commitIdTtlSec * 1000) / 3);
   }
 
   /**
@@ -686,16 +616,7 @@ export class EtcdStorage implements Storage {
   /** Closes the storage: pending watches end and the commit-id lease is revoked. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
-    const lease = this.#lease;
-    if (this.#keepAliveTimer !== undefined) clearTimeout(this.#keepAliveTimer);
-    this.#keepAliveTimer = undefined;
-    await this.#keepAlive;
-    if (lease !== undefined) {
-      try {
-        const id = await lease;
-        await this.#client.once("/v3/lease/revoke", { ID: id }, 1000);
-      } catch { /* the lease expires on its own */ }
-    }
+    await this.#lease.close();
     this.#closing.abort(new StorageError("storage is closed"));
     await Promise.all(this.#watches);
     this.#httpClient?.close();
