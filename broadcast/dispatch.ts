@@ -210,7 +210,8 @@ function receiveIHave(
   const entries: { handler: string; id: unknown; round: number; root: string; stale: boolean }[] =
     [];
   let pending: Promise<void>[] | undefined;
-  let switched: Send[] | undefined;
+  // ADOPT and PRUNE for announced paths much shorter than the one kept.
+  const switched: Send[] = [];
   const unheld: number[] = [];
   for (const [name, root, gids, rounds] of groups) {
     if (!handlers.has(name)) {
@@ -220,7 +221,7 @@ function receiveIHave(
     // Ids delivered here already (the common case) need nothing of the handler,
     // but an announcement may show a much shorter path.
     unheld.length = 0;
-    core.sortAnnounced(from, name, root, gids, rounds, unheld, switched ??= []);
+    core.sortAnnounced(from, name, root, gids, rounds, unheld, switched);
     for (const k of unheld) {
       const id = gids[k];
       const e = { handler: name, id, round: rounds[k]!, root, stale: true };
@@ -237,9 +238,7 @@ function receiveIHave(
   }
   const done = (): Received => {
     const sends = core.onIHave(from, batch, entries, now());
-    return {
-      sends: switched === undefined || switched.length === 0 ? sends : [...switched, ...sends],
-    };
+    return { sends: switched.length === 0 ? sends : [...switched, ...sends] };
   };
   return pending === undefined ? done() : Promise.all(pending).then(done);
 }

@@ -429,7 +429,8 @@ export class PlumtreeCore {
   }
 
   #heldAnnounced(from: string, kept: Kept, round: number, root: string, sends: Send[]): void {
-    if (this.#optimize === 0 || round + this.#optimize > kept.round) return;
+    // Callers check that the optimisation is on (optimizeThreshold > 0).
+    if (round + this.#optimize > kept.round) return;
     const old = kept.from;
     if (old === this.self || old === from || root === this.self) return;
     if (!this.#neighbours.has(from) || this.#trees.parent(root) !== old) return;
