@@ -7,8 +7,12 @@
 //                     (crash20-10000 ... crash95-10000: that share of the
 //                     processes crashes at once), and presence with 100
 //                     trackers (minutes each; see docs/BENCHMARKS.md)
-//   --huge            also 100,000 nodes, one broadcaster (minutes and GiBs of
-//                     heap; `deno task sim` allows V8 16 GiB)
+//   --huge            also 100,000 nodes, one broadcaster (an hour and GiBs of
+//                     heap; `deno task sim` allows V8 16 GiB). On Linux, a heap
+//                     past about 16 GiB needs `vm.max_map_count` above its
+//                     default 65,530 (V8 maps its heap in 256 KiB pages, one
+//                     mapping each): `sysctl -w vm.max_map_count=262144`, else
+//                     the process aborts when the count runs out
 //
 // The publisher scenarios (presence-1000, presence-churn-1000) print the
 // usual fields and convergedMs, staleEntries and bytesPerNodePerSec.
@@ -23,6 +27,14 @@ import {
 
 /** `--large`: the fractions of 10,000 nodes crashed at once in the failure sweep. */
 const LARGE_CRASH_FRACTIONS = [0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95];
+
+/**
+ * Said once on stderr by `--huge` on Linux: Deno cannot read /proc under
+ * `--allow-read`, so the limit is named, not checked.
+ */
+const HUGE_MAP_COUNT = "sim: --huge: a heap past about 16 GiB needs vm.max_map_count above " +
+  "Linux's default 65,530 (V8 maps its heap in 256 KiB pages, one mapping each; when the count " +
+  "runs out the process aborts): sysctl -w vm.max_map_count=262144";
 
 const USAGE = "usage: deno task sim [--scenario NAME[,NAME]...] [--seeds 1,2,3,4] [--large] " +
   "[--huge] [--baseline FILE]";
@@ -86,6 +98,9 @@ if (values.scenario) {
   list = list.filter((s) => wanted.some((w) => s.name.startsWith(w)));
   pubList = pubList.filter((s) => wanted.some((w) => s.name.startsWith(w)));
 }
+if (Deno.build.os === "linux" && list.some((s) => s.nodes >= 100_000)) {
+  console.error(HUGE_MAP_COUNT);
+}
 const baseline = new Map<string, ScenarioResult>();
 if (values.baseline) {
   for (const line of (await Deno.readTextFile(values.baseline)).split("\n")) {
@@ -113,7 +128,8 @@ for (const s of list) {
           console.error(
             `  ${s.name} seed ${seed}: ${joined} joined, ${(virtualMs / 1000).toFixed(0)} s ` +
               `virtual, ${(wallMs / 1000).toFixed(0)} s wall, ` +
-              `${Math.round(Deno.memoryUsage().rss / 2 ** 20)} MiB`,
+              `${Math.round(Deno.memoryUsage().rss / 2 ** 20)} MiB RSS, ` +
+              `${Math.round(Deno.memoryUsage().heapUsed / 2 ** 20)} MiB heap used`,
           )
         : undefined,
       progressEvery: s.nodes >= 100_000 ? 5000 : 2500,

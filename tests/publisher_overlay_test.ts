@@ -16,7 +16,10 @@ function rng(seed: number) {
   return () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 }
 
-const HPV = { strategy: "hyparview" as const, activeViewSize: 3, passiveViewSize: 8 };
+// Active view 4, as the guide advises for small clusters: with 3, about 3% of 24-node overlays
+// joined this way stay split into components whose nodes are all full, which HyParView does
+// not repair (tests/sim_test.ts counts them).
+const HPV = { strategy: "hyparview" as const, activeViewSize: 4, passiveViewSize: 8 };
 
 async function hyparview(names: string[], next: () => number, into: Node[] = []): Promise<Node[]> {
   for (const name of names) {
@@ -100,7 +103,7 @@ function agree(members: Member[], names: string[]): boolean {
 }
 
 Deno.test({
-  name: "overlay: 24 HyParView nodes (active view 3) see every presence and group member; " +
+  name: "overlay: 24 HyParView nodes (active view 4) see every presence and group member; " +
     "6 crash and leave every view; a late joiner catches up",
   // The nodes' own timers are closed with them; the publishers' are closed in `finally`.
   fn: async () => {
@@ -110,7 +113,7 @@ Deno.test({
     const members: Member[] = [];
     try {
       // Every node keeps at most a few connections: no node sees the others directly.
-      assert.ok(nodes.every((n) => n.connectedMembers().length <= 1 + 3 + 3));
+      assert.ok(nodes.every((n) => n.connectedMembers().length <= 1 + 4 + 4));
       let t0 = Date.now();
       for (const n of nodes) members.push(await member(n));
       await until(

@@ -57,31 +57,67 @@ Deno.test("sim: bad options are refused by name", () => {
   assert.throws(() => new Simulation({ seed: 1, strategy: "ring" as never }), /unknown strategy/);
 });
 
+/** How many components the live nodes' active views make. */
+function components(sim: Simulation): number {
+  const seen = new Set<string>();
+  let count = 0;
+  for (const start of sim.liveNodes()) {
+    if (seen.has(start)) continue;
+    count++;
+    seen.add(start);
+    const stack = [start];
+    while (stack.length > 0) {
+      for (const b of sim.neighbours(stack.pop()!)) {
+        if (!seen.has(b)) {
+          seen.add(b);
+          stack.push(b);
+        }
+      }
+    }
+  }
+  return count;
+}
+
+/**
+ * Of `seeds` clusters of `n` HyParView nodes joined one after another, 20 ms
+ * apart, each at a random earlier node (as tests/publisher_overlay_test.ts
+ * starts its overlay), the seeds still split 20 s after the last join.
+ */
+function splitAfterJoins(n: number, activeViewSize: number, seeds: number): number[] {
+  const split: number[] = [];
+  for (let seed = 1; seed <= seeds; seed++) {
+    const sim = new Simulation({
+      seed,
+      strategy: "hyparview",
+      hyparview: { activeViewSize, passiveViewSize: 8 },
+    });
+    let x = seed;
+    const next = () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const names: string[] = [];
+    for (let i = 0; i < n; i++) {
+      names.push(sim.addNode(names[Math.floor(next() * names.length)]));
+      sim.runFor(20);
+    }
+    sim.runFor(20_000);
+    if (components(sim) > 1) split.push(seed);
+  }
+  return split;
+}
+
+Deno.test("sim: 24 nodes with active view 4 (the publisher overlay test's) are one component 20 s after joining, in 300 of 300 clusters", () => {
+  // With active view 3 some of the same clusters stay split (GUIDE, HyParView: "use 4 or
+  // more in small clusters"), a few for good: printed, not failed.
+  const three = splitAfterJoins(24, 3, 300);
+  console.log(`active view 3: split 20 s after joining: seeds ${three.join(", ") || "none"}`);
+  assert.deepEqual(splitAfterJoins(24, 4, 300), [], "clusters split with active view 4");
+});
+
 Deno.test("sim: nodes short of neighbours do not stay cut off: of 300 small clusters (active view 3), none is split with a node short after 120 s", () => {
   // On the earlier code 1 of these 300 clusters was split after 120 s (3 after 40 s) with nodes
   // short, for good: a few nodes
   // holding only each other, every node they knew full and refusing low-priority requests.
   // A split into components whose nodes are all full is not repaired (nothing in HyParView
   // notices it; README, HyParView): counted and printed, not failed.
-  const components = (sim: Simulation) => {
-    const seen = new Set<string>();
-    let count = 0;
-    for (const start of sim.liveNodes()) {
-      if (seen.has(start)) continue;
-      count++;
-      seen.add(start);
-      const stack = [start];
-      while (stack.length > 0) {
-        for (const b of sim.neighbours(stack.pop()!)) {
-          if (!seen.has(b)) {
-            seen.add(b);
-            stack.push(b);
-          }
-        }
-      }
-    }
-    return count;
-  };
   const short: string[] = [], full: string[] = [];
   for (const n of [10, 16]) {
     for (let seed = 1; seed <= 150; seed++) {
