@@ -7,12 +7,12 @@
 //                     (crash20-10000 ... crash95-10000: that share of the
 //                     processes crashes at once), and presence with 100
 //                     trackers (minutes each; see docs/BENCHMARKS.md)
-//   --huge            also 100,000 nodes, one broadcaster (an hour and GiBs of
-//                     heap; `deno task sim` allows V8 16 GiB). On Linux, a heap
-//                     past about 16 GiB needs `vm.max_map_count` above its
-//                     default 65,530 (V8 maps its heap in 256 KiB pages, one
-//                     mapping each): `sysctl -w vm.max_map_count=262144`, else
-//                     the process aborts when the count runs out
+//   --huge            also 100,000 nodes, one broadcaster (over an hour and
+//                     GiBs of heap; `deno task sim` allows V8 16 GiB). On Linux
+//                     it needs `vm.max_map_count` above its default 65,530
+//                     (`sysctl -w vm.max_map_count=262144`): V8 maps its heap in
+//                     256 KiB pages and the run holds over 65,000 mappings by
+//                     85,000 nodes; when the count runs out the process aborts
 //
 // The publisher scenarios (presence-1000, presence-churn-1000) print the
 // usual fields and convergedMs, staleEntries and bytesPerNodePerSec.
@@ -32,9 +32,9 @@ const LARGE_CRASH_FRACTIONS = [0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95];
  * Said once on stderr by `--huge` on Linux: Deno cannot read /proc under
  * `--allow-read`, so the limit is named, not checked.
  */
-const HUGE_MAP_COUNT = "sim: --huge: a heap past about 16 GiB needs vm.max_map_count above " +
-  "Linux's default 65,530 (V8 maps its heap in 256 KiB pages, one mapping each; when the count " +
-  "runs out the process aborts): sysctl -w vm.max_map_count=262144";
+const HUGE_MAP_COUNT = "sim: --huge: on Linux this needs vm.max_map_count above its default " +
+  "65,530 (V8 maps its heap in 256 KiB pages; a 100,000-node run holds over 65,000 mappings, and " +
+  "when the count runs out the process aborts): sysctl -w vm.max_map_count=262144";
 
 const USAGE = "usage: deno task sim [--scenario NAME[,NAME]...] [--seeds 1,2,3,4] [--large] " +
   "[--huge] [--baseline FILE]";
