@@ -11,8 +11,8 @@
 //                     GiBs of heap; `deno task sim` allows V8 16 GiB). On Linux
 //                     it needs `vm.max_map_count` above its default 65,530
 //                     (`sysctl -w vm.max_map_count=262144`): V8 maps its heap in
-//                     256 KiB pages and the run holds over 65,000 mappings by
-//                     85,000 nodes; when the count runs out the process aborts
+//                     256 KiB pages, and the run came within 1% of that count
+//                     (65,305 mappings); when the count runs out it aborts
 //
 // The publisher scenarios (presence-1000, presence-churn-1000) print the
 // usual fields and convergedMs, staleEntries and bytesPerNodePerSec.
@@ -33,8 +33,8 @@ const LARGE_CRASH_FRACTIONS = [0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95];
  * `--allow-read`, so the limit is named, not checked.
  */
 const HUGE_MAP_COUNT = "sim: --huge: on Linux this needs vm.max_map_count above its default " +
-  "65,530 (V8 maps its heap in 256 KiB pages; a 100,000-node run holds over 65,000 mappings, and " +
-  "when the count runs out the process aborts): sysctl -w vm.max_map_count=262144";
+  "65,530 (V8 maps its heap in 256 KiB pages; a 100,000-node run came within 1% of that count, " +
+  "and when the count runs out the process aborts): sysctl -w vm.max_map_count=262144";
 
 const USAGE = "usage: deno task sim [--scenario NAME[,NAME]...] [--seeds 1,2,3,4] [--large] " +
   "[--huge] [--baseline FILE]";
