@@ -128,8 +128,7 @@ for (const s of list) {
           console.error(
             `  ${s.name} seed ${seed}: ${joined} joined, ${(virtualMs / 1000).toFixed(0)} s ` +
               `virtual, ${(wallMs / 1000).toFixed(0)} s wall, ` +
-              `${Math.round(Deno.memoryUsage().rss / 2 ** 20)} MiB RSS, ` +
-              `${Math.round(Deno.memoryUsage().heapUsed / 2 ** 20)} MiB heap used`,
+              `${mib(Deno.memoryUsage())}`,
           )
         : undefined,
       progressEvery: s.nodes >= 100_000 ? 5000 : 2500,
@@ -191,6 +190,13 @@ if (values.baseline) {
     `\n${worse} run(s) worse than the baseline (more missed, or rmr up by more than 0.005; ` +
       `publishers: more stale entries, or convergence lost)`,
   );
+}
+
+/** RSS and heap used, from one reading. */
+function mib(m: Deno.MemoryUsage): string {
+  return `${Math.round(m.rss / 2 ** 20)} MiB RSS, ${
+    Math.round(m.heapUsed / 2 ** 20)
+  } MiB heap used`;
 }
 
 function signed(x: number, digits = 0): string {
